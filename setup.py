@@ -1,0 +1,28 @@
+"""xplore_tf: XploreGAN (CVPR 2020) in TensorFlow 2 / Keras 3.
+
+Install: `pip install -e .` (add `[test]` for the test runner and linter).
+On a GPU machine replace faiss-cpu by faiss-gpu (never both): see README.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="xplore_tf",
+    version="0.1.0",
+    description="Unlabeled face attribute discovery and translation (XploreGAN) in TF2/Keras 3",
+    python_requires=">=3.10",
+    packages=find_packages(include=["xplore_tf", "xplore_tf.*", "serving", "tools"]),
+    install_requires=[
+        "tensorflow==2.21.0",
+        "keras==3.15.*",
+        "tensorboard==2.21.*",
+        "tensorflow-serving-api==2.21.*",
+        "faiss-cpu==1.15.*",
+        "numpy>=1.26,<3",
+        "pillow>=10",
+        "absl-py>=2.1",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.6", "scikit-image>=0.22"],
+    },
+)

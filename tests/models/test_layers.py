@@ -1,0 +1,269 @@
+"""Tests of xplore_tf.models.layers: numerics against numpy, noise, shapes, serialisation."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from xplore_tf.models.layers import (  # noqa: E402
+    AsinResidualBlock,
+    AttributeSummaryInstanceNorm,
+    InstanceNormalization,
+    NoiseInjection,
+    ResidualBlock,
+    Upsample,
+)
+
+BASE_CONFIG_KEYS = {"name", "trainable", "dtype"}
+
+
+def numpy_instance_norm(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=(1, 2), keepdims=True)
+    return (x - mean) / np.sqrt(var + eps)
+
+
+def rand(*shape, seed=0, scale=1.0, offset=0.0):
+    return (np.random.default_rng(seed).normal(size=shape) * scale + offset).astype("float32")
+
+
+def test_instance_norm_matches_numpy_with_affine():
+    x = rand(2, 5, 6, 3, scale=3.0, offset=2.0)
+    layer = InstanceNormalization()
+    layer.build(x.shape)
+    gamma, beta = rand(3, seed=1), rand(3, seed=2)
+    layer.set_weights([gamma, beta])
+    expected = numpy_instance_norm(x) * gamma + beta
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_instance_norm_without_affine_has_no_weights_and_normalises():
+    x = rand(2, 4, 4, 5, scale=10.0, offset=-7.0)
+    layer = InstanceNormalization(center=False, scale=False, epsilon=1e-3)
+    y = np.asarray(layer(x))
+    assert layer.weights == []
+    np.testing.assert_allclose(y, numpy_instance_norm(x, 1e-3), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-5)
+
+
+def test_instance_norm_is_per_sample():
+    a, b = rand(1, 4, 4, 2, seed=3), rand(1, 4, 4, 2, seed=4) * 100
+    layer = InstanceNormalization(center=False, scale=False)
+    together = np.asarray(layer(np.concatenate([a, b])))
+    np.testing.assert_allclose(together[:1], np.asarray(layer(a)), rtol=1e-5, atol=1e-6)
+
+
+def test_instance_norm_rejects_non_nhwc():
+    with pytest.raises(ValueError, match="4-D"):
+        InstanceNormalization()(np.zeros((2, 3), "float32"))
+
+
+def test_asin_matches_hand_computed_instance_norm():
+    x = rand(2, 3, 4, 3, scale=2.0, offset=1.0)
+    gamma = np.array([[1.0, 2.0, -0.5], [0.0, 1.0, 3.0]], "float32")
+    beta = np.array([[0.0, -1.0, 0.5], [2.0, 0.0, 1.0]], "float32")
+    y = np.asarray(AttributeSummaryInstanceNorm()([x, gamma, beta]))
+    expected = numpy_instance_norm(x) * gamma[:, None, None, :] + beta[:, None, None, :]
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+    # gamma is used directly (not 1 + gamma): gamma=0 gives exactly beta.
+    np.testing.assert_allclose(y[1, ..., 0], 2.0, atol=1e-6)
+
+
+def test_asin_has_no_weights():
+    layer = AttributeSummaryInstanceNorm()
+    layer([rand(1, 2, 2, 4), np.ones((1, 4), "float32"), np.zeros((1, 4), "float32")])
+    assert layer.weights == []
+
+
+@pytest.mark.parametrize(
+    "gamma_shape, beta_shape",
+    [((2, 4), (2, 3)), ((2, 3), (2, 4)), ((2, 3, 1), (2, 3)), ((3, 3), (3, 3))],
+)
+def test_asin_rejects_mismatched_affine_shapes(gamma_shape, beta_shape):
+    x = rand(2, 4, 4, 3)
+    with pytest.raises(ValueError):
+        AttributeSummaryInstanceNorm()(
+            [x, np.ones(gamma_shape, "float32"), np.zeros(beta_shape, "float32")]
+        )
+
+
+def test_noise_injection_is_identity_at_init_even_in_training():
+    x = rand(2, 6, 6, 4)
+    layer = NoiseInjection(seed=1)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=True)), x)
+    assert [w.shape for w in layer.trainable_weights] == [(4,)]
+
+
+def test_noise_injection_adds_per_pixel_noise_shared_across_channels():
+    x = rand(2, 32, 32, 3)
+    layer = NoiseInjection(seed=1)
+    layer.build(x.shape)
+    layer.set_weights([np.array([1.0, 2.0, -3.0], "float32")])
+    delta = np.asarray(layer(x, training=True)) - x
+    assert delta.shape == x.shape
+    np.testing.assert_allclose(delta[..., 1], 2.0 * delta[..., 0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(delta[..., 2], -3.0 * delta[..., 0], rtol=1e-5, atol=1e-5)
+    noise = delta[..., 0]
+    assert 0.85 < noise.std() < 1.15 and abs(noise.mean()) < 0.15
+    assert not np.allclose(noise[0], noise[1])  # independent per sample
+    second = np.asarray(layer(x, training=True)) - x
+    assert not np.allclose(second, delta)  # fresh noise every call
+
+
+def test_noise_injection_inference_modes_and_explicit_noise():
+    x = rand(1, 4, 4, 2)
+    scale = np.array([0.5, 1.0], "float32")
+    quiet = NoiseInjection(seed=3)
+    noisy = NoiseInjection(noise_at_inference=True, seed=3)
+    for layer in (quiet, noisy):
+        layer.build(x.shape)
+        layer.set_weights([scale])
+    np.testing.assert_array_equal(np.asarray(quiet(x, training=False)), x)
+    np.testing.assert_array_equal(np.asarray(quiet(x)), x)
+    assert not np.allclose(np.asarray(noisy(x, training=False)), x)
+    noise = rand(1, 4, 4, 1, seed=9)
+    for training in (False, True):
+        np.testing.assert_allclose(
+            np.asarray(quiet(x, training=training, noise=noise)), x + noise * scale, atol=1e-6
+        )
+    with pytest.raises(ValueError, match="noise"):
+        quiet(x, noise=rand(1, 4, 4, 2))
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_residual_block_shape_and_skip(spectral_norm):
+    x = rand(2, 8, 8, 6)
+    block = ResidualBlock(6, spectral_norm=spectral_norm)
+    y = np.asarray(block(x, training=True))
+    assert y.shape == x.shape
+    # Skip path: zeroing the last instance norm's affine removes the main path exactly.
+    block.norm2.set_weights([np.zeros(6, "float32"), np.zeros(6, "float32")])
+    np.testing.assert_allclose(np.asarray(block(x)), x, atol=1e-6)
+    names = [w.path for w in block.weights]
+    assert any("vector_u" in n for n in names) == spectral_norm
+
+
+def test_residual_block_spectral_norm_normalises_kernel():
+    block = ResidualBlock(8, spectral_norm=True)
+    x = rand(1, 6, 6, 8)
+    for _ in range(20):
+        block(x, training=True)
+    kernel = np.asarray(block.conv1.layer.kernel).reshape(-1, 8)
+    np.testing.assert_allclose(np.linalg.svd(kernel, compute_uv=False)[0], 1.0, rtol=0.05)
+
+
+def test_residual_block_rejects_channel_mismatch_and_bad_norm():
+    with pytest.raises(ValueError, match="filters"):
+        ResidualBlock(4)(rand(1, 4, 4, 3))
+    with pytest.raises(ValueError, match="norm"):
+        ResidualBlock(4, norm="batch")
+
+
+def test_residual_block_without_norm_uses_biased_convs():
+    block = ResidualBlock(4, norm="none")
+    block(rand(1, 4, 4, 4))
+    assert len(block.weights) == 4  # two kernels + two biases, no norm weights
+
+
+def asin_inputs(n=2, size=6, filters=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, size, size, filters)).astype("float32")
+    params = [rng.normal(size=(n, filters)).astype("float32") for _ in range(4)]
+    return [x, *params]
+
+
+def test_asin_residual_block_shape_and_conditioning():
+    block = AsinResidualBlock(4)
+    inputs = asin_inputs()
+    y = np.asarray(block(inputs))
+    assert y.shape == inputs[0].shape
+    changed = list(inputs)
+    changed[4] = changed[4] + 1.0  # beta2 is added after the last ASIN: output shifts by it
+    np.testing.assert_allclose(np.asarray(block(changed)) - y, 1.0, atol=1e-5)
+
+
+def test_asin_residual_block_rejects_bad_inputs():
+    block = AsinResidualBlock(4)
+    inputs = asin_inputs()
+    with pytest.raises(ValueError, match="expects inputs"):
+        block(inputs[:3])
+    bad = list(inputs)
+    bad[1] = np.ones((2, 5), "float32")
+    with pytest.raises(ValueError, match="channels"):
+        AsinResidualBlock(4)(bad)
+    with pytest.raises(ValueError, match="filters"):
+        AsinResidualBlock(3)(inputs)
+
+
+@pytest.mark.parametrize("mode", ["transpose", "resize_conv"])
+def test_upsample_doubles_spatial_size(mode):
+    layer = Upsample(5, mode=mode)
+    assert np.asarray(layer(rand(2, 4, 6, 3))).shape == (2, 8, 12, 5)
+    assert layer.compute_output_shape((2, 4, 6, 3)) == (2, 8, 12, 5)
+    with pytest.raises(ValueError, match="mode"):
+        Upsample(5, mode="bilinear")
+
+
+LAYER_CASES = {
+    "instance_norm": (
+        lambda: InstanceNormalization(epsilon=1e-3, center=False),
+        {"epsilon": 1e-3, "center": False, "scale": True},
+        lambda: rand(2, 4, 4, 3),
+    ),
+    "asin": (
+        lambda: AttributeSummaryInstanceNorm(epsilon=1e-4),
+        {"epsilon": 1e-4},
+        lambda: [rand(2, 4, 4, 3), rand(2, 3, seed=1), rand(2, 3, seed=2)],
+    ),
+    "noise": (
+        lambda: NoiseInjection(noise_at_inference=False, seed=7),
+        {"noise_at_inference": False, "seed": 7},
+        lambda: rand(2, 4, 4, 3),
+    ),
+    "residual": (
+        lambda: ResidualBlock(3, spectral_norm=True, norm="instance"),
+        {"filters": 3, "spectral_norm": True, "norm": "instance"},
+        lambda: rand(2, 4, 4, 3),
+    ),
+    "asin_residual": (
+        lambda: AsinResidualBlock(3, noise_at_inference=False, epsilon=1e-5),
+        {"filters": 3, "noise_at_inference": False, "epsilon": 1e-5},
+        lambda: asin_inputs(filters=3),
+    ),
+    "upsample": (
+        lambda: Upsample(2, mode="resize_conv"),
+        {"filters": 2, "mode": "resize_conv"},
+        lambda: rand(2, 4, 4, 3),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_layer_config_round_trip(case):
+    make, expected_args, make_inputs = LAYER_CASES[case]
+    layer = make()
+    inputs = make_inputs()
+    layer(inputs)
+    # Randomise every weight so a wrongly restored layer cannot match by accident.
+    layer.set_weights([rand(*w.shape, seed=i + 10) for i, w in enumerate(layer.get_weights())])
+    config = layer.get_config()
+    assert set(config) - BASE_CONFIG_KEYS == set(expected_args)
+    assert {k: config[k] for k in expected_args} == expected_args
+    clone = type(layer).from_config(config)
+    clone(inputs)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(
+        np.asarray(clone(inputs, training=False)),
+        np.asarray(layer(inputs, training=False)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # Also through Keras' registered-object serialisation (what model saving uses).
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer)
+    assert restored.get_config() == config

@@ -1,0 +1,57 @@
+"""The one flags module: every flag documented, every flagfile in configs/ valid."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+from absl import flags
+from tests_support import PROJECT_ROOT
+
+from xplore_tf import flags as xflags
+
+
+def _own_flags():
+    return flags.FLAGS.get_flags_for_module(xflags.__name__)
+
+
+def test_every_flag_has_help_text():
+    for flag in _own_flags():
+        assert flag.help and len(flag.help) >= 15, f"--{flag.name} lacks help text"
+
+
+@pytest.fixture
+def fresh_flags():
+    """FLAGS parsed by the test, then reset to defaults for the next one."""
+    yield flags.FLAGS
+    flags.FLAGS.unparse_flags()
+
+
+@pytest.mark.parametrize(
+    "flagfile", sorted(glob.glob(os.path.join(PROJECT_ROOT, "configs", "*.cfg")))
+)
+def test_configs_parse_with_known_flags_only(flagfile, fresh_flags):
+    with open(flagfile, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
+    assert lines, f"{flagfile} is empty"
+    assert all(line.startswith("--") for line in lines), f"{flagfile}: a line is not a flag"
+    # absl rejects unknown flags, bad enum values and out-of-range numbers here.
+    fresh_flags(["prog", f"--flagfile={flagfile}"])
+    cfg = xflags.config_from_flags()
+    assert cfg.cluster.num_clusters >= 2
+
+
+def test_config_from_flags_and_resolved_flags(tmp_path, fresh_flags):
+    fresh_flags(["prog", f"--workdir={tmp_path}", "--num_clusters=7", "--attributes=a,b"])
+    cfg = xflags.config_from_flags()
+    assert cfg.cluster.num_clusters == 7 and cfg.report.attributes == ("a", "b")
+    assert cfg.images_dir == os.path.join(str(tmp_path), "synthetic")
+    path = xflags.write_resolved_flags(str(tmp_path), "cluster")
+    text = open(path).read()
+    assert "--num_clusters=7" in text and "--attributes=a,b" in text
+
+
+def test_unknown_flag_value_is_rejected(fresh_flags):
+    with pytest.raises(flags.IllegalFlagValueError):
+        fresh_flags(["prog", "--workdir=/tmp/x", "--feature_extractor=vgg"])

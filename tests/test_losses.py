@@ -1,0 +1,209 @@
+"""Golden-value tests of xplore_tf.losses (hand-computed expectations in the comments)."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from xplore_tf import losses  # noqa: E402
+
+# Patch maps [2, 2, 2, 1]: per-sample means real = (1, 2.5), fake = (0.5, -1.5).
+REAL = np.array([[1, 1, 1, 1], [1, 2, 3, 4]], "float32").reshape(2, 2, 2, 1)
+FAKE = np.array([[0.5, 0.5, 0.5, 0.5], [-3, 0, -3, 0]], "float32").reshape(2, 2, 2, 1)
+
+
+def test_wasserstein_losses():
+    # -mean(1, 2.5) + mean(0.5, -1.5) = -1.75 - 0.5
+    assert float(losses.wasserstein_discriminator_loss(REAL, FAKE)) == pytest.approx(-2.25)
+    # -mean(0.5, -1.5) = 0.5
+    assert float(losses.wasserstein_generator_loss(FAKE)) == pytest.approx(0.5)
+    # Flat [N] scores work as well.
+    assert float(losses.wasserstein_generator_loss(np.array([1.0, 3.0]))) == pytest.approx(-2.0)
+
+
+def test_global_batch_size_divides_the_local_sum():
+    # Local batch of 2 out of a global batch of 4: (-(1 + 2.5) + (0.5 - 1.5)) / 4.
+    value = losses.wasserstein_discriminator_loss(REAL, FAKE, global_batch_size=4)
+    assert float(value) == pytest.approx(-4.5 / 4)
+    with pytest.raises(ValueError, match="global_batch_size"):
+        losses.wasserstein_generator_loss(FAKE, global_batch_size=0)
+
+
+def test_cluster_classification_loss():
+    # Sample 0: uniform over 3 -> ln 3. Sample 1: softmax([0, ln 3])[1] = 3/4 -> ln(4/3).
+    logits = np.array([[0.0, 0.0, 0.0], [0.0, math.log(3.0), -1e9]], "float32")
+    labels = np.array([1, 1])
+    value = losses.cluster_classification_loss(logits, labels)
+    assert float(value) == pytest.approx((math.log(3) + math.log(4 / 3)) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="labels"):
+        losses.cluster_classification_loss(logits, labels[:, None])
+
+
+def test_cycle_reconstruction_loss_is_mean_absolute_error():
+    x = np.zeros((2, 2, 2, 1), "float32")
+    rec = np.array([1, -1, 2, 0, 0, 0, 0, -4], "float32").reshape(2, 2, 2, 1)
+    assert float(losses.cycle_reconstruction_loss(x, rec)) == pytest.approx(8 / 8)
+    with pytest.raises(ValueError, match="same shape"):
+        losses.cycle_reconstruction_loss(x, rec[:, :1])
+
+
+def test_latent_loss_is_mean_squared_error_over_elements():
+    h_real = np.zeros((2, 1, 1, 2), "float32")
+    h_fake = np.array([3, 0, 1, 1], "float32").reshape(2, 1, 1, 2)
+    # per sample: (9 + 0)/2 = 4.5 and (1 + 1)/2 = 1 -> mean 2.75
+    assert float(losses.latent_loss(h_real, h_fake)) == pytest.approx(2.75)
+
+
+def linear_critic(w):
+    """D(x) = sum(w * x) per sample; its input gradient is w everywhere."""
+    return lambda x: tf.reduce_sum(x * w, axis=[1, 2, 3])
+
+
+@pytest.mark.parametrize("scale, expected", [(3.0, 4.0), (1.0, 0.0), (0.5, 0.25)])
+def test_gradient_penalty_of_linear_critic(scale, expected):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(1, 3, 3, 2)).astype("float32")
+    w *= scale / np.linalg.norm(w)
+    real = rng.normal(size=(4, 3, 3, 2)).astype("float32")
+    fake = rng.normal(size=(4, 3, 3, 2)).astype("float32")
+    alpha = losses.sample_interpolation_weights(4, seed=1)
+    value = losses.gradient_penalty(linear_critic(w), real, fake, alpha)
+    assert float(value) == pytest.approx(expected, abs=1e-5)
+
+
+def test_gradient_penalty_uses_one_alpha_per_sample():
+    # D(x) = 0.5 * sum(x^2) per sample: gradient = x_hat = alpha_i * real_i (fake = 0).
+    # ||real_i|| = 2 (four ones) -> norms (0.5, 2.0) -> penalties (0.25, 1.0) -> mean 0.625.
+    def critic(x):
+        return 0.5 * tf.reduce_sum(tf.square(x), axis=[1, 2, 3])
+
+    real = np.ones((2, 2, 2, 1), "float32")
+    fake = np.zeros_like(real)
+    for alpha in (np.array([0.25, 1.0]), np.array([0.25, 1.0]).reshape(2, 1, 1, 1)):
+        value = losses.gradient_penalty(critic, real, fake, alpha)
+        assert float(value) == pytest.approx(0.625, abs=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        losses.gradient_penalty(critic, real, fake, np.full((2, 2, 2, 1), 0.5, "float32"))
+
+
+def test_gradient_penalty_sums_the_patch_map():
+    # A 2x2 patch map of the same linear critic: the summed output has gradient 4w.
+    w = np.full((1, 2, 2, 1), 0.25, "float32")  # ||w|| = 0.5 -> ||4w|| = 2 -> (2-1)^2 = 1
+
+    def critic(x):
+        score = tf.reduce_sum(x * w, axis=[1, 2, 3])
+        return tf.tile(tf.reshape(score, [-1, 1, 1, 1]), [1, 2, 2, 1])
+
+    real = np.ones((3, 2, 2, 1), "float32")
+    value = losses.gradient_penalty(critic, real, -real, np.full((3,), 0.3, "float32"))
+    assert float(value) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_gradient_penalty_backpropagates_to_critic_weights():
+    # GP = (||w|| - 1)^2 -> dGP/dw = 2 (||w|| - 1) w / ||w||; with ||w|| = 3 that is 4w/3.
+    w0 = np.zeros((1, 2, 2, 1), "float32")
+    w0.flat[:2] = [3.0 / math.sqrt(2)] * 2
+    w = tf.Variable(w0)
+    real = np.ones((2, 2, 2, 1), "float32")
+    with tf.GradientTape() as tape:
+        value = losses.gradient_penalty(linear_critic(w), real, real * 0, np.array([0.2, 0.7]))
+    grad = tape.gradient(value, w)
+    assert float(value) == pytest.approx(4.0, abs=1e-5)
+    np.testing.assert_allclose(np.asarray(grad), 4.0 * w0 / 3.0, rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_penalty_rejects_input_independent_critic():
+    real = np.ones((2, 2, 2, 1), "float32")
+    with pytest.raises(ValueError, match="depend"):
+        losses.gradient_penalty(lambda x: tf.ones([2]), real, real, np.array([0.5, 0.5]))
+
+
+def test_sample_interpolation_weights():
+    alpha = np.asarray(losses.sample_interpolation_weights(64, seed=3))
+    assert alpha.shape == (64, 1, 1, 1)
+    assert alpha.min() >= 0.0 and alpha.max() <= 1.0 and alpha.std() > 0.1
+    np.testing.assert_array_equal(
+        alpha, np.asarray(losses.sample_interpolation_weights(64, seed=3))
+    )
+    assert losses.sample_interpolation_weights(5, ndim=2).shape == (5, 1)
+
+
+def test_discriminator_loss_combines_named_terms():
+    logits = np.array([[0.0, 0.0], [0.0, 0.0]], "float32")  # CE = ln 2 for any label
+    total, terms = losses.discriminator_loss(
+        real_scores=REAL,
+        fake_scores=FAKE,
+        real_logits=logits,
+        source_labels=np.array([0, 1]),
+        penalty=tf.constant(0.5),
+        lambda_cls=2.0,
+        lambda_gp=10.0,
+    )
+    assert set(terms) == {"D/adv", "D/gp", "D/cls"}
+    assert float(terms["D/adv"]) == pytest.approx(-2.25)
+    assert float(terms["D/gp"]) == pytest.approx(0.5)
+    assert float(terms["D/cls"]) == pytest.approx(math.log(2))
+    assert float(total) == pytest.approx(-2.25 + 5.0 + 2.0 * math.log(2), rel=1e-6)
+
+
+def test_generator_loss_combines_named_terms_with_default_weights():
+    x = np.zeros((2, 2, 2, 1), "float32")
+    rec = np.full_like(x, 0.5)  # L1 = 0.5
+    h = np.zeros((2, 1, 1, 2), "float32")
+    h_fake = np.ones_like(h)  # MSE = 1
+    logits = np.array([[0.0, 0.0], [0.0, 0.0]], "float32")
+    total, terms = losses.generator_loss(
+        fake_scores=FAKE,
+        fake_logits=logits,
+        target_labels=np.array([1, 0]),
+        images=x,
+        reconstructed=rec,
+        h_real=h,
+        h_fake=h_fake,
+    )
+    assert set(terms) == {"G/adv", "G/cls", "G/rec", "G/lat"}
+    expected = {"G/adv": 0.5, "G/cls": math.log(2), "G/rec": 0.5, "G/lat": 1.0}
+    for name, value in expected.items():
+        assert float(terms[name]) == pytest.approx(value, rel=1e-6)
+    # Defaults lambda_cls=1, lambda_rec=10, lambda_lat=10.
+    assert float(total) == pytest.approx(0.5 + math.log(2) + 5.0 + 10.0, rel=1e-6)
+
+
+def test_replica_shares_sum_to_the_global_batch_mean():
+    """Two 'replicas' with global_batch_size=N reproduce the loss of the whole batch of N."""
+    rng = np.random.default_rng(5)
+    n = 6
+    real_s, fake_s = rng.normal(size=(2, n, 2, 2, 1)).astype("float32")
+    logits = rng.normal(size=(n, 4)).astype("float32")
+    labels = rng.integers(0, 4, n)
+    x, rec = rng.normal(size=(2, n, 4, 4, 3)).astype("float32")
+    h1, h2 = rng.normal(size=(2, n, 2, 2, 3)).astype("float32")
+    w = rng.normal(size=(1, 4, 4, 3)).astype("float32")
+    alpha = rng.uniform(size=(n,)).astype("float32")
+
+    def gp_critic(v):
+        return tf.reduce_sum(tf.square(v) * w, axis=[1, 2, 3])
+
+    cases = [
+        (losses.wasserstein_discriminator_loss, (real_s, fake_s)),
+        (losses.wasserstein_generator_loss, (fake_s,)),
+        (losses.cluster_classification_loss, (logits, labels)),
+        (losses.cycle_reconstruction_loss, (x, rec)),
+        (losses.latent_loss, (h1, h2)),
+        (functools.partial(losses.gradient_penalty, gp_critic), (x, rec, alpha)),
+    ]
+    for fn, args in cases:
+        whole = float(fn(*args))
+        shares = [
+            float(fn(*(a[part] for a in args), global_batch_size=n))
+            for part in (slice(0, 4), slice(4, n))
+        ]
+        assert sum(shares) == pytest.approx(whole, rel=1e-5, abs=1e-6)
+        assert shares[0] != pytest.approx(whole, rel=1e-3)  # a share is not the whole

@@ -1,0 +1,31 @@
+"""`python -m xplore_tf.cluster --flagfile=configs/demo.cfg`: discover attribute clusters.
+
+Writes WORKDIR/clusters/ (assignments.csv, stats.npz, montages/index.html, summary.json).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+
+from xplore_tf import cli  # noqa: E402
+from xplore_tf import flags as xflags  # noqa: E402
+from xplore_tf.clustering import pipeline  # noqa: E402
+
+
+@cli.friendly_errors("cluster")
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = xflags.config_from_flags()
+    os.makedirs(config.workdir, exist_ok=True)
+    xflags.write_resolved_flags(config.workdir, "cluster")
+    summary = pipeline.run_clustering(config)
+    print(pipeline.format_summary(summary))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,36 @@
+"""Where a run's images come from: the embedded synthetic set or a user's folder."""
+
+from __future__ import annotations
+
+import os
+
+from xplore_tf.config import Config
+
+
+def resolve_images_dir(config: Config) -> str:
+    """The folder of input images, rendering the synthetic set first when that is the source."""
+    if config.data.dataset == "synthetic":
+        from xplore_tf.data import synthetic
+
+        d = config.data
+        return synthetic.ensure_synthetic(
+            config.images_dir,
+            num=d.synthetic_num,
+            size=d.synthetic_size,
+            seed=d.synthetic_seed,
+            images_per_identity=d.synthetic_images_per_identity,
+        )
+    if not config.data.images_dir:
+        raise ValueError("--images_dir is required with --dataset=folder")
+    if not os.path.isdir(config.data.images_dir):
+        raise FileNotFoundError(f"--images_dir: {config.data.images_dir!r} is not a folder")
+    return config.data.images_dir
+
+
+def default_labels_csv(config: Config) -> str:
+    """--labels_csv, or the synthetic set's own labels when that is the source."""
+    if config.report.labels_csv:
+        return config.report.labels_csv
+    if config.data.dataset == "synthetic":
+        return os.path.join(config.images_dir, "labels.csv")
+    return ""

@@ -1,0 +1,268 @@
+"""XploreGAN losses (paper §2.3, DESIGN.md §3): pure functions with documented shapes.
+
+Objectives, with c the image's pseudo-label (source cluster) and t the target cluster:
+
+    L_D = -E[D_src(x)] + E[D_src(G(x,s_t))] + lambda_gp * GP + lambda_cls * CE(D_cls(x), c)
+    L_G = -E[D_src(G(x,s_t))] + lambda_cls * CE(D_cls(G(x,s_t)), t)
+          + lambda_rec * |x - G(G(x,s_t), s_c)|_1 + lambda_lat * ||h(x) - h(G(x,s_t))||_2^2
+
+Batch reduction. Every term is first reduced to one value per sample (the mean over the
+patch map for critic scores, over all pixels/channels for L1, over all feature elements for
+the latent loss), then over the batch:
+
+- `global_batch_size=None`: the mean over the local batch;
+- `global_batch_size=B`: sum over the local batch / B. Under `tf.distribute` each replica
+  computes its share this way, so the replicas' losses (and gradients) *sum* to the
+  global-batch mean — the scaling `MirroredStrategy` custom loops need (DESIGN.md §4).
+
+All functions except `gradient_penalty` use `keras.ops` only. `gradient_penalty` needs the
+gradient of the critic with respect to its input, so it is the one TensorFlow-specific loss
+(`tf.GradientTape`). Values are computed in float32 whatever the inputs' dtype.
+
+Loss weights default to StarGAN's (lambda_cls=1, lambda_gp=10, lambda_rec=10); the paper
+does not state its values. lambda_lat=10 is our default (no StarGAN counterpart; DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+LAMBDA_CLS = 1.0
+LAMBDA_GP = 10.0
+LAMBDA_REC = 10.0
+LAMBDA_LAT = 10.0
+
+
+def _per_sample_mean(x):
+    """[N, ...] -> [N]: float32 mean over all non-batch axes ([N] stays as is)."""
+    x = ops.cast(x, "float32")
+    if len(x.shape) == 0:
+        raise ValueError("expected a batched tensor [N, ...], got a scalar.")
+    if len(x.shape) == 1:
+        return x
+    return ops.mean(x, axis=tuple(range(1, len(x.shape))))
+
+
+def reduce_batch(per_sample, *, global_batch_size: int | None = None):
+    """[N] -> scalar: mean over the batch, or sum / global_batch_size when it is given."""
+    per_sample = ops.cast(per_sample, "float32")
+    if len(per_sample.shape) != 1:
+        raise ValueError(f"expected per-sample values [N], got shape {tuple(per_sample.shape)}.")
+    if global_batch_size is None:
+        return ops.mean(per_sample)
+    if global_batch_size <= 0:
+        raise ValueError(f"`global_batch_size` must be positive, got {global_batch_size}.")
+    return ops.sum(per_sample) / float(global_batch_size)
+
+
+def _check_same_shape(a, b, *, names: str) -> None:
+    if tuple(a.shape) != tuple(b.shape) and None not in (*a.shape, *b.shape):
+        raise ValueError(
+            f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
+
+
+def wasserstein_discriminator_loss(
+    real_scores, fake_scores, *, global_batch_size: int | None = None
+):
+    """-E[D(x)] + E[D(G(x))] (WGAN critic loss, paper §2.3).
+
+    Args:
+        real_scores: critic scores of real images, [N] or a patch map [N, h, w, 1].
+        fake_scores: same for translated images.
+    Returns:
+        scalar float32.
+    """
+    real = reduce_batch(_per_sample_mean(real_scores), global_batch_size=global_batch_size)
+    fake = reduce_batch(_per_sample_mean(fake_scores), global_batch_size=global_batch_size)
+    return fake - real
+
+
+def wasserstein_generator_loss(fake_scores, *, global_batch_size: int | None = None):
+    """-E[D(G(x))] (WGAN generator loss, paper §2.3). fake_scores: [N] or [N, h, w, 1]."""
+    return -reduce_batch(_per_sample_mean(fake_scores), global_batch_size=global_batch_size)
+
+
+def sample_interpolation_weights(batch_size, *, ndim: int = 4, seed=None):
+    """alpha ~ U(0, 1), one per sample, shape [N, 1, ..., 1] (rank `ndim`), float32.
+
+    `seed`: an int, a `keras.random.SeedGenerator` or None (Keras' global generator).
+    """
+    return keras.random.uniform((batch_size,) + (1,) * (ndim - 1), dtype="float32", seed=seed)
+
+
+def gradient_penalty(
+    critic_fn,
+    real,
+    fake,
+    alpha,
+    *,
+    epsilon: float = 1e-10,
+    global_batch_size: int | None = None,
+):
+    """WGAN-GP penalty E[(||grad_x_hat D(x_hat)||_2 - 1)^2] (Gulrajani et al.; paper §2.3).
+
+    x_hat = alpha * real + (1 - alpha) * fake with one alpha per sample. The gradient is that
+    of the *sum* of the critic's output over the patch map (as StarGAN's `gradient_penalty`
+    does with `grad_outputs=ones`); its norm is taken per sample over all non-batch axes,
+    with `epsilon` inside the square root so the gradient of the norm is finite at 0
+    (TF-GAN `wasserstein_gradient_penalty`).
+
+    TensorFlow-specific (`tf.GradientTape`). Call it inside the outer tape of the D step so
+    the penalty's gradient reaches D's weights (double backprop).
+
+    Args:
+        critic_fn: images [N, H, W, C] -> critic scores [N, ...] (D's `src` output).
+        real, fake: [N, H, W, C]. `fake` should be a constant for D (no gradient into G).
+        alpha: [N] or [N, 1, 1, 1] mixing weights in [0, 1]; see
+            `sample_interpolation_weights`.
+    Returns:
+        scalar float32.
+    """
+    real = tf.cast(real, tf.float32)
+    fake = tf.cast(fake, tf.float32)
+    _check_same_shape(real, fake, names="`real` and `fake`")
+    rank = len(real.shape)
+    alpha = tf.cast(alpha, tf.float32)
+    if len(alpha.shape) == 1:
+        alpha = tf.reshape(alpha, [-1] + [1] * (rank - 1))
+    if len(alpha.shape) != rank or any(d not in (1, None) for d in alpha.shape[1:]):
+        raise ValueError(
+            f"`alpha` must have shape [N] or [N{', 1' * (rank - 1)}] (one weight per sample), "
+            f"got {tuple(alpha.shape)}."
+        )
+    x_hat = alpha * real + (1.0 - alpha) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = critic_fn(x_hat)
+        total = tf.reduce_sum(tf.cast(scores, tf.float32))
+    grads = tape.gradient(total, x_hat)
+    if grads is None:
+        raise ValueError("gradient_penalty: the critic's output does not depend on its input.")
+    grads = tf.cast(grads, tf.float32)
+    squared = tf.reduce_sum(tf.square(grads), axis=list(range(1, rank)))
+    norms = tf.sqrt(squared + epsilon)
+    return reduce_batch(tf.square(norms - 1.0), global_batch_size=global_batch_size)
+
+
+def cluster_classification_loss(logits, labels, *, global_batch_size: int | None = None):
+    """Softmax cross-entropy of cluster logits [N, k] against int cluster ids [N] (paper §2.3).
+
+    D is trained on real images with their pseudo-labels c, G on translated images with the
+    target clusters t.
+    """
+    logits = ops.cast(logits, "float32")
+    if len(logits.shape) != 2:
+        raise ValueError(f"`logits` must have shape [N, k], got {tuple(logits.shape)}.")
+    labels = ops.cast(labels, "int32")
+    if len(labels.shape) != 1:
+        raise ValueError(f"`labels` must have shape [N], got {tuple(labels.shape)}.")
+    per_sample = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return reduce_batch(per_sample, global_batch_size=global_batch_size)
+
+
+def cycle_reconstruction_loss(images, reconstructed, *, global_batch_size: int | None = None):
+    """Mean absolute error |x - G(G(x, s_t), s_c)| (L1 cycle loss, paper §2.3).
+
+    Args:
+        images, reconstructed: [N, H, W, C]. Mean over all elements per sample, then batch.
+    """
+    _check_same_shape(images, reconstructed, names="`images` and `reconstructed`")
+    diff = ops.abs(ops.cast(images, "float32") - ops.cast(reconstructed, "float32"))
+    return reduce_batch(_per_sample_mean(diff), global_batch_size=global_batch_size)
+
+
+def latent_loss(h_real, h_fake, *, global_batch_size: int | None = None):
+    """Squared L2 distance of encoder features, ||h(x) - h(G(x, s_t))||^2 (paper §2.3).
+
+    Normalised as a mean over feature elements (mean squared error), not a sum, so its scale
+    does not depend on the feature-map size. No gradient is stopped: both sides train G's
+    encoder as in the paper's formulation.
+
+    Args:
+        h_real, h_fake: [N, h, w, C] encoder outputs.
+    """
+    _check_same_shape(h_real, h_fake, names="`h_real` and `h_fake`")
+    diff = ops.square(ops.cast(h_real, "float32") - ops.cast(h_fake, "float32"))
+    return reduce_batch(_per_sample_mean(diff), global_batch_size=global_batch_size)
+
+
+def discriminator_loss(
+    *,
+    real_scores,
+    fake_scores,
+    real_logits,
+    source_labels,
+    penalty,
+    lambda_cls: float = LAMBDA_CLS,
+    lambda_gp: float = LAMBDA_GP,
+    global_batch_size: int | None = None,
+):
+    """L_D = adv + lambda_gp * gp + lambda_cls * cls; returns (total, unweighted terms).
+
+    Args:
+        real_scores, fake_scores: D's patch maps [N, h, w, 1] on real and translated images.
+        real_logits: D's cluster logits on real images [N, k].
+        source_labels: the real images' pseudo-labels c [N].
+        penalty: the scalar from `gradient_penalty` (already batch-reduced with the same
+            `global_batch_size`).
+    Returns:
+        (total scalar, {"D/adv", "D/gp", "D/cls"} unweighted scalars).
+    """
+    terms = {
+        "D/adv": wasserstein_discriminator_loss(
+            real_scores, fake_scores, global_batch_size=global_batch_size
+        ),
+        "D/gp": ops.cast(penalty, "float32"),
+        "D/cls": cluster_classification_loss(
+            real_logits, source_labels, global_batch_size=global_batch_size
+        ),
+    }
+    total = terms["D/adv"] + lambda_gp * terms["D/gp"] + lambda_cls * terms["D/cls"]
+    return total, terms
+
+
+def generator_loss(
+    *,
+    fake_scores,
+    fake_logits,
+    target_labels,
+    images,
+    reconstructed,
+    h_real,
+    h_fake,
+    lambda_cls: float = LAMBDA_CLS,
+    lambda_rec: float = LAMBDA_REC,
+    lambda_lat: float = LAMBDA_LAT,
+    global_batch_size: int | None = None,
+):
+    """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat; (total, terms).
+
+    Args:
+        fake_scores: D's patch map on G(x, s_t) [N, h, w, 1].
+        fake_logits: D's cluster logits on G(x, s_t) [N, k].
+        target_labels: target clusters t [N].
+        images: x [N, H, W, 3]; reconstructed: G(G(x, s_t), s_c) [N, H, W, 3].
+        h_real: h(x); h_fake: h(G(x, s_t)); both [N, H/4, W/4, C].
+    Returns:
+        (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars).
+    """
+    terms = {
+        "G/adv": wasserstein_generator_loss(fake_scores, global_batch_size=global_batch_size),
+        "G/cls": cluster_classification_loss(
+            fake_logits, target_labels, global_batch_size=global_batch_size
+        ),
+        "G/rec": cycle_reconstruction_loss(
+            images, reconstructed, global_batch_size=global_batch_size
+        ),
+        "G/lat": latent_loss(h_real, h_fake, global_batch_size=global_batch_size),
+    }
+    total = (
+        terms["G/adv"]
+        + lambda_cls * terms["G/cls"]
+        + lambda_rec * terms["G/rec"]
+        + lambda_lat * terms["G/lat"]
+    )
+    return total, terms

@@ -1,0 +1,526 @@
+"""XploreGAN generator G(x, s): encoder h, ASIN MLP f and decoder (DESIGN.md §3, paper §2.2, §2.4).
+
+G translates images [N,S,S,3] in [-1, 1] towards the attribute cluster described by a
+conditioning vector s (built from the cluster statistics by `condition_vector`):
+
+    h(x) = Encoder(x)                      [N, S/4, S/4, 4*base]
+    (gamma_l, beta_l)_l = split(f(s))      one pair [N, 4*base] per ASIN layer
+    G(x, s) = Decoder(h(x), f(s))          [N, S, S, 3] in [-1, 1]
+
+`Generator.encode` exposes h for the latent loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from xplore_tf.models.layers import (
+    AsinResidualBlock,
+    InstanceNormalization,
+    ResidualBlock,
+    Upsample,
+    build_once,
+)
+
+_PACKAGE = "xplore_tf"
+CONDITION_MODES = ("mean_std", "mean", "onehot")
+UPSAMPLE_MODES = ("transpose", "resize_conv")
+
+
+def _as_shape(shape) -> tuple:
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def condition_dim(mode: str, *, stats_dim: int, num_clusters: int | None) -> int:
+    """Width of the conditioning vector for `mode`: 2*d (mean_std), d (mean) or k (onehot)."""
+    if mode == "mean_std":
+        return 2 * stats_dim
+    if mode == "mean":
+        return stats_dim
+    if mode == "onehot":
+        if not num_clusters or num_clusters <= 0:
+            raise ValueError("condition='onehot' needs num_clusters > 0.")
+        return num_clusters
+    raise ValueError(f"`condition` must be one of {CONDITION_MODES}, got {mode!r}.")
+
+
+def condition_vector(cluster_ids, centroids, stds=None, *, mode: str = "mean_std"):
+    """Conditioning input s of G for the clusters `cluster_ids` (paper §2.2).
+
+    Args:
+        cluster_ids: int [N], values in [0, k).
+        centroids: mu, float [k, d] (cluster centroids in PCA space).
+        stds: sigma, float [k, d] (per-dimension std of each cluster's members); only
+            needed for `mode="mean_std"`.
+        mode: "mean_std" -> concat(mu_c, sigma_c) [N, 2d] (paper default);
+            "mean" -> mu_c [N, d]; "onehot" -> one_hot(c, k) [N, k] (k = len(centroids)).
+    Returns:
+        float32 [N, cond_dim].
+    """
+    if mode not in CONDITION_MODES:
+        raise ValueError(f"`mode` must be one of {CONDITION_MODES}, got {mode!r}.")
+    ids = ops.cast(cluster_ids, "int32")
+    if len(ids.shape) != 1:
+        raise ValueError(f"`cluster_ids` must have shape [N], got {tuple(ids.shape)}.")
+    centroids = ops.convert_to_tensor(centroids, dtype="float32")
+    if len(centroids.shape) != 2:
+        raise ValueError(f"`centroids` must have shape [k, d], got {tuple(centroids.shape)}.")
+    if mode == "onehot":
+        return ops.one_hot(ids, int(centroids.shape[0]), dtype="float32")
+    mean = ops.take(centroids, ids, axis=0)
+    if mode == "mean":
+        return mean
+    if stds is None:
+        raise ValueError("mode='mean_std' needs the `stds` table.")
+    stds = ops.convert_to_tensor(stds, dtype="float32")
+    if tuple(stds.shape) != tuple(centroids.shape):
+        raise ValueError(
+            f"`stds` shape {tuple(stds.shape)} must equal `centroids` shape "
+            f"{tuple(centroids.shape)}."
+        )
+    return ops.concatenate([mean, ops.take(stds, ids, axis=0)], axis=-1)
+
+
+def split_affine_params(params, layer_channels: Sequence[int]) -> list[tuple]:
+    """Slices the MLP output [N, sum(2*C_l)] into one (gamma_l [N,C_l], beta_l [N,C_l]) per layer.
+
+    Layout (MUNIT/TUNIT style): for each ASIN layer l in decoder order, C_l gammas then C_l
+    betas.
+    """
+    expected = 2 * sum(layer_channels)
+    width = params.shape[-1]
+    if width is not None and width != expected:
+        raise ValueError(
+            f"affine params have width {width}, expected {expected} = 2 * sum({list(layer_channels)})."
+        )
+    pairs = []
+    start = 0
+    for channels in layer_channels:
+        gamma = params[:, start : start + channels]
+        beta = params[:, start + channels : start + 2 * channels]
+        pairs.append((gamma, beta))
+        start += 2 * channels
+    return pairs
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AsinBiasInitializer(keras.initializers.Initializer):
+    """Bias of the MLP's output layer: 1 for every gamma, 0 for every beta.
+
+    ASIN uses gamma directly as the scale, so this starts every ASIN layer as a plain
+    instance norm (StyleGAN initialises its style-scale biases to 1 the same way).
+    """
+
+    def __init__(self, layer_channels: Sequence[int]):
+        self.layer_channels = [int(c) for c in layer_channels]
+
+    def __call__(self, shape, dtype=None):
+        expected = 2 * sum(self.layer_channels)
+        if tuple(shape) != (expected,):
+            raise ValueError(f"AsinBiasInitializer: shape {tuple(shape)} != ({expected},).")
+        parts = []
+        for channels in self.layer_channels:
+            parts += [ops.ones((channels,)), ops.zeros((channels,))]
+        return ops.cast(ops.concatenate(parts), dtype or "float32")
+
+    def get_config(self):
+        return {"layer_channels": self.layer_channels}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AsinMlp(keras.layers.Layer):
+    """MLP f: conditioning vector [N, cond_dim] -> all ASIN affine params [N, sum(2*C_l)].
+
+    Paper §2.2/§2.4: maps the cluster statistics to the (gamma, beta) of every ASIN layer of
+    the decoder; 3 layers for CelebA, 7 for FFHQ/EmotioNet. `depth` counts all Dense layers:
+    `depth - 1` hidden layers of `hidden_units` with ReLU, then one linear output layer.
+    Use `split` to get the per-layer pairs.
+
+    Args:
+        layer_channels: C_l of each ASIN layer, in decoder order.
+        depth: number of Dense layers (>= 1).
+        hidden_units: width of the hidden layers.
+    """
+
+    def __init__(
+        self, layer_channels: Sequence[int], *, depth: int = 3, hidden_units: int = 256, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if depth < 1:
+            raise ValueError(f"AsinMlp: `depth` must be >= 1, got {depth}.")
+        if not layer_channels:
+            raise ValueError("AsinMlp: `layer_channels` must not be empty.")
+        self.layer_channels = [int(c) for c in layer_channels]
+        self.depth = int(depth)
+        self.hidden_units = int(hidden_units)
+        self.hidden = [
+            keras.layers.Dense(self.hidden_units, activation="relu", name=f"hidden{i}")
+            for i in range(self.depth - 1)
+        ]
+        self.out = keras.layers.Dense(
+            self.num_params,
+            bias_initializer=AsinBiasInitializer(self.layer_channels),
+            name="affine",
+        )
+
+    @property
+    def num_params(self) -> int:
+        """Total width of the output: 2 * sum(C_l)."""
+        return 2 * sum(self.layer_channels)
+
+    def build(self, input_shape):
+        shape = _as_shape(input_shape)
+        if len(shape) != 2 or shape[-1] is None:
+            raise ValueError(f"{self.name}: input must have shape [N, cond_dim], got {shape}.")
+        for layer in [*self.hidden, self.out]:
+            build_once(layer, shape)
+            shape = _as_shape(layer.compute_output_shape(shape))
+        self.input_spec = keras.layers.InputSpec(ndim=2, axes={-1: input_shape[-1]})
+
+    def call(self, inputs):
+        x = inputs
+        for layer in self.hidden:
+            x = layer(x)
+        return self.out(x)
+
+    def split(self, params) -> list[tuple]:
+        """[N, num_params] -> [(gamma_l [N,C_l], beta_l [N,C_l]) for each ASIN layer]."""
+        return split_affine_params(params, self.layer_channels)
+
+    def compute_output_shape(self, input_shape):
+        return (_as_shape(input_shape)[0], self.num_params)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "layer_channels": self.layer_channels,
+            "depth": self.depth,
+            "hidden_units": self.hidden_units,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Encoder(keras.layers.Layer):
+    """Content encoder h: [N,H,W,3] -> [N,H/4,W/4,4*base] (paper §2.4, StarGAN-derived).
+
+    conv7x7(base)+IN+ReLU, conv4x4 s2 (2*base)+IN+ReLU, conv4x4 s2 (4*base)+IN+ReLU, then
+    `num_res_blocks` residual blocks at 4*base with spectral-normalised convs.
+
+    Args:
+        base_channels: width of the first conv (paper: 64).
+        num_res_blocks: paper: 6.
+        spectral_norm: spectral-normalise the residual blocks' convs (paper: yes).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_channels: int = 64,
+        num_res_blocks: int = 6,
+        spectral_norm: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.base_channels = int(base_channels)
+        self.num_res_blocks = int(num_res_blocks)
+        self.spectral_norm = bool(spectral_norm)
+        widths = [self.base_channels, 2 * self.base_channels, 4 * self.base_channels]
+        self.convs = [
+            keras.layers.Conv2D(widths[0], 7, padding="same", use_bias=False, name="conv0"),
+            keras.layers.Conv2D(
+                widths[1], 4, strides=2, padding="same", use_bias=False, name="down1"
+            ),
+            keras.layers.Conv2D(
+                widths[2], 4, strides=2, padding="same", use_bias=False, name="down2"
+            ),
+        ]
+        self.norms = [InstanceNormalization(name=f"norm{i}") for i in range(3)]
+        self.blocks = [
+            ResidualBlock(widths[2], spectral_norm=self.spectral_norm, name=f"res{i}")
+            for i in range(self.num_res_blocks)
+        ]
+
+    def build(self, input_shape):
+        shape = _as_shape(input_shape)
+        if len(shape) != 4 or shape[-1] is None:
+            raise ValueError(f"{self.name}: input must be NHWC with known channels, got {shape}.")
+        for size in shape[1:3]:
+            if size is not None and size % 4:
+                raise ValueError(f"{self.name}: H and W must be multiples of 4, got {shape}.")
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            build_once(conv, shape)
+            shape = _as_shape(conv.compute_output_shape(shape))
+            build_once(norm, shape)
+        for block in self.blocks:
+            build_once(block, shape)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = ops.relu(norm(conv(x)))
+        for block in self.blocks:
+            x = block(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = _as_shape(input_shape)
+        return (
+            n,
+            None if h is None else h // 4,
+            None if w is None else w // 4,
+            4 * self.base_channels,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "base_channels": self.base_channels,
+            "num_res_blocks": self.num_res_blocks,
+            "spectral_norm": self.spectral_norm,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Decoder(keras.layers.Layer):
+    """Decoder: (h [N,h,w,4*base], affine params [N,P]) -> images [N,4h,4w,3] in [-1, 1].
+
+    Paper §2.4: `num_res_blocks` ASIN residual blocks (noise after every conv), two 2x
+    upsampling layers (2*base, base) each + IN + ReLU, then conv7x7 -> tanh. The output is
+    float32 whatever the dtype policy.
+
+    Args:
+        base_channels: paper: 64.
+        num_res_blocks: paper: 6.
+        upsample: "transpose" (paper) or "resize_conv" (see `layers.Upsample`).
+        noise_at_inference: see `layers.NoiseInjection`.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_channels: int = 64,
+        num_res_blocks: int = 6,
+        upsample: str = "transpose",
+        noise_at_inference: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"`upsample` must be one of {UPSAMPLE_MODES}, got {upsample!r}.")
+        self.base_channels = int(base_channels)
+        self.num_res_blocks = int(num_res_blocks)
+        self.upsample = upsample
+        self.noise_at_inference = bool(noise_at_inference)
+        width = 4 * self.base_channels
+        self.blocks = [
+            AsinResidualBlock(width, noise_at_inference=self.noise_at_inference, name=f"res{i}")
+            for i in range(self.num_res_blocks)
+        ]
+        self.ups = [
+            Upsample(2 * self.base_channels, mode=upsample, name="up1"),
+            Upsample(self.base_channels, mode=upsample, name="up2"),
+        ]
+        self.up_norms = [InstanceNormalization(name=f"up{i}_norm") for i in (1, 2)]
+        self.to_rgb = keras.layers.Conv2D(3, 7, padding="same", name="to_rgb")
+
+    @property
+    def asin_layer_channels(self) -> list[int]:
+        """Channels of each ASIN layer in call order (two per residual block)."""
+        return [4 * self.base_channels] * (2 * self.num_res_blocks)
+
+    @property
+    def num_affine_params(self) -> int:
+        return 2 * sum(self.asin_layer_channels)
+
+    def _check(self, h_shape, params_shape) -> tuple:
+        h_shape = _as_shape(h_shape)
+        if len(h_shape) != 4 or h_shape[-1] != 4 * self.base_channels:
+            raise ValueError(
+                f"{self.name}: h must be [N, h, w, {4 * self.base_channels}], got {h_shape}."
+            )
+        params_shape = _as_shape(params_shape)
+        if len(params_shape) != 2 or params_shape[-1] != self.num_affine_params:
+            raise ValueError(
+                f"{self.name}: affine params must be [N, {self.num_affine_params}], "
+                f"got {params_shape}."
+            )
+        return h_shape
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{self.name}: expects inputs [h, affine_params].")
+        shape = self._check(*input_shape)
+        affine = (shape[0], 4 * self.base_channels)
+        for block in self.blocks:
+            build_once(block, [shape] + [affine] * 4)
+        for up, norm in zip(self.ups, self.up_norms, strict=True):
+            build_once(up, shape)
+            shape = _as_shape(up.compute_output_shape(shape))
+            build_once(norm, shape)
+        build_once(self.to_rgb, shape)
+
+    def call(self, inputs, training=None):
+        h, params = inputs
+        self._check(h.shape, params.shape)
+        pairs = split_affine_params(params, self.asin_layer_channels)
+        x = h
+        for i, block in enumerate(self.blocks):
+            (gamma1, beta1), (gamma2, beta2) = pairs[2 * i], pairs[2 * i + 1]
+            x = block([x, gamma1, beta1, gamma2, beta2], training=training)
+        for up, norm in zip(self.ups, self.up_norms, strict=True):
+            x = ops.relu(norm(up(x)))
+        return ops.tanh(ops.cast(self.to_rgb(x), "float32"))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = _as_shape(input_shape[0])
+        return (n, None if h is None else 4 * h, None if w is None else 4 * w, 3)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "base_channels": self.base_channels,
+            "num_res_blocks": self.num_res_blocks,
+            "upsample": self.upsample,
+            "noise_at_inference": self.noise_at_inference,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Generator(keras.Model):
+    """G(x, s): images [N,S,S,3] in [-1,1] + condition [N,cond_dim] -> images [N,S,S,3] in [-1,1].
+
+    Paper §2.2/§2.4 and DESIGN.md §3. Call as `G((images, condition), training=...)`;
+    `training=True` draws the decoder noise and updates the spectral-norm power iteration;
+    `training=False` is deterministic unless `noise_at_inference=True`.
+
+    Args:
+        image_size: S (checked against the input; must be a multiple of 4).
+        base_channels: paper: 64.
+        num_res_blocks: residual blocks in the encoder and in the decoder (paper: 6 + 6).
+        mlp_depth: Dense layers of the ASIN MLP (paper: 3 CelebA, 7 FFHQ/EmotioNet).
+        mlp_hidden: hidden width of the MLP (paper: not given; MUNIT uses 256).
+        condition: "mean_std" (paper default), "mean" or "onehot"; see `condition_vector`.
+        stats_dim: d, the dimension of the cluster statistics (PCA dim, 256).
+        num_clusters: k; required for condition="onehot".
+        upsample: "transpose" (paper) or "resize_conv".
+        noise_at_inference: draw decoder noise at inference too (StyleGAN); default off.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        *,
+        base_channels: int = 64,
+        num_res_blocks: int = 6,
+        mlp_depth: int = 3,
+        mlp_hidden: int = 256,
+        condition: str = "mean_std",
+        stats_dim: int = 256,
+        num_clusters: int | None = None,
+        upsample: str = "transpose",
+        noise_at_inference: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if image_size <= 0 or image_size % 4:
+            raise ValueError(f"`image_size` must be a positive multiple of 4, got {image_size}.")
+        self.image_size = int(image_size)
+        self.base_channels = int(base_channels)
+        self.num_res_blocks = int(num_res_blocks)
+        self.mlp_depth = int(mlp_depth)
+        self.mlp_hidden = int(mlp_hidden)
+        self.condition = condition
+        self.stats_dim = int(stats_dim)
+        self.num_clusters = None if num_clusters is None else int(num_clusters)
+        self.upsample = upsample
+        self.noise_at_inference = bool(noise_at_inference)
+        self.condition_dim = condition_dim(
+            condition, stats_dim=self.stats_dim, num_clusters=self.num_clusters
+        )
+        self.encoder = Encoder(
+            base_channels=self.base_channels, num_res_blocks=self.num_res_blocks, name="encoder"
+        )
+        self.decoder = Decoder(
+            base_channels=self.base_channels,
+            num_res_blocks=self.num_res_blocks,
+            upsample=upsample,
+            noise_at_inference=self.noise_at_inference,
+            name="decoder",
+        )
+        self.mlp = AsinMlp(
+            self.decoder.asin_layer_channels,
+            depth=self.mlp_depth,
+            hidden_units=self.mlp_hidden,
+            name="asin_mlp",
+        )
+
+    def _check_images(self, shape) -> tuple:
+        shape = _as_shape(shape)
+        expected = (self.image_size, self.image_size, 3)
+        if len(shape) != 4 or any(
+            a is not None and a != b for a, b in zip(shape[1:], expected, strict=True)
+        ):
+            raise ValueError(
+                f"{self.name}: images must be [N, {', '.join(map(str, expected))}], got {shape}."
+            )
+        return shape
+
+    def _check_condition(self, shape) -> tuple:
+        shape = _as_shape(shape)
+        if len(shape) != 2 or shape[-1] != self.condition_dim:
+            raise ValueError(
+                f"{self.name}: condition must be [N, {self.condition_dim}] for "
+                f"condition={self.condition!r}, got {shape}."
+            )
+        return shape
+
+    def build(self, input_shape):
+        """Creates all weights; `input_shape` = (images [N,S,S,3], condition [N,cond_dim])."""
+        if len(input_shape) != 2:
+            raise ValueError(f"{self.name}: expects inputs (images, condition).")
+        images_shape = self._check_images(input_shape[0])
+        cond_shape = self._check_condition(input_shape[1])
+        build_once(self.encoder, images_shape)
+        build_once(self.mlp, cond_shape)
+        h_shape = self.encoder.compute_output_shape(images_shape)
+        build_once(self.decoder, [h_shape, (cond_shape[0], self.mlp.num_params)])
+        self.built = True
+
+    def call(self, inputs, training=None):
+        images, condition = inputs
+        return self.decode(self.encode(images, training=training), condition, training=training)
+
+    def encode(self, images, training=None):
+        """h(x): [N,S,S,3] -> [N,S/4,S/4,4*base]; used by the latent loss (paper §2.3)."""
+        self._check_images(images.shape)
+        return self.encoder(images, training=training)
+
+    def affine_params(self, condition):
+        """f(s): [N,cond_dim] -> concatenated ASIN params [N, P] (see `AsinMlp.split`)."""
+        self._check_condition(condition.shape)
+        return self.mlp(condition)
+
+    def decode(self, h, condition, training=None):
+        """Decoder(h, f(s)): h [N,S/4,S/4,4*base], condition [N,cond_dim] -> [N,S,S,3]."""
+        return self.decoder([h, self.affine_params(condition)], training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (_as_shape(input_shape[0])[0], self.image_size, self.image_size, 3)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_size": self.image_size,
+            "base_channels": self.base_channels,
+            "num_res_blocks": self.num_res_blocks,
+            "mlp_depth": self.mlp_depth,
+            "mlp_hidden": self.mlp_hidden,
+            "condition": self.condition,
+            "stats_dim": self.stats_dim,
+            "num_clusters": self.num_clusters,
+            "upsample": self.upsample,
+            "noise_at_inference": self.noise_at_inference,
+        }

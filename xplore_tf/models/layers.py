@@ -1,0 +1,458 @@
+"""Building blocks of the XploreGAN generator (DESIGN.md §3, paper §2.2 and §2.4).
+
+All layers are channels-last (NHWC), written with `keras.ops` so they stay portable across
+Keras backends, and serialisable: `get_config` returns exactly the constructor arguments
+(plus Keras' base `name`/`dtype`/`trainable`).
+
+Normalisation statistics are computed in float32 even under a `mixed_bfloat16` /
+`mixed_float16` policy (as Keras' own normalisation layers do) and cast back afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+_PACKAGE = "xplore_tf"
+_NORMS = ("instance", "none")
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def _as_shape(shape) -> tuple:
+    """A shape as a plain tuple (Keras hands shapes as tuples, lists or TensorShapes)."""
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def _check_feature_map(shape, *, layer: str, what: str = "inputs") -> tuple:
+    """Validates a [N, H, W, C] shape with a known C; returns it as a tuple."""
+    shape = _as_shape(shape)
+    if len(shape) != 4:
+        raise ValueError(f"{layer}: `{what}` must be a 4-D NHWC tensor, got shape {shape}.")
+    if shape[-1] is None:
+        raise ValueError(f"{layer}: the channel axis of `{what}` must be known, got {shape}.")
+    return shape
+
+
+def _check_affine(x_shape, gamma_shape, beta_shape, *, layer: str) -> None:
+    """Validates x [N,H,W,C] against per-sample affine parameters gamma, beta [N,C]."""
+    x_shape = _check_feature_map(x_shape, layer=layer, what="x")
+    channels = x_shape[-1]
+    for name, shape in (("gamma", gamma_shape), ("beta", beta_shape)):
+        shape = _as_shape(shape)
+        if len(shape) != 2:
+            raise ValueError(f"{layer}: `{name}` must have shape [N, C], got {shape}.")
+        if shape[-1] != channels:
+            raise ValueError(
+                f"{layer}: `{name}` has {shape[-1]} channels but x has {channels} "
+                f"(x shape {x_shape}, {name} shape {shape})."
+            )
+        if None not in (shape[0], x_shape[0]) and shape[0] != x_shape[0]:
+            raise ValueError(
+                f"{layer}: `{name}` batch size {shape[0]} does not match x batch size {x_shape[0]}."
+            )
+
+
+def _instance_normalize(x, epsilon: float):
+    """(x - mean) / sqrt(var + eps) per sample and channel over H, W; float32 result.
+
+    x: [N, H, W, C]. The variance is the biased (population) one, as in PyTorch's
+    InstanceNorm2d and the StarGAN/MUNIT reference code.
+    """
+    x = ops.cast(x, "float32")
+    mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+    return (x - mean) * ops.rsqrt(variance + epsilon)
+
+
+def _per_channel(v):
+    """[N, C] -> [N, 1, 1, C] float32 so it broadcasts over a feature map."""
+    return ops.expand_dims(ops.expand_dims(ops.cast(v, "float32"), 1), 1)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class InstanceNormalization(keras.layers.Layer):
+    """Instance normalisation [N,H,W,C] -> [N,H,W,C] with an optional learned affine.
+
+    Normalises each sample and channel over H, W (Ulyanov et al.), then applies a
+    per-channel `scale * x_hat + offset`. Used after every conv of the encoder and of the
+    decoder's upsampling layers (StarGAN architecture; paper §2.4). Our own layer because
+    tensorflow-addons is end-of-life on Keras 3 (DESIGN.md §6).
+
+    Args:
+        epsilon: added to the variance before the square root.
+        center: learn a per-channel offset (initialised to 0).
+        scale: learn a per-channel scale (initialised to 1).
+    """
+
+    def __init__(self, *, epsilon: float = 1e-5, center: bool = True, scale: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.gamma = None
+        self.beta = None
+
+    def build(self, input_shape):
+        shape = _check_feature_map(input_shape, layer=self.name)
+        channels = shape[-1]
+        if self.scale:
+            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+        if self.center:
+            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+
+    def call(self, inputs):
+        y = _instance_normalize(inputs, self.epsilon)
+        if self.scale:
+            y = y * ops.cast(self.gamma, "float32")
+        if self.center:
+            y = y + ops.cast(self.beta, "float32")
+        return ops.cast(y, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return _as_shape(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AttributeSummaryInstanceNorm(keras.layers.Layer):
+    """ASIN: `gamma * IN(x) + beta` with gamma, beta [N,C] from the cluster statistics.
+
+    Paper §2.2: AdaIN whose affine parameters are produced by the MLP f from a cluster's
+    statistics (a summary of a *group* of images) instead of from one style image. The
+    layer has no weights of its own.
+
+    Convention: `gamma` is used directly as the scale (the paper's equation and MUNIT's
+    AdaIN), not as `1 + gamma`. The MLP that produces it (`generator.AsinMlp`) therefore
+    initialises the bias of its gamma outputs to 1 and of its beta outputs to 0, so at
+    initialisation ASIN is close to a plain instance norm.
+
+    Call:
+        inputs: `[x, gamma, beta]` with x [N,H,W,C], gamma [N,C], beta [N,C].
+    Returns:
+        [N,H,W,C], in x's dtype.
+    """
+
+    def __init__(self, *, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.name}: expects inputs [x, gamma, beta], got {len(input_shape)} inputs."
+            )
+        _check_affine(*input_shape, layer=self.name)
+
+    def call(self, inputs):
+        x, gamma, beta = inputs
+        _check_affine(x.shape, gamma.shape, beta.shape, layer=self.name)
+        y = _per_channel(gamma) * _instance_normalize(x, self.epsilon) + _per_channel(beta)
+        return ops.cast(y, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return _as_shape(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class NoiseInjection(keras.layers.Layer):
+    """Adds per-pixel Gaussian noise times a learned per-channel scale: [N,H,W,C] -> same.
+
+    StyleGAN's noise input (paper §2.4: "pixel noise after every conv layer" of the decoder):
+    one N(0,1) value per pixel, shared across channels, times a per-channel weight
+    initialised to 0, so the layer starts as the identity.
+
+    When noise is drawn: always when `training=True`; at inference only if
+    `noise_at_inference=True` (StyleGAN keeps it; our default `False` makes inference,
+    hence G_ema samples, export and save/load checks, deterministic — the expected value
+    of the noise term is 0). An explicit `noise` [N,H,W,1] passed to `call` is always
+    used, whatever `training` is, for reproducible sampling.
+
+    Args:
+        noise_at_inference: also draw noise when `training` is false/None.
+        seed: integer seed of the layer's `keras.random.SeedGenerator` (None: derived from
+            Python's RNG, i.e. from `keras.utils.set_random_seed`).
+    """
+
+    def __init__(self, *, noise_at_inference: bool = False, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.noise_at_inference = bool(noise_at_inference)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.scale = None
+
+    def build(self, input_shape):
+        shape = _check_feature_map(input_shape, layer=self.name)
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="zeros", name="scale")
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: shape[-1]})
+
+    def call(self, inputs, training=None, noise=None):
+        if noise is None:
+            if not (training or self.noise_at_inference):
+                return inputs
+            dynamic = ops.shape(inputs)
+            noise = keras.random.normal(
+                (dynamic[0], dynamic[1], dynamic[2], 1), dtype="float32", seed=self.seed_generator
+            )
+        else:
+            noise_shape = _as_shape(noise.shape)
+            expected = _as_shape(inputs.shape)[:3] + (1,)
+            if len(noise_shape) != 4 or any(
+                a is not None and b is not None and a != b
+                for a, b in zip(noise_shape, expected, strict=True)
+            ):
+                raise ValueError(
+                    f"{self.name}: `noise` must have shape [N, H, W, 1] = {expected}, "
+                    f"got {noise_shape}."
+                )
+        return inputs + ops.cast(noise, inputs.dtype) * ops.cast(self.scale, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return _as_shape(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "noise_at_inference": self.noise_at_inference,
+            "seed": self.seed,
+        }
+
+
+def _conv(filters: int, kernel_size: int, *, strides: int = 1, use_bias: bool, name: str):
+    return keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=use_bias, name=name
+    )
+
+
+def build_once(layer: keras.layers.Layer, input_shape) -> None:
+    """Builds a sublayer unless it is built already (e.g. by an earlier direct call)."""
+    if not layer.built:
+        layer.build(input_shape)
+
+
+def _build_chain(layers: Sequence[keras.layers.Layer], shape) -> tuple:
+    """Builds `layers` one after the other from `shape`; returns the final output shape."""
+    shape = _as_shape(shape)
+    for layer in layers:
+        build_once(layer, shape)
+        shape = _as_shape(layer.compute_output_shape(shape))
+    return shape
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ResidualBlock(keras.layers.Layer):
+    """Encoder residual block [N,H,W,F] -> [N,H,W,F]: x + IN(conv(ReLU(IN(conv(x))))).
+
+    StarGAN's bottleneck block (conv3x3 -> IN -> ReLU -> conv3x3 -> IN, identity skip, no
+    activation after the sum); paper §2.4 adds spectral normalisation to its convs.
+
+    Args:
+        filters: F, both the input and the output channel count.
+        spectral_norm: wrap each conv in `keras.layers.SpectralNormalization` (one power
+            iteration per training call). Note Keras' wrapper writes the normalised kernel
+            back into the conv's kernel on every `training=True` call and uses the stored
+            kernel as is at inference.
+        norm: "instance" (affine instance norm) or "none" (convs then get a bias).
+    """
+
+    def __init__(
+        self, filters: int, *, spectral_norm: bool = False, norm: str = "instance", **kwargs
+    ):
+        super().__init__(**kwargs)
+        if norm not in _NORMS:
+            raise ValueError(f"ResidualBlock: `norm` must be one of {_NORMS}, got {norm!r}.")
+        if filters <= 0:
+            raise ValueError(f"ResidualBlock: `filters` must be positive, got {filters}.")
+        self.filters = int(filters)
+        self.spectral_norm = bool(spectral_norm)
+        self.norm = norm
+        use_bias = norm == "none"
+        self.conv1 = self._make_conv(use_bias, "conv1")
+        self.conv2 = self._make_conv(use_bias, "conv2")
+        if norm == "instance":
+            self.norm1 = InstanceNormalization(name="norm1")
+            self.norm2 = InstanceNormalization(name="norm2")
+        else:
+            self.norm1 = self.norm2 = None
+
+    def _make_conv(self, use_bias: bool, name: str):
+        conv = _conv(self.filters, 3, use_bias=use_bias, name=name)
+        if self.spectral_norm:
+            return keras.layers.SpectralNormalization(conv, name=f"{name}_sn")
+        return conv
+
+    def _main_path(self):
+        return [x for x in (self.conv1, self.norm1, self.conv2, self.norm2) if x is not None]
+
+    def build(self, input_shape):
+        shape = _check_feature_map(input_shape, layer=self.name)
+        if shape[-1] != self.filters:
+            raise ValueError(
+                f"{self.name}: input has {shape[-1]} channels but the block has "
+                f"filters={self.filters}; the identity skip needs them equal."
+            )
+        _build_chain(self._main_path(), shape)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: self.filters})
+
+    def call(self, inputs, training=None):
+        y = self.conv1(inputs, training=training)
+        if self.norm1 is not None:
+            y = self.norm1(y)
+        y = ops.relu(y)
+        y = self.conv2(y, training=training)
+        if self.norm2 is not None:
+            y = self.norm2(y)
+        return inputs + y
+
+    def compute_output_shape(self, input_shape):
+        return _as_shape(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "spectral_norm": self.spectral_norm,
+            "norm": self.norm,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AsinResidualBlock(keras.layers.Layer):
+    """Decoder residual block with ASIN: [N,H,W,F] -> [N,H,W,F] (paper §2.4, DESIGN.md §3).
+
+    `conv3x3 -> noise -> ASIN(gamma1, beta1) -> ReLU -> conv3x3 -> noise -> ASIN(gamma2,
+    beta2)`, plus the identity skip. The convs have no bias (ASIN's mean subtraction would
+    remove it).
+
+    Call:
+        inputs: `[x, gamma1, beta1, gamma2, beta2]`, x [N,H,W,F], the others [N,F].
+        training: draws the noise (see `NoiseInjection`).
+    Args:
+        filters: F.
+        noise_at_inference: passed to both `NoiseInjection` layers.
+        epsilon: ASIN's variance epsilon.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        *,
+        noise_at_inference: bool = False,
+        epsilon: float = 1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if filters <= 0:
+            raise ValueError(f"AsinResidualBlock: `filters` must be positive, got {filters}.")
+        self.filters = int(filters)
+        self.noise_at_inference = bool(noise_at_inference)
+        self.epsilon = float(epsilon)
+        self.conv1 = _conv(self.filters, 3, use_bias=False, name="conv1")
+        self.noise1 = NoiseInjection(noise_at_inference=noise_at_inference, name="noise1")
+        self.asin1 = AttributeSummaryInstanceNorm(epsilon=epsilon, name="asin1")
+        self.conv2 = _conv(self.filters, 3, use_bias=False, name="conv2")
+        self.noise2 = NoiseInjection(noise_at_inference=noise_at_inference, name="noise2")
+        self.asin2 = AttributeSummaryInstanceNorm(epsilon=epsilon, name="asin2")
+
+    def _check(self, shapes) -> tuple:
+        if len(shapes) != 5:
+            raise ValueError(
+                f"{self.name}: expects inputs [x, gamma1, beta1, gamma2, beta2], "
+                f"got {len(shapes)} inputs."
+            )
+        x_shape = _check_feature_map(shapes[0], layer=self.name, what="x")
+        if x_shape[-1] != self.filters:
+            raise ValueError(
+                f"{self.name}: x has {x_shape[-1]} channels but the block has "
+                f"filters={self.filters}; the identity skip needs them equal."
+            )
+        _check_affine(x_shape, shapes[1], shapes[2], layer=self.name)
+        _check_affine(x_shape, shapes[3], shapes[4], layer=self.name)
+        return x_shape
+
+    def build(self, input_shape):
+        x_shape = self._check(input_shape)
+        affine = (x_shape[0], self.filters)
+        pairs = ((self.conv1, self.noise1, self.asin1), (self.conv2, self.noise2, self.asin2))
+        for conv, noise, asin in pairs:
+            build_once(conv, x_shape)
+            build_once(noise, x_shape)
+            build_once(asin, [x_shape, affine, affine])
+
+    def call(self, inputs, training=None):
+        self._check([t.shape for t in inputs])
+        x, gamma1, beta1, gamma2, beta2 = inputs
+        y = self.noise1(self.conv1(x), training=training)
+        y = ops.relu(self.asin1([y, gamma1, beta1]))
+        y = self.noise2(self.conv2(y), training=training)
+        y = self.asin2([y, gamma2, beta2])
+        return x + y
+
+    def compute_output_shape(self, input_shape):
+        return _as_shape(input_shape[0])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "noise_at_inference": self.noise_at_inference,
+            "epsilon": self.epsilon,
+        }
+
+
+_UPSAMPLE_MODES = ("transpose", "resize_conv")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Upsample(keras.layers.Layer):
+    """2x learned upsampling [N,H,W,C] -> [N,2H,2W,F], without normalisation or activation.
+
+    `mode="transpose"`: Conv2DTranspose 4x4 stride 2 (paper §2.4, StarGAN). `"resize_conv"`:
+    nearest-neighbour 2x resize then conv3x3, which avoids the checkerboard artifacts of
+    transposed convs (Odena et al., Distill 2016). No bias: an instance norm follows.
+
+    Args:
+        filters: F.
+        mode: "transpose" or "resize_conv".
+    """
+
+    def __init__(self, filters: int, *, mode: str = "transpose", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in _UPSAMPLE_MODES:
+            raise ValueError(f"Upsample: `mode` must be one of {_UPSAMPLE_MODES}, got {mode!r}.")
+        self.filters = int(filters)
+        self.mode = mode
+        if mode == "transpose":
+            self.resize = None
+            self.conv = keras.layers.Conv2DTranspose(
+                self.filters, 4, strides=2, padding="same", use_bias=False, name="conv"
+            )
+        else:
+            self.resize = keras.layers.UpSampling2D(2, interpolation="nearest", name="resize")
+            self.conv = _conv(self.filters, 3, use_bias=False, name="conv")
+
+    def build(self, input_shape):
+        shape = _check_feature_map(input_shape, layer=self.name)
+        _build_chain([x for x in (self.resize, self.conv) if x is not None], shape)
+
+    def call(self, inputs):
+        x = inputs if self.resize is None else self.resize(inputs)
+        return self.conv(x)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = _as_shape(input_shape)
+        return (n, None if h is None else 2 * h, None if w is None else 2 * w, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "mode": self.mode}

@@ -1,0 +1,514 @@
+"""Training XploreGAN (paper §2.3-2.4, DESIGN.md §3-4): the library behind `xplore_tf.train`.
+
+An explicit `tf.distribute` loop: models, optimizers and checkpoint restore live in the
+strategy scope; each iteration runs one discriminator step (G without a tape: its output is
+a constant for D) and, every `n_critic` iterations, one generator step followed by the EMA
+update of G. Per-replica losses are scaled by the *global* batch size so summed replica
+gradients equal the global-batch gradient.
+
+Everything random is a function of (seed, step or sample position), and the checkpoint
+holds G, D, G_ema, both optimizers, the step and the data position, so a resumed run is the
+run that was interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import re
+import signal
+import time
+
+import numpy as np
+from absl import logging
+
+from xplore_tf import io_utils
+from xplore_tf import losses as losses_lib
+from xplore_tf.clustering import artifacts, pipeline
+from xplore_tf.config import Config
+from xplore_tf.data import images as images_lib
+from xplore_tf.data import sources
+from xplore_tf.data import training as training_data
+from xplore_tf.models.discriminator import Discriminator
+from xplore_tf.models.generator import Generator, condition_vector
+
+SCALARS = ("D/adv", "D/gp", "D/cls", "G/adv", "G/cls", "G/rec", "G/lat")
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run returns, for tests and the closing summary."""
+
+    step: int
+    history: list[dict]  # one dict of scalars per summary step
+    images_per_second: float
+    target_accuracy: float  # D's cluster head picks the target cluster on G_ema outputs
+    checkpoint: str
+
+
+def make_strategy(name: str):
+    """'mirrored' = all local GPUs (one CPU device otherwise), 'multi_worker' via TF_CONFIG."""
+    import tensorflow as tf
+
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [tf.config.list_logical_devices("CPU")[0].name]
+        return tf.distribute.MirroredStrategy(devices)
+    raise ValueError(f"--strategy: unknown strategy {name!r}")
+
+
+def discriminator_downsamplings(config: Config) -> int:
+    m = config.model
+    if m.d_num_down:
+        return m.d_num_down
+    return max(1, int(math.log2(m.image_size)) - 1)
+
+
+def build_models(config: Config, stats: artifacts.ClusterStats) -> tuple[Generator, Discriminator]:
+    """G and D for these cluster statistics, built (weights created) but not trained."""
+    m = config.model
+    generator = Generator(
+        m.image_size,
+        base_channels=m.g_channels,
+        num_res_blocks=m.g_res_blocks,
+        mlp_depth=m.mlp_depth,
+        mlp_hidden=m.mlp_hidden,
+        condition=m.condition,
+        stats_dim=stats.dim,
+        num_clusters=stats.num_clusters,
+        upsample=m.upsample,
+        name="generator",
+    )
+    generator.build(((None, m.image_size, m.image_size, 3), (None, generator.condition_dim)))
+    discriminator = Discriminator(
+        m.image_size,
+        num_clusters=stats.num_clusters,
+        base_channels=m.d_channels,
+        num_down=discriminator_downsamplings(config),
+        max_channels=m.d_max_channels,
+        name="discriminator",
+    )
+    discriminator.build((None, m.image_size, m.image_size, 3))
+    return generator, discriminator
+
+
+def variables_by_path(model) -> dict:
+    """{variable path: variable} of every weight and state of a Keras model.
+
+    tf.train.Checkpoint does not see Keras 3 sublayers kept in Python lists, nor the
+    SeedGenerator states of the noise layers or the spectral-norm power-iteration vectors,
+    so models are checkpointed as explicit, name-keyed variable maps. Export and translate
+    restore G_ema through the same map.
+    """
+    # Keys: position in model.variables (stable for an architecture) + the path, minus the
+    # process-global counters Keras puts in SeedGenerator names.
+    return {
+        f"{i:04d}.{re.sub(r'seed_generator_[0-9]+', 'seed_generator', v.path).replace('/', '.')}": v
+        for i, v in enumerate(model.variables)
+    }
+
+
+def learning_rate(base: float, step, num_steps: int, decay_steps: int):
+    """Constant, then linear decay to 0 over the last `decay_steps` (StarGAN schedule)."""
+    if decay_steps <= 0:
+        return base
+    remaining = num_steps - step
+    return base * min(1.0, max(0.0, remaining / decay_steps))
+
+
+class Trainer:
+    """G, D, G_ema, optimizers and the distributed step functions of one run."""
+
+    def __init__(self, config: Config, stats: artifacts.ClusterStats, strategy):
+        import keras
+        import tensorflow as tf
+
+        self.config = config
+        self.stats = stats
+        self.strategy = strategy
+        t = config.train
+        if t.batch_size % strategy.num_replicas_in_sync:
+            raise ValueError(
+                f"--batch_size={t.batch_size} is not divisible by the "
+                f"{strategy.num_replicas_in_sync} replicas"
+            )
+        if config.train.mixed_precision != "none":
+            keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+        with strategy.scope():
+            self.generator, self.discriminator = build_models(config, stats)
+            self.generator_ema, _ = build_models(config, stats)
+            self.generator_ema.set_weights(self.generator.get_weights())
+            self.g_optimizer = self._optimizer(t.g_lr, "g_optimizer")
+            self.d_optimizer = self._optimizer(t.d_lr, "d_optimizer")
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
+            self.checkpoint = tf.train.Checkpoint(
+                generator=variables_by_path(self.generator),
+                discriminator=variables_by_path(self.discriminator),
+                generator_ema=variables_by_path(self.generator_ema),
+                g_optimizer=self.g_optimizer,
+                d_optimizer=self.d_optimizer,
+                step=self.step,
+                position=self.position,
+            )
+        self.centroids = tf.constant(stats.centroids, tf.float32)
+        self.stds = tf.constant(stats.stds, tf.float32)
+        self._d_step = tf.function(self._distributed(self._d_replica_step))
+        self._g_step = tf.function(self._distributed(self._g_replica_step))
+        self._ema_update = tf.function(self._ema_cross_replica)
+
+    def _optimizer(self, lr: float, name: str):
+        import keras
+
+        t = self.config.train
+        opt = keras.optimizers.Adam(lr, beta_1=t.beta1, beta_2=t.beta2, name=name)
+        if t.mixed_precision == "mixed_float16":
+            opt = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
+        return opt
+
+    # ------------------------------------------------------------------ steps
+    def condition(self, cluster_ids):
+        return condition_vector(
+            cluster_ids, self.centroids, self.stds, mode=self.config.model.condition
+        )
+
+    def _distributed(self, replica_fn):
+        def run(batch):
+            return self.strategy.run(replica_fn, args=(batch,))
+
+        return run
+
+    def _scaled(self, optimizer, loss):
+        return optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+
+    def _d_replica_step(self, batch):
+        import tensorflow as tf
+
+        t = self.config.train
+        x, c = batch["image"], batch["cluster"]
+        cond_t = self.condition(batch["target"])
+        # G runs without a tape: D's update never needs G's gradients (DESIGN.md §4).
+        fake = tf.stop_gradient(self.generator((x, cond_t), training=True))
+        # One alpha per sample, a function of the sample's position: the same whatever
+        # the number of replicas, and the same after a resume.
+        alpha = tf.map_fn(
+            lambda p: tf.random.stateless_uniform(
+                [], seed=tf.stack([tf.cast(self.config.seed, tf.int64) + 2, p])
+            ),
+            batch["position"],
+            fn_output_signature=tf.float32,
+        )
+        alpha = tf.reshape(alpha, [-1, 1, 1, 1])
+        with tf.GradientTape() as tape:
+            real_src, real_cls = self.discriminator(x, training=True)
+            fake_src, _ = self.discriminator(fake, training=True)
+            penalty = losses_lib.gradient_penalty(
+                lambda images: self.discriminator(images, training=True)[0],
+                x,
+                fake,
+                alpha,
+                global_batch_size=t.batch_size,
+            )
+            total, terms = losses_lib.discriminator_loss(
+                real_scores=real_src,
+                fake_scores=fake_src,
+                real_logits=real_cls,
+                source_labels=c,
+                penalty=penalty,
+                lambda_cls=t.lambda_cls,
+                lambda_gp=t.lambda_gp,
+                global_batch_size=t.batch_size,
+            )
+            scaled = self._scaled(self.d_optimizer, total)
+        variables = self.discriminator.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.d_optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return {**terms, "D/total": total}
+
+    def _g_replica_step(self, batch):
+        import tensorflow as tf
+
+        t = self.config.train
+        x, c = batch["image"], batch["cluster"]
+        cond_t, cond_c = self.condition(batch["target"]), self.condition(c)
+        with tf.GradientTape() as tape:
+            h_real = self.generator.encode(x, training=True)
+            fake = self.generator.decode(h_real, cond_t, training=True)
+            h_fake = self.generator.encode(fake, training=True)
+            reconstructed = self.generator.decode(h_fake, cond_c, training=True)
+            fake_src, fake_cls = self.discriminator(fake, training=True)
+            total, terms = losses_lib.generator_loss(
+                fake_scores=fake_src,
+                fake_logits=fake_cls,
+                target_labels=batch["target"],
+                images=x,
+                reconstructed=reconstructed,
+                h_real=h_real,
+                h_fake=h_fake,
+                lambda_cls=t.lambda_cls,
+                lambda_rec=t.lambda_rec,
+                lambda_lat=t.lambda_lat,
+                global_batch_size=t.batch_size,
+            )
+            scaled = self._scaled(self.g_optimizer, total)
+        variables = self.generator.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.g_optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return {**terms, "G/total": total}
+
+    def _ema_cross_replica(self):
+        decay = self.config.train.ema_decay
+        for ema, w in zip(
+            self.generator_ema.trainable_variables, self.generator.trainable_variables, strict=True
+        ):
+            ema.assign(decay * ema + (1.0 - decay) * w)
+        for ema, w in zip(
+            self.generator_ema.non_trainable_variables,
+            self.generator.non_trainable_variables,
+            strict=True,
+        ):
+            ema.assign(w)
+
+    def reduce(self, per_replica: dict) -> dict:
+        """Sums replica losses (each already divided by the global batch) to global values."""
+        import tensorflow as tf
+
+        return {
+            k: float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None))
+            for k, v in per_replica.items()
+        }
+
+    def set_learning_rates(self, step: int) -> float:
+        t = self.config.train
+        factor = learning_rate(1.0, step, t.num_steps, t.lr_decay_steps)
+        self.g_optimizer.learning_rate = t.g_lr * factor
+        self.d_optimizer.learning_rate = t.d_lr * factor
+        return t.g_lr * factor
+
+    def train_step(self, step: int, batch) -> dict:
+        """One iteration: a D step, and a G step + EMA update every n_critic iterations."""
+        self.set_learning_rates(step)
+        scalars = self.reduce(self._d_step(batch))
+        if (step + 1) % self.config.train.n_critic == 0:
+            scalars.update(self.reduce(self._g_step(batch)))
+            self._ema_update()
+        return scalars
+
+    # ------------------------------------------------------------------ samples
+    def translate(
+        self, images: np.ndarray, clusters: np.ndarray, *, ema: bool = True
+    ) -> np.ndarray:
+        """images uint8 [N,S,S,3] into clusters [N] -> uint8 [N,S,S,3] (no noise)."""
+        g = self.generator_ema if ema else self.generator
+        x = images.astype(np.float32) / 127.5 - 1.0
+        y = g((x, self.condition(clusters.astype(np.int32))), training=False)
+        return np.clip((np.asarray(y, np.float32) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+    def target_accuracy(self, images: np.ndarray, targets: np.ndarray) -> float:
+        """Fraction of G_ema(x, t) that D's cluster head assigns to t."""
+        fakes = self.translate(images, targets).astype(np.float32) / 127.5 - 1.0
+        _, logits = self.discriminator(fakes, training=False)
+        return float(np.mean(np.argmax(np.asarray(logits), axis=1) == targets))
+
+
+def sample_grid(inputs: np.ndarray, translations: list[np.ndarray]) -> np.ndarray:
+    """Rows = inputs; first column the input, then one column per target cluster."""
+    columns = [inputs, *translations]
+    rows = [np.concatenate([col[i] for col in columns], axis=1) for i in range(len(inputs))]
+    return np.concatenate(rows, axis=0)
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def load_training_data(config: Config) -> tuple[training_data.TrainingData, artifacts.ClusterStats]:
+    """Cluster artifacts of the run, computing them first when they are missing."""
+    if not pipeline.clusters_exist(config):
+        logging.info(
+            "no clusters in %s yet: running the clustering stage first", config.clusters_dir
+        )
+        pipeline.run_clustering(config)
+    stats = artifacts.read_stats(os.path.join(config.clusters_dir, artifacts.STATS))
+    images, clusters, _ = artifacts.read_assignments(
+        os.path.join(config.clusters_dir, artifacts.ASSIGNMENTS)
+    )
+    if len(images) and clusters.max() >= stats.num_clusters:
+        raise ValueError(
+            f"{config.clusters_dir}: assignments name cluster {clusters.max()} but stats.npz "
+            f"has {stats.num_clusters}; re-run the clustering stage"
+        )
+    root = sources.resolve_images_dir(config)
+    return training_data.TrainingData(root, tuple(images), clusters, stats.num_clusters), stats
+
+
+def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
+    """Trains (or resumes) up to `config.train.num_steps`, or `max_steps` more iterations.
+
+    Writes checkpoints to WORKDIR/checkpoints, TensorBoard events and sample grids to
+    WORKDIR/train. Ctrl-C (SIGINT) and SIGTERM save a checkpoint before stopping.
+    """
+    import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("WARNING")  # TF's per-save INFO lines drown the progress lines
+    t = config.train
+    data, stats = load_training_data(config)
+    strategy = make_strategy(t.strategy)
+    keras.utils.set_random_seed(config.seed)  # same initial weights for the same seed
+    logging.info(
+        "training on %d images, %d clusters, %d replica(s), global batch %d",
+        len(data.images),
+        stats.num_clusters,
+        strategy.num_replicas_in_sync,
+        t.batch_size,
+    )
+    trainer = Trainer(config, stats, strategy)
+    manager = tf.train.CheckpointManager(
+        trainer.checkpoint, config.checkpoint_dir, max_to_keep=t.keep_checkpoints
+    )
+    if t.resume and manager.latest_checkpoint:
+        with strategy.scope():
+            trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step))
+    start = int(trainer.step.numpy())
+    end = t.num_steps if max_steps is None else min(t.num_steps, start + max_steps)
+
+    skip_log = images_lib.SkipLog()
+    dataset = training_data.training_dataset(
+        data,
+        image_size=config.model.image_size,
+        batch_size=t.batch_size,
+        seed=config.seed,
+        start_position=int(trainer.position.numpy()),
+        crop_size=config.data.crop_size,
+        flip=t.random_flip,
+        skip_log=skip_log,
+    )
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+
+    # Fixed inputs for sample grids: the first images of the set, into the largest clusters.
+    n_fixed = min(t.sample_images, len(data.images))
+    fixed = np.stack(
+        [
+            images_lib.load_image(
+                os.path.join(data.root, p),
+                size=config.model.image_size,
+                crop_size=config.data.crop_size,
+            )
+            for p in data.images[:n_fixed]
+        ]
+    )
+    grid_clusters = np.argsort(-stats.sizes, kind="stable")[: t.sample_clusters]
+    eval_targets = (
+        np.asarray(data.clusters[:n_fixed]) + 1 + np.arange(n_fixed)
+    ) % stats.num_clusters
+
+    os.makedirs(config.train_dir, exist_ok=True)
+    writer = tf.summary.create_file_writer(config.train_dir)
+    history: list[dict] = []
+    last: dict = {}
+    stop_signal: list[int] = []
+
+    def _on_signal(signum, frame):
+        stop_signal.append(signum)
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    rate, started, window_start, window_step = 0.0, time.perf_counter(), time.perf_counter(), start
+    step = start
+    try:
+        while step < end and not stop_signal:
+            batch = next(iterator)
+            scalars = trainer.train_step(step, batch)
+            bad = {k: v for k, v in scalars.items() if not math.isfinite(v)}
+            if bad:
+                raise TrainingDivergedError(
+                    f"step {step}: non-finite loss {bad}; stopped without saving, the last good "
+                    f"checkpoint is {manager.latest_checkpoint}. Lower --g_lr/--d_lr or check the data."
+                )
+            last.update(scalars)
+            positions = np.concatenate(
+                [np.asarray(p) for p in strategy.experimental_local_results(batch["position"])]
+            )
+            step += 1
+            trainer.step.assign(step)
+            trainer.position.assign(int(positions.max()) + 1)
+
+            if step % t.log_every == 0 or step == end:
+                now = time.perf_counter()
+                rate = (step - window_step) * t.batch_size / max(now - window_start, 1e-9)
+                window_start, window_step = now, step
+                eta = (end - step) * t.batch_size / max(rate, 1e-9)
+                terms = " ".join(f"{k}={last[k]:.3f}" for k in SCALARS if k in last)
+                logging.info(
+                    "step %d/%d %s | %.1f images/s, ETA %s",
+                    step,
+                    t.num_steps,
+                    terms,
+                    rate,
+                    time.strftime("%H:%M:%S", time.gmtime(eta)),
+                )
+            if step % t.summary_every == 0 or step == end:
+                record = {"step": step, **{k: last[k] for k in SCALARS if k in last}}
+                record["lr"] = float(learning_rate(t.g_lr, step, t.num_steps, t.lr_decay_steps))
+                record["images_per_second"] = rate
+                history.append(record)
+                with writer.as_default(step=step):
+                    for k, v in record.items():
+                        if k != "step":
+                            tf.summary.scalar(k if "/" in k else f"train/{k}", v)
+            if step % t.sample_every == 0 or step == end:
+                translations = [
+                    trainer.translate(fixed, np.full(n_fixed, c)) for c in grid_clusters
+                ]
+                grid = sample_grid(fixed, translations)
+                io_utils.write_bytes(
+                    os.path.join(config.train_dir, "samples", f"step_{step:07d}.png"), _png(grid)
+                )
+                accuracy = trainer.target_accuracy(fixed, eval_targets)
+                with writer.as_default(step=step):
+                    tf.summary.image("samples", grid[None], max_outputs=1)
+                    tf.summary.scalar("eval/target_accuracy", accuracy)
+            if step % t.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        writer.flush()
+    if stop_signal:
+        logging.warning(
+            "signal %d: saving a checkpoint at step %d and stopping", stop_signal[0], step
+        )
+    path = (
+        manager.save(checkpoint_number=step)
+        if step > start or not manager.latest_checkpoint
+        else manager.latest_checkpoint
+    )
+    accuracy = trainer.target_accuracy(fixed, eval_targets)
+    elapsed = time.perf_counter() - started
+    if skip_log.count:
+        logging.warning("%d unreadable image visits were skipped during training", skip_log.count)
+    return TrainResult(
+        step=step,
+        history=history,
+        images_per_second=(step - start) * t.batch_size / max(elapsed, 1e-9),
+        target_accuracy=accuracy,
+        checkpoint=path,
+    )

@@ -1,6 +1,7 @@
 """xplore_tf: XploreGAN (CVPR 2020) in TensorFlow 2 / Keras 3.
 
-Install: `pip install -e .` (add `[test]` for the test runner and linter).
+Install: `pip install -e .` (add `[test]` for the test runner and linter, `[eval]` for
+dlib's face descriptor in `xplore_tf.evaluate`).
 On a GPU machine replace faiss-cpu by faiss-gpu (never both): see README.
 """
 
@@ -24,5 +25,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6", "scikit-image>=0.22"],
+        # Identity preservation on real faces (xplore_tf.evaluate): dlib's face descriptor.
+        # face_recognition_models still imports pkg_resources, removed in setuptools 81.
+        "eval": ["dlib-bin>=19.24", "face-recognition-models==0.3.0", "setuptools<81"],
     },
 )

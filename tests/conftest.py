@@ -1,7 +1,11 @@
-"""Shared test setup: quiet TensorFlow, and `tests_support` importable from every test."""
+"""Shared test setup: quiet TensorFlow, single-threaded OpenBLAS, `tests_support` importable."""
 
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests do numpy/scipy algebra on tiny matrices. OpenBLAS's worker threads busy-wait, and on
+# a shared, loaded 2-core machine that made such calls 20-40x slower (measured); TensorFlow
+# keeps its own thread pools. Must be set before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -52,3 +52,52 @@ def run_binary(module: str, *args: str, timeout: float = 300) -> subprocess.Comp
         text=True,
         timeout=timeout,
     )
+
+
+# ---------------------------------------------------------------- a tiny trained run, shared
+# Training even a tiny GAN costs seconds, so the export, serving and translate tests share
+# one run per session (cached here: pytest fixtures cannot be shared across test files
+# without a conftest). Treat it as read-only: export into your own tmp folder.
+TINY_CLUSTER_NAMES = {"0": "alpha", "2": "Beta"}
+_SHARED: dict = {}
+
+
+def tiny_trained_run(tmp_path_factory):
+    """Config of a tiny run trained for 2 steps (image_size 16, k = 4 clusters), with
+    cluster_names.json {0: alpha, 2: Beta}; its training also exported G_ema at the end into
+    WORKDIR/train_export (the --export_dir hook of train_lib.train)."""
+    if "run" not in _SHARED:
+        import dataclasses
+        import json
+
+        from test_train_lib import tiny_config
+
+        from xplore_tf import config as config_lib
+        from xplore_tf import train_lib
+
+        workdir = tmp_path_factory.mktemp("tiny_trained_run")
+        config = tiny_config(workdir, num_steps=2)
+        config = dataclasses.replace(
+            config, export=config_lib.ExportConfig(export_dir=str(workdir / "train_export"))
+        )
+        train_lib.train(config)
+        with open(os.path.join(config.clusters_dir, "cluster_names.json"), "w") as f:
+            json.dump(TINY_CLUSTER_NAMES, f)
+        _SHARED["run"] = dataclasses.replace(config, export=config_lib.ExportConfig())
+    return _SHARED["run"]
+
+
+def tiny_export(tmp_path_factory) -> str:
+    """Base folder holding `xplore/1/`, the SavedModel of `tiny_trained_run` (shared)."""
+    if "export" not in _SHARED:
+        import dataclasses
+
+        from xplore_tf import config as config_lib
+        from xplore_tf import export_lib
+
+        config = tiny_trained_run(tmp_path_factory)
+        base = tmp_path_factory.mktemp("tiny_export")
+        config = dataclasses.replace(config, export=config_lib.ExportConfig(export_dir=str(base)))
+        export_lib.export(config)
+        _SHARED["export"] = str(base)
+    return _SHARED["export"]

@@ -53,6 +53,25 @@ class ReportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Transfer, identity and realism of a trained run (evaluation only, `xplore_tf.evaluate`)."""
+
+    transfer_min_precision: float = 0.8  # clusters at least this pure stand for an attribute
+    eval_images: int = 500  # held-out labelled images translated and judged
+    probe_train_images: int = 2000  # other labelled images training the probe / regressor
+    attribute_classifier: str = ""  # .keras judge; empty = logistic probe on extractor features
+    identity_embedder: str = "auto"  # "auto" | "geometry" | "dlib" | "none"
+    identity_threshold: float = 0.0  # 0 = dlib's 0.6, or the best on real pairs (geometry)
+    identity_pairs_csv: str = ""  # image_a,image_b,same_identity; empty = beside the labels
+    identity_max_pairs: int = 500  # real same / different identity pairs, each
+    identity_regressor_epochs: int = 30
+    inception_weights: str = ""  # InceptionV3 no-top .h5 for FID; empty = no FID
+    batch_size: int = 32  # images per generator / extractor call
+    report_images: int = 8  # rows of the translation matrix
+    report_clusters: int = 10  # target-cluster columns of the translation matrix
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Generator and discriminator shapes (DESIGN.md §3; paper widths are the defaults)."""
 
@@ -86,6 +105,7 @@ class TrainConfig:
     lambda_lat: float = 10.0
     ema_decay: float = 0.999
     random_flip: bool = True
+    holdout: int = 0  # last N images (sorted paths) kept out of training, for evaluation
     strategy: str = "mirrored"  # "mirrored" | "multi_worker" | "one_device"
     mixed_precision: str = "none"  # "none" | "mixed_float16" | "mixed_bfloat16"
     checkpoint_every: int = 1000
@@ -99,14 +119,27 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """The SavedModel export of G_ema (DESIGN.md §5)."""
+
+    export_dir: str = ""  # base folder; "" = WORKDIR/export, and no export at the end of train
+    model_name: str = "xplore"  # <export_dir>/<model_name>/<version>/, TF Serving's model name
+    version: int = 0  # 0 = max existing version + 1
+    checkpoint: str = ""  # checkpoint prefix; "" = the latest in WORKDIR/checkpoints
+    allow_untrained: bool = False  # export a freshly initialised G when no checkpoint exists
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     workdir: str
     seed: int = 0
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
     @property
     def images_dir(self) -> str:
@@ -126,6 +159,15 @@ class Config:
     @property
     def checkpoint_dir(self) -> str:
         return os.path.join(self.workdir, "checkpoints")
+
+    @property
+    def export_base_dir(self) -> str:
+        """Where SavedModels go: --export_dir, else WORKDIR/export."""
+        return self.export.export_dir or os.path.join(self.workdir, "export")
+
+    @property
+    def eval_dir(self) -> str:
+        return os.path.join(self.workdir, "eval")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,8 +1,10 @@
 """Every command-line flag of every xplore_tf stage, in one module.
 
 One flagfile (see `configs/`) drives all stages: `cluster`, `train`, `export`,
-`evaluate`. Binaries import this module, call `config_from_flags()` once and hand the
-frozen `Config` to library code; nothing else reads FLAGS.
+`translate`, `evaluate`. Binaries import this module, call `config_from_flags()` once and
+hand the frozen `Config` to library code; nothing else reads FLAGS. (The serving client,
+`serving/client.py`, is a separate deployable that needs no xplore_tf code, so it parses its
+own command line.)
 """
 
 from __future__ import annotations
@@ -58,12 +60,14 @@ flags.DEFINE_integer(
     lower_bound=1,
 )
 flags.DEFINE_string(
-    "synthetic_out",
+    "out",
     "",
-    "Output folder of `python -m xplore_tf.data.synthetic` (alias --out); "
-    "empty = WORKDIR/synthetic.",
+    "Output of the one-off binaries (alias --synthetic_out): the folder "
+    "`python -m xplore_tf.data.synthetic` renders into (empty = WORKDIR/synthetic), or "
+    "where `python -m xplore_tf.translate` writes (a folder, a .png file for one output, or a "
+    "pattern with {stem}, {index}, {cluster}; empty = WORKDIR/translate).",
 )
-flags.DEFINE_alias("out", "synthetic_out")
+flags.DEFINE_alias("synthetic_out", "out")
 flags.DEFINE_alias("num", "synthetic_num")
 flags.DEFINE_alias("size", "synthetic_size")
 
@@ -209,6 +213,13 @@ flags.DEFINE_float(
     upper_bound=1.0,
 )
 flags.DEFINE_bool("random_flip", True, "Random horizontal flips of training images.")
+flags.DEFINE_integer(
+    "holdout",
+    0,
+    "Images kept out of GAN training (the last N clustered images by sorted path), so that "
+    "`evaluate` can translate faces the generator never saw; 0 = train on all.",
+    lower_bound=0,
+)
 flags.DEFINE_enum(
     "strategy",
     "mirrored",
@@ -243,6 +254,64 @@ flags.DEFINE_integer(
     "sample_clusters", 10, "Target clusters (columns) in each sample grid.", lower_bound=1
 )
 
+# ---------------------------------------------------------------- export (DESIGN.md §5)
+flags.DEFINE_string(
+    "export_dir",
+    "",
+    "Base folder of exported SavedModels, laid out <export_dir>/<model_name>/<version>/ for "
+    "TF Serving. `xplore_tf.export` defaults to WORKDIR/export when empty; `xplore_tf.train` "
+    "exports at the end of training only when this is set.",
+)
+flags.DEFINE_string(
+    "model_name",
+    "xplore",
+    "Model name: the export's folder under --export_dir and TF Serving's model_spec.name.",
+)
+flags.DEFINE_integer(
+    "export_version",
+    0,
+    "Version folder of the export; 0 = the largest existing version + 1 (1 for the first). "
+    "An existing version is never overwritten.",
+    lower_bound=0,
+)
+flags.DEFINE_string(
+    "checkpoint",
+    "",
+    "Checkpoint prefix (e.g. WORKDIR/checkpoints/ckpt-1000) whose G_ema is exported or used "
+    "by translate; empty = the latest in WORKDIR/checkpoints.",
+)
+flags.DEFINE_bool(
+    "allow_untrained",
+    False,
+    "When no checkpoint exists, export/translate a freshly initialised generator (for "
+    "benchmarks and plumbing tests) instead of failing.",
+)
+
+# ---------------------------------------------------------------- translate (no server)
+flags.DEFINE_list(
+    "images",
+    [],
+    "`xplore_tf.translate`: image files to translate (comma separated; JPEG/PNG/GIF/BMP).",
+)
+flags.DEFINE_string(
+    "cluster",
+    "",
+    "`xplore_tf.translate`: target cluster, an id in [0, k) or a name from "
+    "WORKDIR/clusters/cluster_names.json.",
+)
+flags.DEFINE_bool(
+    "all_clusters",
+    False,
+    "`xplore_tf.translate`: write one grid instead: rows = images, columns = the input then "
+    "every cluster 0..k-1.",
+)
+flags.DEFINE_string(
+    "saved_model",
+    "",
+    "`xplore_tf.translate`: a SavedModel version folder (<export_dir>/<model_name>/<version>) "
+    "to translate with; empty = G_ema of --checkpoint (default: the run's latest).",
+)
+
 # ---------------------------------------------------------------- reports
 flags.DEFINE_string(
     "labels_csv",
@@ -267,6 +336,99 @@ flags.DEFINE_float(
     "A cluster 'captures' an attribute when this fraction of its members have it.",
     lower_bound=0.0,
     upper_bound=1.0,
+)
+
+# ---------------------------------------------------------------- evaluation (xplore_tf.evaluate)
+flags.DEFINE_float(
+    "transfer_min_precision",
+    0.8,
+    "Transfer is measured for an attribute when its best cluster has at least this "
+    "precision (fraction of members with the attribute, 0..1); translations into that "
+    "cluster should then show the attribute.",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
+flags.DEFINE_integer(
+    "eval_images",
+    500,
+    "Held-out labelled images (never used to train the probe or identity regressor) that "
+    "are translated and judged; at most half of the labelled images.",
+    lower_bound=2,
+)
+flags.DEFINE_integer(
+    "probe_train_images",
+    2000,
+    "Other labelled images (disjoint identities when labels have an 'identity' column) "
+    "that train the attribute probe and the synthetic identity regressor.",
+    lower_bound=4,
+)
+flags.DEFINE_string(
+    "attribute_classifier",
+    "",
+    "Optional judge of transfer: a Keras model file (.keras) taking float32 RGB [N,H,W,3] "
+    "in [0,255] and returning one sigmoid per attribute, in --attributes order. Empty = a "
+    "logistic-regression probe per attribute on the clustering extractor's features.",
+)
+flags.DEFINE_enum(
+    "identity_embedder",
+    "auto",
+    ["auto", "geometry", "dlib", "none"],
+    "Identity embedding for identity preservation: 'geometry' = a small CNN regressing the "
+    "synthetic faces' identity geometry (labels.csv face_width..mouth_width); 'dlib' = "
+    "dlib's 128-d face descriptor (pip install 'xplore_tf[eval]'); 'auto' = geometry when "
+    "the labels have those columns, else dlib when installed, else skipped.",
+)
+flags.DEFINE_float(
+    "identity_threshold",
+    0.0,
+    "Verification threshold on the identity distance (L2); 0 = dlib's usual 0.6, or for "
+    "the geometry embedder the threshold with the best accuracy on real same/different pairs.",
+    lower_bound=0.0,
+)
+flags.DEFINE_string(
+    "identity_pairs_csv",
+    "",
+    "Real reference pairs 'image_a,image_b,same_identity' (CelebA sample: "
+    "identity_pairs.csv). Empty = identity_pairs.csv beside --labels_csv when present, "
+    "else pairs from the labels' 'identity' column among the eval images.",
+)
+flags.DEFINE_integer(
+    "identity_max_pairs",
+    500,
+    "At most this many same-identity and this many different-identity real pairs.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "identity_regressor_epochs",
+    30,
+    "Training epochs of the synthetic identity-geometry regressor.",
+    lower_bound=1,
+)
+flags.DEFINE_string(
+    "inception_weights",
+    "",
+    "Optional: local keras.applications InceptionV3 no-top weights "
+    "(inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5) to also report FID. "
+    "Empty = only the Fréchet distance in the clustering extractor's feature space.",
+)
+flags.DEFINE_integer(
+    "eval_batch_size",
+    32,
+    "Images per generator / extractor call during evaluation.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "report_images",
+    8,
+    "Rows (input images) of the translation matrix in WORKDIR/eval/report.html.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "report_clusters",
+    10,
+    "Columns (target clusters) of the translation matrix: the transfer clusters first, "
+    "then the largest others.",
+    lower_bound=1,
 )
 
 
@@ -336,6 +498,7 @@ def config_from_flags() -> config_lib.Config:
             lambda_lat=f.lambda_lat,
             ema_decay=f.ema_decay,
             random_flip=f.random_flip,
+            holdout=f.holdout,
             strategy=f.strategy,
             mixed_precision=f.mixed_precision,
             checkpoint_every=f.checkpoint_every,
@@ -347,13 +510,39 @@ def config_from_flags() -> config_lib.Config:
             sample_images=f.sample_images,
             sample_clusters=f.sample_clusters,
         ),
+        export=config_lib.ExportConfig(
+            export_dir=os.path.abspath(os.path.expanduser(f.export_dir)) if f.export_dir else "",
+            model_name=f.model_name,
+            version=f.export_version,
+            checkpoint=os.path.abspath(os.path.expanduser(f.checkpoint)) if f.checkpoint else "",
+            allow_untrained=f.allow_untrained,
+        ),
         report=config_lib.ReportConfig(
             labels_csv=f.labels_csv,
             attributes=tuple(f.attributes),
             min_cluster_size=f.report_min_cluster_size,
             precision_threshold=f.precision_threshold,
         ),
+        eval=config_lib.EvalConfig(
+            transfer_min_precision=f.transfer_min_precision,
+            eval_images=f.eval_images,
+            probe_train_images=f.probe_train_images,
+            attribute_classifier=_abspath(f.attribute_classifier),
+            identity_embedder=f.identity_embedder,
+            identity_threshold=f.identity_threshold,
+            identity_pairs_csv=_abspath(f.identity_pairs_csv),
+            identity_max_pairs=f.identity_max_pairs,
+            identity_regressor_epochs=f.identity_regressor_epochs,
+            inception_weights=_abspath(f.inception_weights),
+            batch_size=f.eval_batch_size,
+            report_images=f.report_images,
+            report_clusters=f.report_clusters,
+        ),
     )
+
+
+def _abspath(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path)) if path else ""
 
 
 def write_resolved_flags(workdir: str, stage: str) -> str:

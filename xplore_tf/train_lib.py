@@ -270,7 +270,13 @@ class Trainer:
         return {**terms, "G/total": total}
 
     def _ema_cross_replica(self):
-        decay = self.config.train.ema_decay
+        import tensorflow as tf
+
+        # Warm-up as tf.train.ExponentialMovingAverage(num_updates=...): early on the average
+        # follows G closely instead of staying near the random initial weights for ~1/(1-decay)
+        # G steps, which matters for short runs such as the demo.
+        updates = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.config.train.ema_decay, (1.0 + updates) / (10.0 + updates))
         for ema, w in zip(
             self.generator_ema.trainable_variables, self.generator.trainable_variables, strict=True
         ):
@@ -356,6 +362,9 @@ def load_training_data(config: Config) -> tuple[training_data.TrainingData, arti
             f"has {stats.num_clusters}; re-run the clustering stage"
         )
     root = sources.resolve_images_dir(config)
+    if config.train.holdout:
+        keep, _ = sources.split_holdout(images, config.train.holdout)
+        images, clusters = [images[i] for i in keep], clusters[keep]
     return training_data.TrainingData(root, tuple(images), clusters, stats.num_clusters), stats
 
 
@@ -505,6 +514,10 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
     elapsed = time.perf_counter() - started
     if skip_log.count:
         logging.warning("%d unreadable image visits were skipped during training", skip_log.count)
+    if config.export.export_dir and not stop_signal:
+        from xplore_tf import export_lib  # imports this module: not at the top
+
+        logging.info("exported %s", export_lib.export(config, checkpoint=path).path)
     return TrainResult(
         step=step,
         history=history,

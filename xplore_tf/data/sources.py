@@ -34,3 +34,16 @@ def default_labels_csv(config: Config) -> str:
     if config.data.dataset == "synthetic":
         return os.path.join(config.images_dir, "labels.csv")
     return ""
+
+
+def split_holdout(images: list[str], holdout: int) -> tuple[list[int], list[int]]:
+    """(training indices, held-out indices): the last `holdout` images by sorted path.
+
+    A fixed rule rather than a random draw, so training and evaluation agree on it without
+    sharing state.
+    """
+    if holdout >= len(images):
+        raise ValueError(f"--holdout={holdout} leaves no training images (of {len(images)})")
+    order = sorted(range(len(images)), key=lambda i: images[i])
+    cut = len(images) - holdout
+    return sorted(order[:cut]), sorted(order[cut:])

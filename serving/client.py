@@ -1,0 +1,380 @@
+"""gRPC client of an exported xplore_tf model served by TF Serving (`tensorflow_model_server`).
+
+    python -m serving.client --server=HOST:8500 --model=xplore --image=in.jpg --cluster=12 --out=out.png
+    python -m serving.client --image=a.jpg,b.png --cluster=blond --out=outdir/
+    python -m serving.client --image=a.jpg --image=b.png --all_clusters --out=grid.png
+
+A separate deployable: it needs `tensorflow-serving-api` (gRPC stubs and protos), numpy and
+Pillow, never the xplore_tf model code; it shares only the signature and tensor names of
+`serving/signatures.py`. Requests are TensorProtos built by hand from numpy arrays
+(`make_request`), responses are parsed back the same way (`parse_response`); no TensorFlow op
+is run. (Importing `tensorflow_serving.apis` still imports the `tensorflow` package, which
+its protos live in: ~5 s of start-up, nothing more.)
+
+By default images travel encoded (`translate_bytes`: the file's JPEG/PNG bytes in, PNG out);
+`--signature=serving_default` sends decoded uint8 pixels instead. `--cluster` takes an id
+or a name from the model's `clusters` signature (names come from cluster_names.json at
+export time). gRPC errors end the program with one line, `CODE: details`, and exit status 2.
+
+The client parses its own command line (argparse) rather than the xplore_tf flags module:
+the one-flags-module rule covers the `python -m xplore_tf.<stage>` binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import grpc
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from serving import client_common as common
+from serving import signatures as sig
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+_NUMPY_TO_DTYPE = {
+    np.dtype(np.float32): types_pb2.DT_FLOAT,
+    np.dtype(np.float64): types_pb2.DT_DOUBLE,
+    np.dtype(np.float16): types_pb2.DT_HALF,
+    np.dtype(np.int8): types_pb2.DT_INT8,
+    np.dtype(np.int16): types_pb2.DT_INT16,
+    np.dtype(np.int32): types_pb2.DT_INT32,
+    np.dtype(np.int64): types_pb2.DT_INT64,
+    np.dtype(np.uint8): types_pb2.DT_UINT8,
+    np.dtype(np.uint16): types_pb2.DT_UINT16,
+    np.dtype(np.uint32): types_pb2.DT_UINT32,
+    np.dtype(np.uint64): types_pb2.DT_UINT64,
+    np.dtype(np.bool_): types_pb2.DT_BOOL,
+}
+_DTYPE_TO_NUMPY = {v: k for k, v in _NUMPY_TO_DTYPE.items()}
+# Which repeated field of TensorProto holds the values of each dtype when tensor_content
+# is empty (TF Serving answers with these typed fields).
+_VALUE_FIELD = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_HALF: "half_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+}
+
+
+class ServingError(RuntimeError):
+    """A failed RPC, readable in one line: `CODE: details`."""
+
+    def __init__(self, code: str, details: str):
+        super().__init__(f"{code}: {details}")
+        self.code = code
+        self.details = details
+
+    @classmethod
+    def from_rpc(cls, error: grpc.RpcError) -> ServingError:
+        code = error.code() if hasattr(error, "code") else None
+        details = error.details() if hasattr(error, "details") else str(error)
+        name = code.name if code is not None else "UNKNOWN"
+        return cls(name, " ".join((details or "").split()))
+
+
+# ---------------------------------------------------------------------- TensorProtos
+def make_tensor_proto(value) -> tensor_pb2.TensorProto:
+    """A numpy array (or nested list) -> TensorProto, without TensorFlow ops.
+
+    bytes/str arrays become DT_STRING (`string_val`); numbers are stored little-endian in
+    `tensor_content`, as TensorFlow does.
+    """
+    array = np.asarray(value)
+    proto = tensor_pb2.TensorProto()
+    proto.tensor_shape.CopyFrom(
+        tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
+        )
+    )
+    if array.dtype.kind in ("S", "U", "O"):
+        proto.dtype = types_pb2.DT_STRING
+        for item in array.reshape(-1):
+            if isinstance(item, str):
+                item = item.encode("utf-8")
+            if not isinstance(item, bytes):
+                raise TypeError(f"string tensors hold bytes or str, got {type(item).__name__}")
+            proto.string_val.append(item)
+        return proto
+    if array.dtype not in _NUMPY_TO_DTYPE:
+        raise TypeError(f"unsupported dtype {array.dtype} for a TensorProto")
+    proto.dtype = _NUMPY_TO_DTYPE[array.dtype]
+    proto.tensor_content = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
+    return proto
+
+
+def make_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """TensorProto -> numpy array, from `tensor_content` or the typed value fields.
+
+    DT_STRING gives an object array of bytes. As in TensorFlow, a typed field shorter than
+    the tensor repeats its last value (a single value fills the tensor).
+    """
+    shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
+    count = int(np.prod(shape, dtype=np.int64))
+    if proto.dtype == types_pb2.DT_STRING:
+        values = list(proto.string_val)
+        if len(values) not in (count, 1) and count:
+            raise ValueError(f"string tensor of shape {shape} holds {len(values)} values")
+        out = np.empty(count, dtype=object)
+        out[:] = values if len(values) == count else values * count
+        return out.reshape(shape)
+    if proto.dtype not in _DTYPE_TO_NUMPY:
+        raise TypeError(f"unsupported TensorProto dtype {types_pb2.DataType.Name(proto.dtype)}")
+    dtype = _DTYPE_TO_NUMPY[proto.dtype]
+    if proto.tensor_content:
+        flat = np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<"))
+        if flat.size != count:
+            raise ValueError(f"tensor_content holds {flat.size} values for shape {shape}")
+        return flat.astype(dtype).reshape(shape)
+    values = getattr(proto, _VALUE_FIELD[proto.dtype])
+    if proto.dtype == types_pb2.DT_HALF:
+        flat = np.asarray(values, np.uint16).view(np.float16)
+    else:
+        flat = np.asarray(values).astype(dtype)
+    if flat.size > count:
+        raise ValueError(f"{flat.size} values for shape {shape}")
+    if flat.size < count:
+        fill = flat[-1] if flat.size else dtype.type(0)
+        flat = np.concatenate([flat, np.full(count - flat.size, fill, dtype)])
+    return flat.reshape(shape)
+
+
+def make_request(
+    signature_name: str,
+    inputs: Mapping[str, object],
+    *,
+    model: str = sig.DEFAULT_MODEL_NAME,
+    version: int | None = None,
+    output_filter: Sequence[str] = (),
+) -> predict_pb2.PredictRequest:
+    """A PredictRequest for `model` (latest version unless `version`) and one signature."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(make_tensor_proto(value))
+    request.output_filter.extend(output_filter)
+    return request
+
+
+def parse_response(response: predict_pb2.PredictResponse) -> dict[str, np.ndarray]:
+    """{output key: numpy array} of a PredictResponse."""
+    return {key: make_ndarray(proto) for key, proto in response.outputs.items()}
+
+
+# ---------------------------------------------------------------------- the client
+class ServingClient:
+    """Predict calls against one model of a TF Serving (or serving.dev_server) endpoint."""
+
+    def __init__(
+        self,
+        server: str,
+        model: str = sig.DEFAULT_MODEL_NAME,
+        *,
+        version: int | None = None,
+        timeout: float = 30.0,
+        max_batch: int = 16,
+    ):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.model = model
+        self.version = version
+        self.timeout = timeout
+        self.max_batch = max_batch
+        self.channel = grpc.insecure_channel(
+            server,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> ServingClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def predict(self, signature_name: str, inputs: Mapping[str, object]) -> dict[str, np.ndarray]:
+        """One Predict RPC; gRPC failures become ServingError."""
+        request = make_request(signature_name, inputs, model=self.model, version=self.version)
+        try:
+            response = self.stub.Predict(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise ServingError.from_rpc(e) from None
+        return parse_response(response)
+
+    def clusters(self) -> common.ClusterInfo:
+        return common.ClusterInfo.from_outputs(self.predict(sig.CLUSTERS, {}))
+
+    def translate_bytes(self, encoded: Sequence[bytes], cluster_ids: Sequence[int]) -> list[bytes]:
+        """Encoded images into clusters -> PNG bytes, in requests of at most max_batch."""
+        if len(encoded) != len(cluster_ids):
+            raise ValueError(f"{len(encoded)} images but {len(cluster_ids)} cluster ids")
+        out: list[bytes] = []
+        for start in range(0, len(encoded), self.max_batch):
+            chunk = slice(start, start + self.max_batch)
+            data = np.empty(len(encoded[chunk]), dtype=object)
+            data[:] = list(encoded[chunk])
+            outputs = self.predict(
+                sig.TRANSLATE_BYTES,
+                {
+                    sig.IMAGE_BYTES: data,
+                    sig.CLUSTER_ID: np.asarray(cluster_ids[chunk], np.int32),
+                },
+            )
+            out.extend(bytes(b) for b in outputs[sig.IMAGE_BYTES])
+        return out
+
+    def translate(self, images: np.ndarray, cluster_ids: Sequence[int]) -> np.ndarray:
+        """uint8 [N,H,W,3] into clusters [N] -> uint8 [N,S,S,3] (`serving_default`)."""
+        images = np.asarray(images)
+        outs = []
+        for start in range(0, len(images), self.max_batch):
+            chunk = slice(start, start + self.max_batch)
+            outputs = self.predict(
+                sig.SERVING_DEFAULT,
+                {
+                    sig.IMAGE: images[chunk],
+                    sig.CLUSTER_ID: np.asarray(cluster_ids[chunk], np.int32),
+                },
+            )
+            outs.append(outputs[sig.IMAGE])
+        return np.concatenate(outs) if outs else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def _translate_pngs(
+    client: ServingClient, signature: str, encoded: list[bytes], ids: list[int]
+) -> list[bytes]:
+    if signature == sig.TRANSLATE_BYTES:
+        return client.translate_bytes(encoded, ids)
+    # serving_default: decoded pixels, one request per image (sizes may differ).
+    pngs = []
+    for data, c in zip(encoded, ids, strict=True):
+        pngs.append(common.png_bytes(client.translate(common.decode(data)[None], [c])[0]))
+    return pngs
+
+
+def run(args: argparse.Namespace) -> list[str]:
+    """Does what the command line asks; returns the files written."""
+    paths = common.split_paths(args.image)
+    if not paths:
+        raise ValueError("--image is required (a file, a comma list, or repeated)")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"--image: no such file: {', '.join(missing)}")
+    if not args.all_clusters and args.cluster is None:
+        raise ValueError("pass --cluster=ID_OR_NAME or --all_clusters")
+    encoded = [common.read_upright_bytes(p) for p in paths]
+    written = []
+    with ServingClient(
+        args.server,
+        args.model,
+        version=args.version,
+        timeout=args.timeout,
+        max_batch=args.max_batch,
+    ) as client:
+        if args.all_clusters:
+            ids = [int(i) for i in client.clusters().ids]
+            rows = []
+            for data in encoded:
+                outs = [
+                    common.decode(b)
+                    for b in _translate_pngs(client, args.signature, [data] * len(ids), ids)
+                ]
+                size = outs[0].shape[0]
+                rows.append([common.thumbnail(data, size), *outs])
+            path = common.grid_path(args.out)
+            common.write_file(path, common.png_bytes(common.grid(rows)))
+            return [path]
+        info = None if common.is_cluster_id(args.cluster) else client.clusters()
+        cluster = common.resolve_cluster(args.cluster, info)
+        ids = [cluster] * len(paths)
+        outputs = common.output_paths(args.out, paths, ids)
+        for path, png in zip(
+            outputs, _translate_pngs(client, args.signature, encoded, ids), strict=True
+        ):
+            common.write_file(path, png)
+            written.append(path)
+    return written
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m serving.client",
+        description="Translate faces into attribute clusters with a served xplore_tf model.",
+    )
+    p.add_argument(
+        "--server", default="localhost:8500", help="gRPC HOST:PORT (default %(default)s)"
+    )
+    p.add_argument(
+        "--model", default=sig.DEFAULT_MODEL_NAME, help="model_spec.name (default %(default)s)"
+    )
+    p.add_argument(
+        "--version", type=int, default=None, help="model version (default: the latest served)"
+    )
+    p.add_argument(
+        "--image",
+        action="append",
+        help="input image file(s): repeat the flag or give a comma list (JPEG/PNG/GIF/BMP)",
+    )
+    p.add_argument("--cluster", default=None, help="target cluster: an id in [0, k) or a name")
+    p.add_argument(
+        "--all_clusters",
+        action="store_true",
+        help="write one grid: rows = input images, columns = the input then every cluster",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="a .png file (one output or the grid), a folder (<stem>_c<cluster>.png), or a "
+        "pattern with {stem}, {index}, {cluster}",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per RPC (default %(default)s)"
+    )
+    p.add_argument(
+        "--max_batch", type=int, default=16, help="images per request (default %(default)s)"
+    )
+    p.add_argument(
+        "--signature",
+        choices=[sig.TRANSLATE_BYTES, sig.SERVING_DEFAULT],
+        default=sig.TRANSLATE_BYTES,
+        help="send encoded bytes (default) or decoded uint8 pixels",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        written = run(args)
+    except (ServingError, ValueError, OSError) as e:
+        print(f"serving.client: error: {e}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The gRPC client: hand-built TensorProtos, names, outputs, and runs against the dev server."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tests_support import PROJECT_ROOT, tiny_export
+
+from serving import client as client_lib
+from serving import client_common as common
+from serving import dev_server
+from serving import signatures as sig
+
+
+# ---------------------------------------------------------------- TensorProtos (no server)
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.arange(24, dtype=np.uint8).reshape(2, 4, 3),
+        np.array([-1, 0, 7], np.int32),
+        np.array([[1, 2**40]], np.int64),
+        np.array([0.5, -2.25], np.float32),
+        np.zeros((0, 5, 5, 3), np.uint8),
+        np.array([b"\x89PNG", b""], object),
+    ],
+    ids=["uint8", "int32", "int64", "float32", "empty", "bytes"],
+)
+def test_tensor_protos_match_tensorflow(value):
+    import tensorflow as tf
+
+    proto = client_lib.make_tensor_proto(value)
+    ours = tf.make_ndarray(proto)  # TensorFlow reads what we built...
+    assert ours.dtype == (object if value.dtype == object else value.dtype)
+    np.testing.assert_array_equal(ours, value)
+    theirs = client_lib.make_ndarray(tf.make_tensor_proto(value))  # ...we read what it builds
+    np.testing.assert_array_equal(theirs, value)
+    assert theirs.shape == value.shape
+
+
+def test_make_ndarray_reads_typed_fields_as_tf_serving_sends_them():
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    def proto(dtype, shape, **fields):
+        p = tensor_pb2.TensorProto(dtype=dtype, **fields)
+        p.tensor_shape.CopyFrom(
+            tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]
+            )
+        )
+        return p
+
+    got = client_lib.make_ndarray(proto(types_pb2.DT_UINT8, [2, 2], int_val=[1, 2, 3, 255]))
+    np.testing.assert_array_equal(got, np.array([[1, 2], [3, 255]], np.uint8))
+    assert got.dtype == np.uint8
+    got = client_lib.make_ndarray(proto(types_pb2.DT_INT64, [3], int64_val=[9]))  # one fills all
+    np.testing.assert_array_equal(got, [9, 9, 9])
+    with pytest.raises(ValueError):
+        client_lib.make_ndarray(proto(types_pb2.DT_INT32, [2], int_val=[1, 2, 3]))
+    with pytest.raises(ValueError):
+        client_lib.make_ndarray(proto(types_pb2.DT_UINT8, [4], tensor_content=b"\x00" * 3))
+
+
+def test_make_request_fills_model_spec_and_inputs():
+    request = client_lib.make_request(
+        sig.TRANSLATE_BYTES,
+        {sig.IMAGE_BYTES: np.array([b"x"], object), sig.CLUSTER_ID: np.array([3], np.int32)},
+        model="faces",
+        version=4,
+    )
+    assert request.model_spec.name == "faces" and request.model_spec.version.value == 4
+    assert request.model_spec.signature_name == "translate_bytes"
+    assert set(request.inputs) == {"image_bytes", "cluster_id"}
+    latest = client_lib.make_request(sig.CLUSTERS, {})
+    assert not latest.model_spec.HasField("version") and not latest.inputs
+
+
+# ---------------------------------------------------------------- names and outputs
+INFO = common.ClusterInfo(
+    np.arange(4, dtype=np.int32), np.array([5, 6, 7, 8]), ["alpha", "", "Beta", ""]
+)
+
+
+def test_resolve_cluster_by_id_or_name():
+    assert common.resolve_cluster("2", None) == 2
+    assert common.resolve_cluster("-1", None) == -1  # the server rejects it, not the client
+    assert common.resolve_cluster("Beta", INFO) == 2
+    assert common.resolve_cluster("beta", INFO) == 2  # case-insensitive when unambiguous
+    with pytest.raises(ValueError, match="no cluster of that name; named clusters: Beta, alpha"):
+        common.resolve_cluster("blond", INFO)
+    twins = common.ClusterInfo(INFO.ids, INFO.sizes, ["a", "x", "x", ""])
+    with pytest.raises(ValueError, match=r"names several clusters: \[1, 2\]"):
+        common.resolve_cluster("x", twins)
+
+
+def test_output_paths_folder_file_and_pattern():
+    assert common.output_paths("o.png", ["a/in.jpg"], [3]) == ["o.png"]
+    assert common.output_paths("d", ["a/x.jpg", "y.png"], [3, 3]) == [
+        os.path.join("d", "x_c003.png"),
+        os.path.join("d", "y_c003.png"),
+    ]
+    assert common.output_paths("d", ["a/x.jpg", "b/x.png"], [1, 1]) == [
+        os.path.join("d", "000_x_c001.png"),
+        os.path.join("d", "001_x_c001.png"),
+    ]
+    assert common.output_paths("o/{index}-{stem}-{cluster}.png", ["p/q.jpg"], [7]) == [
+        "o/0-q-7.png"
+    ]
+    with pytest.raises(ValueError, match="names one file"):
+        common.output_paths("o.png", ["a.jpg", "b.jpg"], [1, 1])
+    with pytest.raises(ValueError, match="same name"):
+        common.output_paths("o/{cluster}.png", ["a.jpg", "b.jpg"], [1, 1])
+    assert common.grid_path("g.png") == "g.png"
+    assert common.grid_path("d") == os.path.join("d", "all_clusters.png")
+
+
+# ---------------------------------------------------------------- against the dev server
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tiny_export(tmp_path_factory)
+    srv, port = dev_server.serve(base, port=0)
+    yield f"127.0.0.1:{port}", base
+    srv.stop(None)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    paths = []
+    for name, shape in (("face.jpg", (40, 30, 3)), ("other.png", (16, 16, 3))):
+        path = str(folder / name)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@functools.lru_cache(maxsize=1)
+def _load(base: str):
+    import tensorflow as tf
+
+    return tf.saved_model.load(os.path.join(base, "xplore", "1"))
+
+
+def _expected_png_pixels(base: str, path: str, cluster: int) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = _load(base)
+    with open(path, "rb") as f:
+        data = f.read()
+    out = loaded.signatures[sig.TRANSLATE_BYTES](
+        image_bytes=tf.constant([data]), cluster_id=tf.constant([cluster])
+    )[sig.IMAGE_BYTES]
+    return common.decode(out.numpy()[0])
+
+
+def test_client_writes_the_served_translation(server, inputs, tmp_path):
+    address, base = server
+    out = str(tmp_path / "out.png")
+    args = client_lib.parse_args(
+        [f"--server={address}", f"--image={inputs[0]}", "--cluster=3", f"--out={out}"]
+    )
+    assert client_lib.run(args) == [out]
+    got = common.decode(open(out, "rb").read())
+    np.testing.assert_array_equal(got, _expected_png_pixels(base, inputs[0], 3))
+
+
+def test_client_resolves_names_and_writes_a_folder(server, inputs, tmp_path):
+    address, base = server
+    args = client_lib.parse_args(
+        [
+            f"--server={address}",
+            f"--image={','.join(inputs)}",
+            "--cluster=beta",
+            f"--out={tmp_path}",
+        ]
+    )
+    written = client_lib.run(args)
+    assert written == [str(tmp_path / "face_c002.png"), str(tmp_path / "other_c002.png")]
+    got = common.decode(open(written[1], "rb").read())
+    np.testing.assert_array_equal(got, _expected_png_pixels(base, inputs[1], 2))
+    # serving_default (decoded pixels) gives the same pixels as translate_bytes (PNG in).
+    args = client_lib.parse_args(
+        [
+            f"--server={address}",
+            f"--image={inputs[1]}",
+            "--cluster=2",
+            f"--out={tmp_path / 'px.png'}",
+            "--signature=serving_default",
+        ]
+    )
+    client_lib.run(args)
+    np.testing.assert_array_equal(common.decode(open(tmp_path / "px.png", "rb").read()), got)
+
+
+def test_all_clusters_grid(server, inputs, tmp_path):
+    address, _ = server
+    args = client_lib.parse_args(
+        [
+            f"--server={address}",
+            f"--image={inputs[0]}",
+            f"--image={inputs[1]}",
+            "--all_clusters",
+            f"--out={tmp_path}",
+            "--max_batch=3",  # k = 4 clusters: two requests per image
+        ]
+    )
+    (path,) = client_lib.run(args)
+    grid = common.decode(open(path, "rb").read())
+    assert path.endswith("all_clusters.png") and grid.shape == (2 * 16, 5 * 16, 3)
+    row_two_cluster_2 = grid[16:32, 3 * 16 : 4 * 16]
+    single = tmp_path / "single.png"
+    client_lib.run(
+        client_lib.parse_args(
+            [f"--server={address}", f"--image={inputs[1]}", "--cluster=2", f"--out={single}"]
+        )
+    )
+    np.testing.assert_array_equal(row_two_cluster_2, common.decode(open(single, "rb").read()))
+
+
+def test_errors_are_one_readable_line_and_exit_2(server, inputs, tmp_path, capsys):
+    address, _ = server
+    base_args = [f"--server={address}", f"--image={inputs[0]}", f"--out={tmp_path / 'x.png'}"]
+    assert client_lib.main([*base_args, "--cluster=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("serving.client: error: INVALID_ARGUMENT: ") and "[0, 4)" in err
+    assert len(err.splitlines()) == 1
+    assert client_lib.main([*base_args, "--cluster=1", "--timeout=0.0001"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("serving.client: error: DEADLINE_EXCEEDED: ")
+    assert len(err.splitlines()) == 1
+    assert client_lib.main([*base_args, "--cluster=1", "--model=faces"]) == 2
+    assert "NOT_FOUND: Servable not found" in capsys.readouterr().err
+    assert client_lib.main([*base_args, "--cluster=blond"]) == 2
+    assert "no cluster of that name" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_client_binary_imports_no_model_code(server, inputs, tmp_path):
+    address, _ = server
+    out = tmp_path / "cli.png"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",  # lists every imported module on stderr
+            "-m",
+            "serving.client",
+            f"--server={address}",
+            f"--image={inputs[0]}",
+            "--cluster=alpha",
+            f"--out={out}",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == str(out)
+    assert common.decode(out.read_bytes()).shape == (16, 16, 3)
+    # A client machine needs no model code: nothing of xplore_tf was imported. (TensorFlow
+    # itself is: the serving API's protos live in the tensorflow package, whose __init__
+    # loads all of TF, Keras included.)
+    imported = [line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if "|" in line]
+    assert "serving.client_common" in imported and "tensorflow_serving.apis.predict_pb2" in imported
+    assert not [m for m in imported if m.split(".")[0] == "xplore_tf"]

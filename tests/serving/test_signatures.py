@@ -1,0 +1,57 @@
+"""Shared names are pure Python; the TF Serving config files parse."""
+
+from __future__ import annotations
+
+import ast
+import os
+
+from tests_support import PROJECT_ROOT
+
+from serving import signatures as sig
+
+SERVING = os.path.join(PROJECT_ROOT, "serving")
+
+
+def test_signatures_module_is_pure_constants():
+    with open(os.path.join(SERVING, "signatures.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert sig.SERVING_DEFAULT == "serving_default"  # TF Serving's default signature key
+    assert len(set(sig.SIGNATURES)) == 3
+    keys = {sig.IMAGE, sig.IMAGE_BYTES, sig.CLUSTER_ID, sig.SIZE, sig.NAME}
+    assert len(keys) == 5 and all(k.isidentifier() for k in keys)
+
+
+def test_models_config_is_a_valid_model_server_config():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(SERVING, "models.config"), encoding="utf-8") as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert model.name == sig.DEFAULT_MODEL_NAME and model.base_path == "/models/xplore"
+    assert model.model_platform == "tensorflow"
+
+
+def test_batching_config_uses_known_fields():
+    # BatchingParameters (session_bundle_config.proto) is not in tensorflow-serving-api's
+    # wheel, so the text format is checked field by field.
+    known = {
+        "max_batch_size",
+        "batch_timeout_micros",
+        "max_enqueued_batches",
+        "num_batch_threads",
+        "thread_pool_name",
+        "allowed_batch_sizes",
+        "pad_variable_length_inputs",
+        "enable_large_batch_splitting",
+    }
+    fields = {}
+    with open(os.path.join(SERVING, "batching.config"), encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                name = line.split()[0].rstrip(":")
+                assert name in known, f"unknown BatchingParameters field {name!r}"
+                fields[name] = line
+    assert "max_batch_size" in fields and "pad_variable_length_inputs: false" in fields.values()

@@ -1,0 +1,289 @@
+"""Export: SavedModel round trip against G_ema, signatures, errors in the graph, versions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tests_support import TINY_CLUSTER_NAMES, run_binary, tiny_trained_run
+
+from serving import signatures as sig
+from xplore_tf import config as config_lib
+from xplore_tf import export_lib
+from xplore_tf.models.generator import condition_vector
+
+
+def _with_export(config, **export):
+    return dataclasses.replace(config, export=config_lib.ExportConfig(**export))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return tiny_trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+    import tensorflow as tf
+
+    base = tmp_path_factory.mktemp("export")
+    result = export_lib.export(_with_export(run, export_dir=str(base)))
+    return result, tf.saved_model.load(result.path)
+
+
+def _images(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def _serve(loaded, name, **inputs):
+    import tensorflow as tf
+
+    fn = loaded.signatures[name]
+    specs = fn.structured_input_signature[1]
+    out = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def test_training_with_export_dir_exports_at_the_end(run):
+    # tiny_trained_run trained with --export_dir=WORKDIR/train_export.
+    version = os.path.join(run.workdir, "train_export", "xplore", "1")
+    assert os.path.isfile(os.path.join(version, "saved_model.pb"))
+    with open(os.path.join(version, export_lib.METADATA)) as f:
+        meta = json.load(f)
+    assert meta["step"] == 2 and meta["checkpoint"].endswith("ckpt-2") and not meta["untrained"]
+
+
+def test_load_generator_restores_g_ema_of_the_checkpoint(run):
+    import keras
+    import tensorflow as tf
+
+    from xplore_tf import train_lib
+
+    loaded = export_lib.load_generator(run)
+    assert loaded.checkpoint.endswith("ckpt-2") and loaded.step == 2
+    reader = tf.train.load_checkpoint(loaded.checkpoint)
+    weights = train_lib.variables_by_path(loaded.generator)
+    for key, variable in weights.items():
+        escaped = key.replace(".", "..")  # how object-graph checkpoints escape dots
+        stored = reader.get_tensor(f"generator_ema/{escaped}/.ATTRIBUTES/VARIABLE_VALUE")
+        np.testing.assert_array_equal(np.asarray(variable), stored, err_msg=key)
+    # ...which is not what the same seed initialises (training moved G_ema).
+    keras.utils.set_random_seed(run.seed)
+    fresh, _ = train_lib.build_models(run, loaded.stats)
+    changed = [
+        k
+        for k, v in train_lib.variables_by_path(fresh).items()
+        if not np.array_equal(np.asarray(v), np.asarray(weights[k]))
+    ]
+    assert changed
+
+
+def test_serving_default_equals_eager_g_ema(run, exported):
+    result, loaded = exported
+    assert result.version == 1 and result.step == 2
+    g = export_lib.load_generator(run)
+    images = _images(4)
+    ids = np.array([0, 3, 1, 2], np.int32)
+    x = images.astype(np.float32) / 127.5 - 1.0
+    cond = condition_vector(ids, g.stats.centroids, g.stats.stds, mode=run.model.condition)
+    y = np.asarray(g.generator((x, cond), training=False), np.float32)
+    eager = np.clip((y + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+    served = _serve(loaded, sig.SERVING_DEFAULT, image=images, cluster_id=ids)[sig.IMAGE]
+    assert served.dtype == np.uint8 and served.shape == (4, 16, 16, 3)
+    diff = np.abs(served.astype(int) - eager.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+    # The target cluster matters: the same image into other clusters is another image.
+    other = _serve(loaded, sig.SERVING_DEFAULT, image=images, cluster_id=(ids + 1) % 4)
+    assert np.abs(other[sig.IMAGE].astype(int) - served.astype(int)).max() > 1
+
+
+def test_any_input_size_is_centre_cropped_and_resized(exported):
+    _, loaded = exported
+    pattern = _images(1, seed=1)
+    wide = np.zeros((1, 16, 40, 3), np.uint8)
+    wide[:, :, 12:28] = pattern  # the centre 16x16 square is the pattern, the rest black
+    ids = np.array([2], np.int32)
+    expected = _serve(loaded, sig.SERVING_DEFAULT, image=pattern, cluster_id=ids)[sig.IMAGE]
+    got = _serve(loaded, sig.SERVING_DEFAULT, image=wide, cluster_id=ids)[sig.IMAGE]
+    np.testing.assert_array_equal(got, expected)
+    # A flat colour stays that flat colour through the bicubic resize (any size in).
+    flat_small = np.full((1, 16, 16, 3), (200, 40, 90), np.uint8)
+    flat_big = np.full((1, 50, 37, 3), (200, 40, 90), np.uint8)
+    a = _serve(loaded, sig.SERVING_DEFAULT, image=flat_small, cluster_id=ids)[sig.IMAGE]
+    b = _serve(loaded, sig.SERVING_DEFAULT, image=flat_big, cluster_id=ids)[sig.IMAGE]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_translate_bytes_round_trip_is_lossless(exported):
+    import tensorflow as tf
+
+    _, loaded = exported
+    images = _images(3, seed=2)
+    ids = np.array([1, 0, 3], np.int32)
+    pngs = np.array([tf.io.encode_png(im).numpy() for im in images], dtype=object)
+    out = _serve(loaded, sig.TRANSLATE_BYTES, image_bytes=pngs, cluster_id=ids)[sig.IMAGE_BYTES]
+    assert out.shape == (3,)
+    decoded = np.stack([tf.io.decode_png(b).numpy() for b in out])
+    expected = _serve(loaded, sig.SERVING_DEFAULT, image=images, cluster_id=ids)[sig.IMAGE]
+    np.testing.assert_array_equal(decoded, expected)
+    # JPEG of another size works too.
+    jpeg = tf.io.encode_jpeg(np.zeros((30, 20, 3), np.uint8)).numpy()
+    out = _serve(
+        loaded,
+        sig.TRANSLATE_BYTES,
+        image_bytes=np.array([jpeg], object),
+        cluster_id=np.array([0], np.int32),
+    )
+    assert tf.io.decode_png(out[sig.IMAGE_BYTES][0]).shape == (16, 16, 3)
+
+
+def test_clusters_signature_has_ids_sizes_and_names(run, exported):
+    _, loaded = exported
+    out = _serve(loaded, sig.CLUSTERS)
+    stats = export_lib.load_generator(run).stats
+    np.testing.assert_array_equal(out[sig.CLUSTER_ID], np.arange(4, dtype=np.int32))
+    assert out[sig.CLUSTER_ID].dtype == np.int32 and out[sig.SIZE].dtype == np.int64
+    np.testing.assert_array_equal(out[sig.SIZE], stats.sizes)
+    expected = [TINY_CLUSTER_NAMES.get(str(i), "") for i in range(4)]
+    assert [n.decode() for n in out[sig.NAME]] == expected == ["alpha", "", "Beta", ""]
+
+
+@pytest.mark.parametrize(
+    "case, inputs, match",
+    [
+        ("id -1", dict(cluster_id=[0, -1]), r"cluster_id must be in \[0, 4\)"),
+        ("id k", dict(cluster_id=[4, 0]), r"cluster_id must be in \[0, 4\)"),
+        ("batch sizes differ", dict(cluster_id=[0]), "same batch size"),
+        ("empty image", dict(image=np.zeros((2, 0, 8, 3), np.uint8)), "height and width"),
+    ],
+)
+def test_bad_serving_default_requests_are_invalid_argument(exported, case, inputs, match):
+    import tensorflow as tf
+
+    _, loaded = exported
+    request = {"image": _images(2), "cluster_id": [0, 1], **inputs}
+    request["cluster_id"] = np.asarray(request["cluster_id"], np.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+        _serve(loaded, sig.SERVING_DEFAULT, **request)
+
+
+@pytest.mark.parametrize("data", [b"not an image", b"", b"\x89PNG\r\n\x1a\n truncated"])
+def test_undecodable_bytes_are_invalid_argument(exported, data):
+    import tensorflow as tf
+
+    _, loaded = exported
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        _serve(
+            loaded,
+            sig.TRANSLATE_BYTES,
+            image_bytes=np.array([data], object),
+            cluster_id=np.array([0], np.int32),
+        )
+
+
+def test_empty_batch_returns_empty(exported):
+    _, loaded = exported
+    out = _serve(
+        loaded,
+        sig.SERVING_DEFAULT,
+        image=np.zeros((0, 16, 16, 3), np.uint8),
+        cluster_id=np.zeros(0, np.int32),
+    )
+    assert out[sig.IMAGE].shape == (0, 16, 16, 3)
+    out = _serve(
+        loaded,
+        sig.TRANSLATE_BYTES,
+        image_bytes=np.zeros(0, object),
+        cluster_id=np.zeros(0, np.int32),
+    )
+    assert out[sig.IMAGE_BYTES].shape == (0,)
+
+
+def test_versions_increase_never_overwrite_and_leave_no_temp(run, exported, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    result, _ = exported
+    model_dir = os.path.dirname(result.path)
+    os.makedirs(os.path.join(model_dir, ".tmp-7-crashed"))  # a crashed export: ignored
+    os.makedirs(os.path.join(model_dir, "notes"))
+    assert export_lib.next_version(model_dir) == 2
+    assert export_lib.next_version(str(tmp_path / "none")) == 1
+    config = _with_export(run, export_dir=os.path.dirname(model_dir), version=1)
+    with pytest.raises(ValueError, match="never overwritten"):
+        export_lib.export(config)
+
+    def failing_save(module, path, signatures=None):
+        with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+            f.write(b"half")
+        raise OSError("disk full")
+
+    before = set(os.listdir(model_dir))
+    monkeypatch.setattr(tf.saved_model, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        export_lib.export(_with_export(run, export_dir=os.path.dirname(model_dir)))
+    assert set(os.listdir(model_dir)) == before  # no version 2, no temporary folder
+
+
+def test_no_checkpoint_is_an_error_unless_allow_untrained(run, tmp_path):
+    workdir = tmp_path / "fresh"
+    shutil.copytree(run.clusters_dir, workdir / "clusters")
+    config = _with_export(dataclasses.replace(run, workdir=str(workdir)))
+    with pytest.raises(ValueError, match="no checkpoint in .*--allow_untrained"):
+        export_lib.export(config)
+    result = export_lib.export(_with_export(config, allow_untrained=True))
+    assert result.path == str(workdir / "export" / "xplore" / "1") and result.checkpoint == ""
+    with open(os.path.join(result.path, export_lib.METADATA)) as f:
+        assert json.load(f)["untrained"] is True
+
+
+def test_checkpoint_of_another_architecture_is_a_clear_error(run):
+    wider = dataclasses.replace(run, model=dataclasses.replace(run.model, g_channels=8))
+    with pytest.raises(ValueError, match="does not match the generator"):
+        export_lib.load_generator(wider)
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    result, _ = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    if not os.path.exists(cli):
+        pytest.skip("saved_model_cli is not installed beside this python")
+    res = subprocess.run(
+        [cli, "show", "--all", "--dir", result.path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    for name in sig.SIGNATURES:
+        assert f"signature_def['{name}']" in res.stdout
+    for text in ("DT_UINT8", "DT_STRING", "DT_INT64", "(-1, -1, -1, 3)", "(-1, 16, 16, 3)"):
+        assert text in res.stdout, text
+
+
+def test_export_cli_writes_the_next_version(run, tmp_path):
+    base = tmp_path / "models"
+    os.makedirs(base / "faces" / "1")  # an earlier version: the CLI writes 2
+    res = run_binary(
+        "xplore_tf.export",
+        f"--workdir={run.workdir}",
+        f"--export_dir={base}",
+        "--model_name=faces",
+        "--num_clusters=4",
+        "--image_size=16",
+        "--g_channels=4",
+        "--g_res_blocks=1",
+        "--mlp_hidden=8",
+        "--d_channels=4",
+        "--d_num_down=3",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"exported version 2 to {base / 'faces' / '2'}" in res.stdout
+    assert (base / "faces" / "2" / "saved_model.pb").exists()

@@ -1,0 +1,289 @@
+"""Identity preservation: is the translated face still the same person?
+
+An identity embedder maps images to vectors whose L2 distance is small for one person and
+large for two. The distance between an input and its translation is read against two real
+references: two images of one identity and two images of different identities. A
+verification threshold turns distances into "same person" decisions.
+
+Embedders:
+
+* `GeometryRegressor` (synthetic faces): a small CNN regressing the six normalised identity
+  geometry values of labels.csv (face width/height, eye spacing/height, nose length, mouth
+  width), trained on labelled real images; the embedding is the predicted geometry. It has
+  no standard threshold: the one with the best accuracy on real pairs is used.
+* `DlibFaceEmbedder` (real faces): dlib's 128-d ResNet face descriptor (`pip install
+  "xplore_tf[eval]"`: dlib-bin + face-recognition-models, whose wheel ships the model
+  files), with dlib's usual threshold 0.6.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import warnings
+from typing import Any, Protocol
+
+import numpy as np
+
+from xplore_tf.data.synthetic import IDENTITY_FIELDS
+
+GEOMETRY_INPUT_SIZE = 64
+DLIB_THRESHOLD = 0.6  # dlib's documented same-person threshold for its face descriptor
+
+
+class IdentityEmbedder(Protocol):
+    name: str
+    threshold: float | None  # the embedder's standard threshold, None = fit on real pairs
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, S, S, 3] -> float [N, D]."""
+
+
+# ---------------------------------------------------------------- geometry regressor
+def build_geometry_cnn(input_size: int = GEOMETRY_INPUT_SIZE):
+    """[N, S, S, 3] in [-1, 1] -> [N, 6] geometry minus 0.5. Flattened (not pooled) features
+    keep where things are, which is what geometry is about."""
+    import keras
+
+    layers = keras.layers
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(64, activation="relu")(x)
+    outputs = layers.Dense(len(IDENTITY_FIELDS), name="geometry")(x)
+    return keras.Model(inputs, outputs, name="geometry_regressor")
+
+
+def _to_regressor_input(images: np.ndarray, size: int):
+    import tensorflow as tf
+
+    x = tf.cast(np.asarray(images), tf.float32)
+    if x.shape[1] != size or x.shape[2] != size:
+        x = tf.clip_by_value(tf.image.resize(x, (size, size), antialias=True), 0.0, 255.0)
+    return x / 127.5 - 1.0
+
+
+@dataclasses.dataclass
+class GeometryRegressor:
+    """Predicted identity geometry [N, 6] (each in ~[0, 1]) as the identity embedding."""
+
+    model: Any  # keras.Model
+    input_size: int = GEOMETRY_INPUT_SIZE
+    name: str = "geometry"
+    threshold: float | None = None
+
+    def embed(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        out = [
+            np.asarray(
+                self.model(_to_regressor_input(images[i : i + batch_size], self.input_size)),
+                np.float64,
+            )
+            for i in range(0, len(images), batch_size)
+        ]
+        if not out:
+            return np.zeros((0, len(IDENTITY_FIELDS)))
+        return np.concatenate(out) + 0.5
+
+
+def fit_geometry_regressor(
+    images: np.ndarray,
+    geometry: np.ndarray,
+    *,
+    epochs: int = 30,
+    batch_size: int = 32,
+    seed: int = 0,
+    input_size: int = GEOMETRY_INPUT_SIZE,
+) -> GeometryRegressor:
+    """Trains the CNN on uint8 images [N, S, S, 3] and geometry [N, 6] in [0, 1] (MSE, Adam)."""
+    import keras
+
+    geometry = np.asarray(geometry, np.float32)
+    if geometry.shape != (len(images), len(IDENTITY_FIELDS)):
+        raise ValueError(
+            f"geometry must be [{len(images)}, {len(IDENTITY_FIELDS)}], got {geometry.shape}"
+        )
+    keras.utils.set_random_seed(seed)
+    model = build_geometry_cnn(input_size)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    x = np.asarray(_to_regressor_input(images, input_size))
+    model.fit(x, geometry - 0.5, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    return GeometryRegressor(model, input_size)
+
+
+def regression_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """Held-out quality of a geometry regressor: R^2 per field and mean, mean absolute error."""
+    predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
+    residual = ((predicted - truth) ** 2).sum(axis=0)
+    total = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = 1.0 - residual / np.maximum(total, 1e-12)
+    return {
+        "r2": float(r2.mean()),
+        "r2_per_field": {f: float(v) for f, v in zip(IDENTITY_FIELDS, r2, strict=True)},
+        "mae": float(np.abs(predicted - truth).mean()),
+    }
+
+
+# ---------------------------------------------------------------- dlib face descriptor
+def dlib_unavailable_reason() -> str | None:
+    """None when dlib and its model files import, else why not (for the report)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # face_recognition_models imports pkg_resources
+            import dlib  # noqa: F401
+            import face_recognition_models  # noqa: F401
+    except ImportError as e:
+        return (
+            f"dlib face descriptor unavailable ({e}); install the optional extra: "
+            'pip install "xplore_tf[eval]" (dlib-bin, face-recognition-models)'
+        )
+    return None
+
+
+class DlibFaceEmbedder:
+    """dlib's 128-d face descriptor (ResNet, LFW 99.38%) of the most prominent face.
+
+    The face is found with dlib's HOG frontal detector (one 2x upsampling, so 64 px faces
+    are found); when none is found the whole image is used as the face box, which suits
+    aligned crops. `detected` counts the images where a face was found.
+    """
+
+    name = "dlib"
+    threshold = DLIB_THRESHOLD
+
+    def __init__(self, *, upsample: int = 1):
+        reason = dlib_unavailable_reason()
+        if reason:
+            raise ImportError(reason)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import dlib
+            import face_recognition_models as models
+
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._shape = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+        self._descriptor = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+        self.upsample = upsample
+        self.detected = 0
+        self.seen = 0
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(images), 128))
+        for i, image in enumerate(np.asarray(images, np.uint8)):
+            image = np.ascontiguousarray(image)
+            h, w = image.shape[:2]
+            faces = self._detector(image, self.upsample)
+            if len(faces):
+                box = max(faces, key=lambda r: r.area())
+                self.detected += 1
+            else:
+                box = self._dlib.rectangle(0, 0, w - 1, h - 1)
+            self.seen += 1
+            shape = self._shape(image, box)
+            out[i] = np.asarray(self._descriptor.compute_face_descriptor(image, shape))
+        return out
+
+
+# ---------------------------------------------------------------- distances and verification
+def row_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L2 distance between matching rows of a and b [N, D] -> [N]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"embeddings differ in shape: {a.shape} vs {b.shape}")
+    return np.sqrt(((a - b) ** 2).sum(axis=-1))
+
+
+def verification_rate(distances: np.ndarray, threshold: float) -> float:
+    """Fraction of pairs judged the same person (distance below the threshold)."""
+    distances = np.asarray(distances)
+    return float(np.mean(distances < threshold)) if len(distances) else float("nan")
+
+
+def best_threshold(same: np.ndarray, different: np.ndarray) -> tuple[float, float]:
+    """(threshold, accuracy) maximising verification accuracy on real pairs, with same- and
+    different-identity pairs weighted equally: mean(P[d_same < t], P[d_diff >= t])."""
+    same, different = (
+        np.sort(np.asarray(same, np.float64)),
+        np.sort(np.asarray(different, np.float64)),
+    )
+    if not len(same) or not len(different):
+        raise ValueError("need at least one same-identity and one different-identity pair")
+    values = np.unique(np.concatenate([same, different]))
+    candidates = np.concatenate(
+        [[values[0] - 1e-9], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-9]]
+    )
+    accept_same = np.searchsorted(same, candidates, side="left") / len(same)
+    reject_diff = 1.0 - np.searchsorted(different, candidates, side="left") / len(different)
+    accuracy = (accept_same + reject_diff) / 2.0
+    best = int(np.argmax(accuracy))
+    return float(candidates[best]), float(accuracy[best])
+
+
+def identity_pairs_from_labels(
+    identities: np.ndarray, *, max_pairs: int = 500, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(same [P, 2], different [Q, 2]) index pairs of images; at most max_pairs of each,
+    and as many different pairs as same pairs (at least one when no identity repeats)."""
+    identities = np.asarray(identities)
+    rng = np.random.default_rng(seed)
+    same = []
+    for value in np.unique(identities):
+        members = np.flatnonzero(identities == value)
+        same.extend(
+            (members[i], members[j])
+            for i in range(len(members))
+            for j in range(i + 1, len(members))
+        )
+    same_arr = np.asarray(same, np.int64).reshape(-1, 2)
+    if len(same_arr) > max_pairs:
+        same_arr = same_arr[np.sort(rng.choice(len(same_arr), max_pairs, replace=False))]
+    want = max(1, min(max_pairs, len(same_arr)))
+    different: list[tuple[int, int]] = []
+    if len(np.unique(identities)) > 1:
+        for _ in range(100 * want):
+            if len(different) == want:
+                break
+            i, j = rng.integers(len(identities), size=2)
+            if identities[i] != identities[j]:
+                different.append((int(i), int(j)))
+    return same_arr, np.asarray(different, np.int64).reshape(-1, 2)
+
+
+def read_identity_pairs(path: str) -> list[tuple[str, str, bool]]:
+    """Rows of an `image_a,image_b,same_identity` CSV (CelebA sample's identity_pairs.csv)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        need = {"image_a", "image_b", "same_identity"}
+        if not reader.fieldnames or not need <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected a header with {sorted(need)}")
+        return [(r["image_a"], r["image_b"], r["same_identity"].strip() == "1") for r in reader]
+
+
+def default_identity_pairs_csv(labels_csv: str) -> str:
+    """identity_pairs.csv beside the labels, when present, else ''."""
+    path = os.path.join(os.path.dirname(os.path.abspath(labels_csv)), "identity_pairs.csv")
+    return path if labels_csv and os.path.isfile(path) else ""
+
+
+__all__ = [
+    "DLIB_THRESHOLD",
+    "DlibFaceEmbedder",
+    "GeometryRegressor",
+    "IdentityEmbedder",
+    "best_threshold",
+    "default_identity_pairs_csv",
+    "dlib_unavailable_reason",
+    "fit_geometry_regressor",
+    "identity_pairs_from_labels",
+    "read_identity_pairs",
+    "regression_scores",
+    "row_distances",
+    "verification_rate",
+]

@@ -1,0 +1,42 @@
+"""`python -m xplore_tf.translate --flagfile=... --images=a.jpg,b.png --cluster=12 --out=DIR`.
+
+Translates local image files into a cluster (an id or a name from cluster_names.json), or
+with --all_clusters into every cluster as one grid (rows = images, columns = the input then
+each cluster), without a server: with an exported SavedModel (--saved_model=VERSION_DIR) or
+G_ema of the run's latest checkpoint (or --checkpoint). Output as serving/client.py writes it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+
+from xplore_tf import cli  # noqa: E402
+from xplore_tf import flags as xflags  # noqa: E402
+
+
+@cli.friendly_errors("translate")
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from xplore_tf import translate_lib
+
+    f = xflags.FLAGS
+    config = xflags.config_from_flags()
+    written = translate_lib.translate_files(
+        config,
+        f.images,
+        out=f.out,
+        cluster=f.cluster,
+        all_clusters=f.all_clusters,
+        saved_model=os.path.abspath(os.path.expanduser(f.saved_model)) if f.saved_model else "",
+    )
+    for path in written:
+        print(path)
+
+
+if __name__ == "__main__":
+    app.run(main)

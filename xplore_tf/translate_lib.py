@@ -1,0 +1,145 @@
+"""Translating local image files without a server: the library behind `xplore_tf.translate`.
+
+Runs the same signature functions a server would: those of an exported SavedModel
+(`saved_model`), or of the export module built in memory from the run's G_ema checkpoint
+(no export written). Inputs are read, named and written exactly as `serving/client.py`
+does (`serving/client_common.py`), so a local translation equals a served one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from serving import client_common as common
+from serving import signatures as sig
+from xplore_tf.config import Config
+
+
+class Translator:
+    """The signature functions of one model, called with numpy in and numpy out."""
+
+    def __init__(self, functions: dict, *, source: str, keep_alive: object = None):
+        missing = [s for s in (sig.TRANSLATE_BYTES, sig.CLUSTERS) if s not in functions]
+        if missing:
+            raise ValueError(
+                f"{source}: no signature(s) {missing}; export it with xplore_tf.export"
+            )
+        self.functions = functions
+        self.source = source
+        self._keep_alive = keep_alive  # a loaded SavedModel owns the variables
+
+    @classmethod
+    def from_saved_model(cls, path: str) -> Translator:
+        import tensorflow as tf
+
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise FileNotFoundError(
+                f"--saved_model: {path!r} holds no saved_model.pb (pass a version folder, "
+                "e.g. WORKDIR/export/xplore/1)"
+            )
+        loaded = tf.saved_model.load(path)
+        return cls(dict(loaded.signatures), source=path, keep_alive=loaded)
+
+    @classmethod
+    def from_checkpoint(cls, config: Config, checkpoint: str | None = None) -> Translator:
+        from xplore_tf import export_lib
+
+        loaded = export_lib.load_generator(config, checkpoint)
+        module = export_lib.serving_module(config, loaded)
+        source = loaded.checkpoint or "an untrained generator"
+        return cls(module.signature_functions(), source=source, keep_alive=module)
+
+    def clusters(self) -> common.ClusterInfo:
+        outputs = self.functions[sig.CLUSTERS]()
+        return common.ClusterInfo.from_outputs({k: v.numpy() for k, v in outputs.items()})
+
+    def translate_bytes(
+        self, encoded: Sequence[bytes], cluster_ids: Sequence[int], *, max_batch: int = 16
+    ) -> list[bytes]:
+        """Encoded images into clusters -> PNG bytes (the `translate_bytes` signature)."""
+        import tensorflow as tf
+
+        if len(encoded) != len(cluster_ids):
+            raise ValueError(f"{len(encoded)} images but {len(cluster_ids)} cluster ids")
+        out: list[bytes] = []
+        fn = self.functions[sig.TRANSLATE_BYTES]
+        for start in range(0, len(encoded), max_batch):
+            chunk = slice(start, start + max_batch)
+            try:
+                result = fn(
+                    **{
+                        sig.IMAGE_BYTES: tf.constant(list(encoded[chunk]), tf.string),
+                        sig.CLUSTER_ID: tf.constant(list(cluster_ids[chunk]), tf.int32),
+                    }
+                )
+            except tf.errors.InvalidArgumentError as e:
+                raise ValueError(_short(e.message)) from None
+            out.extend(result[sig.IMAGE_BYTES].numpy().tolist())
+        return out
+
+
+def _short(message: str) -> str:
+    keep = [
+        line.strip()
+        for line in message.splitlines()
+        if line.strip()
+        and not line.strip().startswith(
+            ("Graph execution error", "Detected at node", "<stack traces", "[[{{node")
+        )
+    ]
+    return " ".join(keep) or message
+
+
+def translate_files(
+    config: Config,
+    images: Sequence[str],
+    *,
+    out: str,
+    cluster: str | int | None = None,
+    all_clusters: bool = False,
+    saved_model: str = "",
+    checkpoint: str | None = None,
+    max_batch: int = 16,
+) -> list[str]:
+    """Translates image files into `cluster` (id or name), or into every cluster as one grid.
+
+    Output naming (see `client_common.output_paths`): `out` is a folder
+    (`<stem>_c<cluster:03d>.png`; the grid is `all_clusters.png`), a .png file, or a pattern
+    with {stem}, {index}, {cluster}; empty = WORKDIR/translate. Returns the files written.
+    """
+    paths = list(images)
+    if not paths:
+        raise ValueError("--images is required (comma-separated image files)")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"--images: no such file: {', '.join(missing)}")
+    if not all_clusters and (cluster is None or str(cluster).strip() == ""):
+        raise ValueError("pass --cluster=ID_OR_NAME or --all_clusters")
+    out = out or os.path.join(config.workdir, "translate")
+    translator = (
+        Translator.from_saved_model(saved_model)
+        if saved_model
+        else Translator.from_checkpoint(config, checkpoint)
+    )
+    encoded = [common.read_upright_bytes(p) for p in paths]
+    if all_clusters:
+        ids = [int(i) for i in translator.clusters().ids]
+        rows = []
+        for data in encoded:
+            outs = [
+                common.decode(b)
+                for b in translator.translate_bytes([data] * len(ids), ids, max_batch=max_batch)
+            ]
+            rows.append([common.thumbnail(data, outs[0].shape[0]), *outs])
+        path = common.grid_path(out)
+        common.write_file(path, common.png_bytes(common.grid(rows)))
+        return [path]
+    info = None if common.is_cluster_id(cluster) else translator.clusters()
+    target = common.resolve_cluster(cluster, info)
+    ids = [target] * len(paths)
+    outputs = common.output_paths(out, paths, ids)
+    pngs = translator.translate_bytes(encoded, ids, max_batch=max_batch)
+    for path, png in zip(outputs, pngs, strict=True):
+        common.write_file(path, png)
+    return outputs

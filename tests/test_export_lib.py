@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from tests_support import TINY_CLUSTER_NAMES, run_binary, tiny_trained_run
+from tests_support import TINY_CLUSTER_NAMES, TINY_MODEL_FLAGS, run_binary, tiny_trained_run
 
 from serving import signatures as sig
 from xplore_tf import config as config_lib
@@ -276,13 +276,7 @@ def test_export_cli_writes_the_next_version(run, tmp_path):
         f"--workdir={run.workdir}",
         f"--export_dir={base}",
         "--model_name=faces",
-        "--num_clusters=4",
-        "--image_size=16",
-        "--g_channels=4",
-        "--g_res_blocks=1",
-        "--mlp_hidden=8",
-        "--d_channels=4",
-        "--d_num_down=3",
+        *TINY_MODEL_FLAGS,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"exported version 2 to {base / 'faces' / '2'}" in res.stdout

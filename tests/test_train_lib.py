@@ -9,38 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-from tests_support import PROJECT_ROOT, run_binary
+from tests_support import PROJECT_ROOT, TINY_MODEL_FLAGS, run_binary, tiny_config
 
-from xplore_tf import config as config_lib
 from xplore_tf import train_lib
-
-
-def tiny_config(workdir, **train) -> config_lib.Config:
-    return config_lib.Config(
-        workdir=str(workdir),
-        seed=3,
-        data=config_lib.DataConfig(dataset="synthetic", synthetic_num=48, synthetic_size=32),
-        cluster=config_lib.ClusterConfig(num_clusters=4, kmeans_nredo=1, contact_sheet_members=4),
-        model=config_lib.ModelConfig(
-            image_size=16, g_channels=4, g_res_blocks=1, mlp_hidden=8, d_channels=4, d_num_down=3
-        ),
-        train=config_lib.TrainConfig(
-            **{
-                "batch_size": 4,
-                "num_steps": 6,
-                "n_critic": 2,
-                "lr_decay_steps": 3,
-                "strategy": "one_device",
-                "log_every": 2,
-                "summary_every": 2,
-                "sample_every": 3,
-                "sample_images": 2,
-                "sample_clusters": 3,
-                "checkpoint_every": 100,
-                **train,
-            }
-        ),
-    )
 
 
 def _weights(workdir):
@@ -109,7 +80,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 sys.path.insert(0, sys.argv[1])
-from test_train_lib import tiny_config
+from tests_support import tiny_config
 from xplore_tf import train_lib
 from xplore_tf.clustering import artifacts
 
@@ -170,14 +141,8 @@ def test_train_cli_end_to_end(tmp_path):
         f"--workdir={tmp_path}",
         "--synthetic_num=48",
         "--synthetic_size=32",
-        "--num_clusters=4",
         "--kmeans_nredo=1",
-        "--image_size=16",
-        "--g_channels=4",
-        "--g_res_blocks=1",
-        "--mlp_hidden=8",
-        "--d_channels=4",
-        "--d_num_down=3",
+        *TINY_MODEL_FLAGS,
         "--batch_size=4",
         "--num_steps=4",
         "--n_critic=2",

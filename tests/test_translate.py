@@ -8,21 +8,11 @@ import os
 import numpy as np
 import pytest
 from absl import flags
-from tests_support import tiny_export, tiny_trained_run
+from tests_support import TINY_MODEL_FLAGS, tiny_export, tiny_trained_run
 
 from serving import client_common as common
 from serving import signatures as sig
 from xplore_tf import translate, translate_lib
-
-TINY_MODEL_FLAGS = [
-    "--num_clusters=4",
-    "--image_size=16",
-    "--g_channels=4",
-    "--g_res_blocks=1",
-    "--mlp_hidden=8",
-    "--d_channels=4",
-    "--d_num_down=3",
-]
 
 
 @pytest.fixture(scope="module")

@@ -70,8 +70,6 @@ def tiny_trained_run(tmp_path_factory):
         import dataclasses
         import json
 
-        from test_train_lib import tiny_config
-
         from xplore_tf import config as config_lib
         from xplore_tf import train_lib
 
@@ -101,3 +99,46 @@ def tiny_export(tmp_path_factory) -> str:
         export_lib.export(config)
         _SHARED["export"] = str(base)
     return _SHARED["export"]
+
+
+# The model of `tiny_config` as command-line flags, for tests that run the binaries.
+TINY_MODEL_FLAGS = [
+    "--num_clusters=4",
+    "--image_size=16",
+    "--g_channels=4",
+    "--g_res_blocks=1",
+    "--mlp_hidden=8",
+    "--d_channels=4",
+    "--d_num_down=3",
+]
+
+
+def tiny_config(workdir, **train):
+    """A run small enough to train in seconds: 48 synthetic faces, 16 px, k=4."""
+    from xplore_tf import config as config_lib
+
+    return config_lib.Config(
+        workdir=str(workdir),
+        seed=3,
+        data=config_lib.DataConfig(dataset="synthetic", synthetic_num=48, synthetic_size=32),
+        cluster=config_lib.ClusterConfig(num_clusters=4, kmeans_nredo=1, contact_sheet_members=4),
+        model=config_lib.ModelConfig(
+            image_size=16, g_channels=4, g_res_blocks=1, mlp_hidden=8, d_channels=4, d_num_down=3
+        ),
+        train=config_lib.TrainConfig(
+            **{
+                "batch_size": 4,
+                "num_steps": 6,
+                "n_critic": 2,
+                "lr_decay_steps": 3,
+                "strategy": "one_device",
+                "log_every": 2,
+                "summary_every": 2,
+                "sample_every": 3,
+                "sample_images": 2,
+                "sample_clusters": 3,
+                "checkpoint_every": 100,
+                **train,
+            }
+        ),
+    )

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from tests_support import run_binary
+from tests_support import TINY_MODEL_FLAGS, run_binary, tiny_config
 
 from xplore_tf import config as config_lib
 from xplore_tf.clustering import artifacts
@@ -184,7 +184,6 @@ def test_split_is_disjoint_by_identity():
 
 
 def test_evaluate_binary_on_a_tiny_trained_run(tmp_path):
-    from test_train_lib import tiny_config
 
     from xplore_tf import train_lib
 
@@ -196,13 +195,7 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path):
         "--seed=3",
         "--synthetic_num=48",
         "--synthetic_size=32",
-        "--num_clusters=4",
-        "--image_size=16",
-        "--g_channels=4",
-        "--g_res_blocks=1",
-        "--mlp_hidden=8",
-        "--d_channels=4",
-        "--d_num_down=3",
+        *TINY_MODEL_FLAGS,
         "--report_min_cluster_size=2",
         "--transfer_min_precision=0",
         "--eval_images=16",

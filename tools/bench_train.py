@@ -23,10 +23,26 @@ import numpy as np  # noqa: E402
 PRESETS = {
     # Paper widths (DESIGN.md §3): base 64, 6+6 residual blocks, MLP depth 3, D with 6 downs.
     "paper128": dict(
-        image_size=128, batch_size=8, g_channels=64, g_res_blocks=6, d_channels=64, k=100
+        image_size=128,
+        batch_size=8,
+        g_channels=64,
+        g_res_blocks=6,
+        d_channels=64,
+        k=100,
+        mlp_hidden=256,
+        upsample="transpose",
     ),
     # configs/demo.cfg
-    "demo": dict(image_size=64, batch_size=16, g_channels=32, g_res_blocks=3, d_channels=32, k=20),
+    "demo": dict(
+        image_size=32,
+        batch_size=16,
+        g_channels=16,
+        g_res_blocks=2,
+        d_channels=16,
+        k=20,
+        mlp_hidden=64,
+        upsample="resize_conv",
+    ),
 }
 
 
@@ -57,6 +73,8 @@ def main() -> None:
             g_channels=p["g_channels"],
             g_res_blocks=p["g_res_blocks"],
             d_channels=p["d_channels"],
+            mlp_hidden=p["mlp_hidden"],
+            upsample=p["upsample"],
         ),
         train=config_lib.TrainConfig(
             batch_size=p["batch_size"], n_critic=5, mixed_precision=args.mixed_precision

@@ -50,35 +50,26 @@ def _serve(loaded, name, **inputs):
     return {k: v.numpy() for k, v in out.items()}
 
 
-def test_training_with_export_dir_exports_at_the_end(run):
-    # tiny_trained_run trained with --export_dir=WORKDIR/train_export.
-    version = os.path.join(run.workdir, "train_export", "xplore", "1")
-    assert os.path.isfile(os.path.join(version, "saved_model.pb"))
-    with open(os.path.join(version, export_lib.METADATA)) as f:
-        meta = json.load(f)
-    assert meta["step"] == 2 and meta["checkpoint"].endswith("ckpt-2") and not meta["untrained"]
-
-
 def test_load_generator_restores_g_ema_of_the_checkpoint(run):
     import keras
     import tensorflow as tf
 
-    from xplore_tf import train_lib
+    from xplore_tf import checkpoints
 
     loaded = export_lib.load_generator(run)
     assert loaded.checkpoint.endswith("ckpt-2") and loaded.step == 2
     reader = tf.train.load_checkpoint(loaded.checkpoint)
-    weights = train_lib.variables_by_path(loaded.generator)
+    weights = checkpoints.variables_by_path(loaded.generator)
     for key, variable in weights.items():
         escaped = key.replace(".", "..")  # how object-graph checkpoints escape dots
         stored = reader.get_tensor(f"generator_ema/{escaped}/.ATTRIBUTES/VARIABLE_VALUE")
         np.testing.assert_array_equal(np.asarray(variable), stored, err_msg=key)
     # ...which is not what the same seed initialises (training moved G_ema).
     keras.utils.set_random_seed(run.seed)
-    fresh, _ = train_lib.build_models(run, loaded.stats)
+    fresh = checkpoints.build_generator(run, loaded.stats)
     changed = [
         k
-        for k, v in train_lib.variables_by_path(fresh).items()
+        for k, v in checkpoints.variables_by_path(fresh).items()
         if not np.array_equal(np.asarray(v), np.asarray(weights[k]))
     ]
     assert changed

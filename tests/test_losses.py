@@ -54,6 +54,40 @@ def test_cycle_reconstruction_loss_is_mean_absolute_error():
         losses.cycle_reconstruction_loss(x, rec[:, :1])
 
 
+def test_self_reconstruction_loss_is_the_same_l1():
+    x = np.zeros((2, 2, 2, 1), "float32")
+    rec = np.array([1, -1, 2, 0, 0, 0, 0, -4], "float32").reshape(2, 2, 2, 1)
+    assert float(losses.self_reconstruction_loss(x, rec)) == pytest.approx(1.0)
+    assert float(losses.self_reconstruction_loss(x, rec, global_batch_size=4)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="same shape"):
+        losses.self_reconstruction_loss(x, rec[:, :1])
+
+
+# Masks [2, 2, 2, 1]. Sample 0: constant 0.5 -> mean 0.5, TV 0.
+# Sample 1: rows [0, 1], [0, 1] -> mean 0.5; vertical differences (0, 0) -> 0;
+# horizontal differences (1, 1) -> squared mean 1; TV = 0 + 1 = 1.
+MASK = np.array([[0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]], "float32").reshape(2, 2, 2, 1)
+
+
+def test_mask_loss_is_sparsity_plus_weighted_smoothness():
+    # lambda_tv = 0.5: per sample 0.5 and 0.5 + 0.5 * 1 = 1.0 -> mean 0.75.
+    assert float(losses.mask_loss(MASK, lambda_tv=0.5)) == pytest.approx(0.75)
+    assert float(losses.mask_loss(MASK, lambda_tv=0.0)) == pytest.approx(0.5)
+    # Default lambda_TV = 1e-4 * 127 * 128 (GANimation's weight for its pixel sum at 128 px).
+    assert losses.LAMBDA_TV == pytest.approx(1.6256)
+    assert float(losses.mask_loss(MASK)) == pytest.approx(0.5 + 1.6256 / 2)
+    # A single sample of a batch of 4: (0.5 + 0.5 * 1) / 4.
+    assert float(losses.mask_loss(MASK[1:], lambda_tv=0.5, global_batch_size=4)) == pytest.approx(
+        0.25
+    )
+    # Squared differences: a 0.5 step costs a quarter of a full step.
+    half = MASK[1:] * 0.5  # mean 0.25, horizontal (0.5^2) -> TV 0.25
+    assert float(losses.mask_loss(half, lambda_tv=2.0)) == pytest.approx(0.25 + 0.5)
+    for bad in (MASK[..., 0], np.concatenate([MASK, MASK], -1), MASK[:, :1]):
+        with pytest.raises(ValueError, match="mask"):
+            losses.mask_loss(bad)
+
+
 def test_latent_loss_is_mean_squared_error_over_elements():
     h_real = np.zeros((2, 1, 1, 2), "float32")
     h_fake = np.array([3, 0, 1, 1], "float32").reshape(2, 1, 1, 2)
@@ -176,6 +210,46 @@ def test_generator_loss_combines_named_terms_with_default_weights():
     assert float(total) == pytest.approx(0.5 + math.log(2) + 5.0 + 10.0, rel=1e-6)
 
 
+def test_generator_loss_optional_self_and_mask_terms():
+    x = np.zeros((2, 2, 2, 1), "float32")
+    h = np.zeros((2, 1, 1, 2), "float32")
+    logits = np.zeros((2, 2), "float32")
+    common = dict(
+        fake_scores=FAKE,
+        fake_logits=logits,
+        target_labels=np.array([1, 0]),
+        images=x,
+        reconstructed=x,
+        h_real=h,
+        h_fake=h,
+    )
+    base_total, base_terms = losses.generator_loss(**common)
+    assert set(base_terms) == {"G/adv", "G/cls", "G/rec", "G/lat"}  # 0.5 + ln 2
+    total, terms = losses.generator_loss(
+        **common,
+        self_reconstructed=np.full_like(x, -0.25),  # L1 = 0.25
+        lambda_self=4.0,
+        mask=MASK,  # 0.75 with lambda_tv = 0.5 (see above)
+        lambda_mask=0.1,
+        lambda_tv=0.5,
+    )
+    assert set(terms) == {"G/adv", "G/cls", "G/rec", "G/lat", "G/self", "G/mask"}
+    assert float(terms["G/self"]) == pytest.approx(0.25)
+    assert float(terms["G/mask"]) == pytest.approx(0.75)
+    assert float(total) == pytest.approx(float(base_total) + 4.0 * 0.25 + 0.1 * 0.75, rel=1e-6)
+    # A list of masks (translation and reconstruction) sums their losses.
+    _, terms = losses.generator_loss(**common, mask=[MASK, MASK[::-1]], lambda_tv=0.5)
+    assert float(terms["G/mask"]) == pytest.approx(1.5)
+    # Given with weight 0: logged, not added.
+    total, terms = losses.generator_loss(**common, self_reconstructed=x + 1)
+    assert float(terms["G/self"]) == pytest.approx(1.0)
+    assert float(total) == pytest.approx(float(base_total))
+    with pytest.raises(ValueError, match="self_reconstructed"):
+        losses.generator_loss(**common, lambda_self=1.0)
+    with pytest.raises(ValueError, match="mask"):
+        losses.generator_loss(**common, lambda_mask=1.0)
+
+
 def test_replica_shares_sum_to_the_global_batch_mean():
     """Two 'replicas' with global_batch_size=N reproduce the loss of the whole batch of N."""
     rng = np.random.default_rng(5)
@@ -197,6 +271,8 @@ def test_replica_shares_sum_to_the_global_batch_mean():
         (losses.cluster_classification_loss, (logits, labels)),
         (losses.cycle_reconstruction_loss, (x, rec)),
         (losses.latent_loss, (h1, h2)),
+        (losses.self_reconstruction_loss, (x, rec)),
+        (losses.mask_loss, (np.abs(x[..., :1]),)),
         (functools.partial(losses.gradient_penalty, gp_critic), (x, rec, alpha)),
     ]
     for fn, args in cases:

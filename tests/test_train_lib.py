@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -35,24 +37,53 @@ def test_learning_rate_schedule_by_hand():
     assert train_lib.learning_rate(1e-4, 150, 200, 0) == 1e-4
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-    whole = train_lib.train(tiny_config(tmp_path / "whole"))
+@pytest.mark.parametrize("strategy", ["mirrored", "one_device"])
+def test_resume_equals_uninterrupted(tmp_path, strategy):
+    # "mirrored" is what every config in configs/ uses: its step is a MirroredVariable.
+    whole = train_lib.train(tiny_config(tmp_path / "whole", strategy=strategy))
     assert whole.step == 6
-    first = train_lib.train(tiny_config(tmp_path / "split"), max_steps=3)
+    first = train_lib.train(tiny_config(tmp_path / "split", strategy=strategy), max_steps=3)
     assert first.step == 3
-    second = train_lib.train(tiny_config(tmp_path / "split"))
+    second = train_lib.train(tiny_config(tmp_path / "split", strategy=strategy))
     assert second.step == 6
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
     assert a.keys() == b.keys() and len(a) > 50
     for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-5, err_msg=name)
+        if isinstance(a[name], bytes):  # the clusters fingerprint
+            assert a[name] == b[name], name
+        else:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-5, err_msg=name)
     # The run also wrote what a user watches.
     train_dir = tmp_path / "whole" / "train"
     assert sorted(os.listdir(train_dir / "samples")) == ["step_0000003.png", "step_0000006.png"]
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(train_dir))
     assert [r["step"] for r in whole.history] == [2, 4, 6]
-    assert set(train_lib.SCALARS) <= set(whole.history[-1])
+    paper_terms = {"D/adv", "D/gp", "D/cls", "G/adv", "G/cls", "G/rec", "G/lat"}
+    assert paper_terms <= set(whole.history[-1]) and "G/self" not in whole.history[-1]
     assert whole.history[-1]["lr"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "model, train, terms",
+    [
+        ({"output_mode": "masked"}, {"lambda_mask": 0.1}, {"G/mask"}),
+        ({"skip_connections": "plain"}, {}, set()),
+        ({"skip_connections": "gated"}, {}, set()),
+        ({"hf_bypass": True}, {}, set()),
+        ({}, {"lambda_self": 10.0}, {"G/self"}),
+    ],
+)
+def test_identity_options_train_two_steps(tmp_path, model, train, terms):
+    cfg = tiny_config(tmp_path, num_steps=2, n_critic=1, summary_every=1, **train)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model))
+    result = train_lib.train(cfg)
+    last = result.history[-1]
+    assert result.step == 2 and terms <= set(last)
+    assert all(np.isfinite(v) for v in last.values())
+    # The trained generator of that variant restores for export.
+    from xplore_tf import export_lib
+
+    assert export_lib.load_generator(cfg).step == 2
 
 
 def test_diverged_run_stops_with_clear_error_and_keeps_checkpoint(tmp_path, monkeypatch):
@@ -139,6 +170,7 @@ def test_train_cli_end_to_end(tmp_path):
     res = run_binary(
         "xplore_tf.train",
         f"--workdir={tmp_path}",
+        f"--export_dir={tmp_path / 'export'}",
         "--synthetic_num=48",
         "--synthetic_size=32",
         "--kmeans_nredo=1",
@@ -155,3 +187,150 @@ def test_train_cli_end_to_end(tmp_path):
     assert (tmp_path / "clusters" / "stats.npz").exists()
     assert (tmp_path / "train" / "samples" / "step_0000004.png").exists()
     assert (tmp_path / "flags_train.txt").exists()
+    # --export_dir: the binary exports G_ema of the final checkpoint.
+    assert (tmp_path / "export" / "xplore" / "1" / "saved_model.pb").exists()
+    assert f"exported {tmp_path / 'export' / 'xplore' / '1'}" in res.stdout
+
+
+# configs/demo.cfg shrunk to the tiny model: what a user runs, minus the size.
+SHRUNK_DEMO = [
+    "--flagfile=configs/demo.cfg",
+    "--synthetic_num=48",
+    "--synthetic_size=32",
+    "--kmeans_nredo=1",
+    "--contact_sheet_members=4",
+    *TINY_MODEL_FLAGS,
+    "--batch_size=4",
+    "--n_critic=2",
+    "--log_every=1",
+    "--summary_every=1",
+    "--sample_every=2",
+    "--sample_images=2",
+    "--sample_clusters=2",
+    "--checkpoint_every=2",
+]
+
+
+def test_demo_config_resumes_from_its_checkpoint_via_the_cli(tmp_path):
+    workdir = [f"--workdir={tmp_path}", f"--export_dir={tmp_path / 'export'}"]
+    first = run_binary("xplore_tf.train", *SHRUNK_DEMO, *workdir, "--num_steps=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_binary("xplore_tf.train", *SHRUNK_DEMO, *workdir, "--num_steps=4")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from" in second.stderr and "at step 2" in second.stderr
+    assert "trained to step 4" in second.stdout
+    assert "step 3/4" in second.stderr and "step 1/4" not in second.stderr
+    # One export per finished command, the second from the resumed run's last checkpoint.
+    assert sorted(os.listdir(tmp_path / "export" / "xplore")) == ["1", "2"]
+    with open(tmp_path / "export" / "xplore" / "2" / "assets.extra" / "xplore_tf.json") as f:
+        assert json.load(f)["step"] == 4
+
+
+def test_checkpoint_of_other_clusters_is_refused_everywhere(tmp_path):
+    """Re-clustering (another k) after training: resume, export, evaluate and translate
+    refuse with one line naming both fingerprints; nothing is written."""
+    from xplore_tf import checkpoints, config, export_lib, translate_lib
+    from xplore_tf.clustering import artifacts, pipeline
+    from xplore_tf.evaluation import pipeline as eval_pipeline
+
+    cfg = tiny_config(tmp_path, num_steps=2)
+    train_lib.train(cfg)
+    old = artifacts.clusters_fingerprint(cfg.clusters_dir)
+    reclustered = dataclasses.replace(cfg, cluster=dataclasses.replace(cfg.cluster, num_clusters=3))
+    pipeline.run_clustering(reclustered)
+    new = artifacts.clusters_fingerprint(cfg.clusters_dir)
+    assert new != old
+    listing = sorted(os.listdir(cfg.checkpoint_dir)), sorted(os.listdir(cfg.train_dir))
+
+    def refused(fn):
+        with pytest.raises(checkpoints.ClusterMismatchError) as e:
+            fn()
+        message = str(e.value)
+        assert "\n" not in message and old in message and new in message, message
+        return message
+
+    message = refused(
+        lambda: train_lib.train(
+            dataclasses.replace(reclustered, train=dataclasses.replace(cfg.train, num_steps=4))
+        )
+    )
+    assert "--noresume" in message and "ckpt-2" in message
+    export_cfg = dataclasses.replace(
+        reclustered, export=config.ExportConfig(export_dir=str(tmp_path / "export"))
+    )
+    refused(lambda: export_lib.export(export_cfg))
+    refused(lambda: translate_lib.Translator.from_checkpoint(reclustered))
+    refused(lambda: eval_pipeline.checkpoint_translate_fn(reclustered, checkpoints.latest(cfg)))
+    assert (sorted(os.listdir(cfg.checkpoint_dir)), sorted(os.listdir(cfg.train_dir))) == listing
+    assert not (tmp_path / "export").exists()
+    # --noresume starts over on the new clusters; the fingerprint moves with it.
+    train_lib.train(
+        dataclasses.replace(reclustered, train=dataclasses.replace(cfg.train, resume=False))
+    )
+    assert checkpoints.checkpoint_fingerprint(checkpoints.latest(cfg)) == new
+    assert export_lib.export(export_cfg).version == 1
+
+
+def test_train_cli_names_the_cluster_mismatch_in_one_line(tmp_path):
+    flags = [
+        f"--workdir={tmp_path}",
+        "--synthetic_num=48",
+        "--synthetic_size=32",
+        "--kmeans_nredo=1",
+        *TINY_MODEL_FLAGS,
+        "--batch_size=4",
+        "--num_steps=2",
+    ]
+    assert run_binary("xplore_tf.train", *flags).returncode == 0
+    flags = [f for f in flags if not f.startswith("--num_clusters")]
+    assert run_binary("xplore_tf.cluster", *flags, "--num_clusters=3").returncode == 0
+    res = run_binary("xplore_tf.train", *flags, "--num_clusters=3", "--num_steps=4")
+    assert res.returncode == 2
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("xplore_tf.train: error: ") and "trained on clusters" in last
+    assert "Tensor" not in res.stderr and "Traceback" not in res.stderr
+
+
+def _tensorboard_events(logdir, tag):
+    """Events of `tag` as TensorBoard's own loader reads them (the plugins' accumulator,
+    with its restart purging off: the files themselves must hold each step once)."""
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+
+    acc = plugin_event_accumulator.EventAccumulator(
+        str(logdir), size_guidance={"tensors": 0}, purge_orphaned_data=False
+    )
+    acc.Reload()
+    return acc.Tensors(tag)
+
+
+def _tensorboard_steps(logdir, tag):
+    return [e.step for e in _tensorboard_events(logdir, tag)]
+
+
+def test_resumed_run_shows_each_step_once_in_tensorboard(tmp_path):
+    import tensorflow as tf
+
+    cfg = tiny_config(tmp_path, summary_every=1, sample_every=1, checkpoint_every=4)
+    train_lib.train(cfg)
+    # As if the process died after logging step 6 but before its final checkpoint:
+    # the resumed run restarts from step 4 and logs steps 5 and 6 again.
+    for name in os.listdir(cfg.checkpoint_dir):
+        if name.startswith("ckpt-6"):
+            os.remove(os.path.join(cfg.checkpoint_dir, name))
+    tf.compat.v1.train.update_checkpoint_state(
+        cfg.checkpoint_dir, os.path.join(cfg.checkpoint_dir, "ckpt-4")
+    )
+    assert _tensorboard_steps(cfg.train_dir, "D/adv") == [1, 2, 3, 4, 5, 6]
+    resumed_at = time.time()
+    assert train_lib.train(cfg).step == 6
+    for tag in ("D/adv", "samples", "eval/target_accuracy"):
+        assert _tensorboard_steps(cfg.train_dir, tag) == [1, 2, 3, 4, 5, 6], tag
+    # Steps 5 and 6 are the resumed process's; the first process's were dropped.
+    walls = {e.step: e.wall_time for e in _tensorboard_events(cfg.train_dir, "D/adv")}
+    assert walls[4] < resumed_at <= walls[5] <= walls[6]
+
+    # A --noresume run in the same workdir replaces the whole history.
+    train_lib.train(
+        dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=False, num_steps=2))
+    )
+    assert _tensorboard_steps(cfg.train_dir, "D/adv") == [1, 2]

@@ -82,6 +82,9 @@ class ModelConfig:
     mlp_hidden: int = 256
     condition: str = "mean_std"  # "mean_std" | "mean" | "onehot"
     upsample: str = "transpose"  # "transpose" | "resize_conv"
+    output_mode: str = "direct"  # "direct" (paper) | "masked" (GANimation)
+    skip_connections: str = "none"  # "none" (paper) | "plain" (AttGAN) | "gated" (STGAN-like)
+    hf_bypass: bool = False  # add the input's high-frequency band to the output (HifaFace)
     d_channels: int = 64
     d_num_down: int = 0  # 0 = log2(image_size) - 1, as StarGAN (6 at 128 px)
     d_max_channels: int = 2048
@@ -103,6 +106,8 @@ class TrainConfig:
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     lambda_lat: float = 10.0
+    lambda_self: float = 0.0  # |x - G(x, s_own)|_1 (FUNIT/TUNIT); 0 = off (paper)
+    lambda_mask: float = 0.0  # GANimation's mask regulariser (output_mode="masked")
     ema_decay: float = 0.999
     random_flip: bool = True
     holdout: int = 0  # last N images (sorted paths) kept out of training, for evaluation

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import json
 import os
 import re
 import shutil
@@ -38,7 +39,7 @@ import tensorflow as tf
 from absl import logging
 
 from serving import signatures as sig
-from xplore_tf import io_utils, train_lib
+from xplore_tf import checkpoints, io_utils
 from xplore_tf.clustering import artifacts, contact_sheets
 from xplore_tf.config import Config
 from xplore_tf.models.generator import Generator, condition_vector
@@ -49,6 +50,7 @@ PREPROCESSING = (
     "image_size x image_size (skipped when already that size), rounded to uint8"
 )
 _VERSION = re.compile(r"^[0-9]+$")
+_TEMP = re.compile(r"^\.tmp-[0-9]+-([0-9]+)-")  # .tmp-<version>-<pid>-<random>
 
 
 @dataclasses.dataclass
@@ -59,6 +61,7 @@ class LoadedGenerator:
     stats: artifacts.ClusterStats
     checkpoint: str  # "" when freshly initialised (--allow_untrained)
     step: int | None  # training step of the checkpoint, when recorded
+    clusters_fingerprint: str  # of the clusters folder it was loaded with
 
     @property
     def untrained(self) -> bool:
@@ -85,13 +88,6 @@ def _float32_policy():
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _checkpoint_step(path: str) -> int | None:
-    try:
-        return int(tf.train.load_checkpoint(path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
-    except (ValueError, KeyError, tf.errors.OpError):
-        return None
-
-
 def load_generator(
     config: Config, checkpoint: str | None = None, *, allow_untrained: bool | None = None
 ) -> LoadedGenerator:
@@ -103,21 +99,29 @@ def load_generator(
     initialised generator (seeded by --seed) and logs a loud warning.
     """
     stats = artifacts.read_stats(os.path.join(config.clusters_dir, artifacts.STATS))
-    path = (
-        checkpoint or config.export.checkpoint or tf.train.latest_checkpoint(config.checkpoint_dir)
-    )
-    if allow_untrained is None:
-        allow_untrained = config.export.allow_untrained
+    path = checkpoint or checkpoints.latest(config)
     if path and not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(f"--checkpoint: {path!r} is not a checkpoint (no {path}.index)")
+    if allow_untrained is None:
+        allow_untrained = config.export.allow_untrained
     if not path and not allow_untrained:
         raise ValueError(
             f"no checkpoint in {config.checkpoint_dir}: train first (python -m xplore_tf.train), "
             "pass --checkpoint, or --allow_untrained to use a freshly initialised generator"
         )
+    fingerprint = (
+        checkpoints.check_clusters(
+            path,
+            config,
+            start_over="use the clusters of that run, or train anew on these clusters "
+            "(python -m xplore_tf.train --noresume, or a new --workdir)",
+        )
+        if path
+        else artifacts.clusters_fingerprint(config.clusters_dir)
+    )
     keras.utils.set_random_seed(config.seed)
     with _float32_policy():
-        generator, _ = train_lib.build_models(config, stats)
+        generator = checkpoints.build_generator(config, stats)
     if not path:
         logging.warning(
             "\n%s\nNO CHECKPOINT: using a FRESHLY INITIALISED generator (--allow_untrained). Its "
@@ -125,21 +129,9 @@ def load_generator(
             "!" * 78,
             "!" * 78,
         )
-        return LoadedGenerator(generator, stats, "", None)
-    try:
-        status = tf.train.Checkpoint(generator_ema=train_lib.variables_by_path(generator)).restore(
-            path
-        )
-        status.expect_partial()  # only G_ema is wanted, not D, G or the optimizers
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:300]
-        raise ValueError(
-            f"{path}: its G_ema does not match the generator these flags build (check "
-            f"--image_size, --g_channels, --g_res_blocks, --mlp_depth, --mlp_hidden, --condition, "
-            f"--upsample against the training run): {first}"
-        ) from None
-    return LoadedGenerator(generator, stats, path, _checkpoint_step(path))
+        return LoadedGenerator(generator, stats, "", None, fingerprint)
+    checkpoints.restore_generator_ema(generator, path)
+    return LoadedGenerator(generator, stats, path, checkpoints.checkpoint_step(path), fingerprint)
 
 
 def cluster_names(config: Config, num_clusters: int) -> list[str]:
@@ -330,10 +322,38 @@ def next_version(model_dir: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
+def version_of_checkpoint(config: Config, checkpoint: str) -> str | None:
+    """The newest export version folder made from `checkpoint`, or None."""
+    model_dir = os.path.join(config.export_base_dir, config.export.model_name)
+    for version in reversed(existing_versions(model_dir)):
+        path = os.path.join(model_dir, str(version))
+        try:
+            with open(os.path.join(path, METADATA)) as f:
+                if json.load(f).get("checkpoint") == checkpoint:
+                    return path
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _remove_orphaned_temp_dirs(model_dir: str) -> None:
+    """Removes the temporary folders of exports whose process died (e.g. kill -9)."""
+    for name in os.listdir(model_dir):
+        match = _TEMP.match(name)
+        if not match:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
 
 
 def export(
@@ -357,7 +377,8 @@ def export(
             "or a new number"
         )
     os.makedirs(model_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
+    _remove_orphaned_temp_dirs(model_dir)
+    tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-{os.getpid()}-")
     functions = module.signature_functions()
     try:
         tf.saved_model.save(
@@ -377,6 +398,7 @@ def export(
                 "preprocessing": PREPROCESSING,
                 "checkpoint": loaded.checkpoint,
                 "step": loaded.step,
+                "clusters_fingerprint": loaded.clusters_fingerprint,
                 "untrained": loaded.untrained,
                 "signatures": sorted(functions),
                 "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),

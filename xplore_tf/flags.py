@@ -164,6 +164,28 @@ flags.DEFINE_enum(
     "Decoder upsampling: transposed conv 4x4 s2 (paper) or nearest resize + conv "
     "(avoids checkerboard artifacts).",
 )
+flags.DEFINE_enum(
+    "output_mode",
+    "direct",
+    ["direct", "masked"],
+    "Generator output: 'direct' = tanh(conv) (paper); 'masked' = A*C + (1-A)*x with a "
+    "predicted colour image C and attention mask A in [0,1] (GANimation): pixels the mask "
+    "leaves alone are the input's.",
+)
+flags.DEFINE_enum(
+    "skip_connections",
+    "none",
+    ["none", "plain", "gated"],
+    "Encoder-to-decoder skips at 1/2 and full resolution: none (paper), 'plain' "
+    "(concatenate + 1x1 conv, AttGAN) or 'gated' by the target condition (after STGAN's "
+    "selective transfer units).",
+)
+flags.DEFINE_bool(
+    "hf_bypass",
+    False,
+    "Add the input's high-frequency band (x - 5x5 binomial blur) to the generator output "
+    "(HifaFace): fine detail passes through instead of being re-synthesised.",
+)
 flags.DEFINE_integer("d_channels", 64, "Discriminator base width (StarGAN: 64).", lower_bound=1)
 flags.DEFINE_integer(
     "d_num_down",
@@ -205,6 +227,20 @@ flags.DEFINE_float("lambda_cls", 1.0, "Weight of the cluster classification loss
 flags.DEFINE_float("lambda_rec", 10.0, "Weight of the L1 cycle reconstruction loss (10).")
 flags.DEFINE_float("lambda_gp", 10.0, "Weight of the WGAN gradient penalty (10).")
 flags.DEFINE_float("lambda_lat", 10.0, "Weight of the L2 latent loss on h(x) vs h(G(x)) (10).")
+flags.DEFINE_float(
+    "lambda_self",
+    0.0,
+    "Weight of the L1 self-reconstruction loss |x - G(x, s_own cluster)| (FUNIT/TUNIT); "
+    "0 = off (paper).",
+    lower_bound=0.0,
+)
+flags.DEFINE_float(
+    "lambda_mask",
+    0.0,
+    "Weight of the attention-mask regulariser (mean of A + smoothness; GANimation: 0.1) "
+    "with --output_mode=masked; 0 = off.",
+    lower_bound=0.0,
+)
 flags.DEFINE_float(
     "ema_decay",
     0.999,
@@ -479,6 +515,9 @@ def config_from_flags() -> config_lib.Config:
             mlp_hidden=f.mlp_hidden,
             condition=f.condition,
             upsample=f.upsample,
+            output_mode=f.output_mode,
+            skip_connections=f.skip_connections,
+            hf_bypass=f.hf_bypass,
             d_channels=f.d_channels,
             d_num_down=f.d_num_down,
             d_max_channels=f.d_max_channels,
@@ -496,6 +535,8 @@ def config_from_flags() -> config_lib.Config:
             lambda_rec=f.lambda_rec,
             lambda_gp=f.lambda_gp,
             lambda_lat=f.lambda_lat,
+            lambda_self=f.lambda_self,
+            lambda_mask=f.lambda_mask,
             ema_decay=f.ema_decay,
             random_flip=f.random_flip,
             holdout=f.holdout,

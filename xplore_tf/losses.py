@@ -5,6 +5,10 @@ Objectives, with c the image's pseudo-label (source cluster) and t the target cl
     L_D = -E[D_src(x)] + E[D_src(G(x,s_t))] + lambda_gp * GP + lambda_cls * CE(D_cls(x), c)
     L_G = -E[D_src(G(x,s_t))] + lambda_cls * CE(D_cls(G(x,s_t)), t)
           + lambda_rec * |x - G(G(x,s_t), s_c)|_1 + lambda_lat * ||h(x) - h(G(x,s_t))||_2^2
+          [+ lambda_self * |x - G(x,s_c)|_1 + lambda_mask * L_A(A)]   (optional, default off)
+
+The optional terms serve the identity-preserving generator options: the self-reconstruction
+loss of FUNIT/TUNIT and GANimation's attention-mask regulariser L_A for output_mode="masked".
 
 Batch reduction. Every term is first reduced to one value per sample (the mean over the
 patch map for critic scores, over all pixels/channels for L1, over all feature elements for
@@ -21,6 +25,7 @@ gradient of the critic with respect to its input, so it is the one TensorFlow-sp
 
 Loss weights default to StarGAN's (lambda_cls=1, lambda_gp=10, lambda_rec=10); the paper
 does not state its values. lambda_lat=10 is our default (no StarGAN counterpart; DESIGN.md §3).
+lambda_self and lambda_mask default to 0 (off); GANimation uses lambda_A = 0.1 for the mask.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ LAMBDA_CLS = 1.0
 LAMBDA_GP = 10.0
 LAMBDA_REC = 10.0
 LAMBDA_LAT = 10.0
+# GANimation's lambda_TV = 1e-4 weights a *sum* of squared neighbour differences over its
+# 128 x 128 masks (127 * 128 vertical and as many horizontal pairs). `mask_loss` averages
+# each direction instead (resolution independent), so the same weighting relative to the
+# mean(A) sparsity term is 1e-4 * 127 * 128 = 1.6256.
+LAMBDA_TV = 1e-4 * 127 * 128
 
 
 def _per_sample_mean(x):
@@ -174,6 +184,48 @@ def cycle_reconstruction_loss(images, reconstructed, *, global_batch_size: int |
     return reduce_batch(_per_sample_mean(diff), global_batch_size=global_batch_size)
 
 
+def self_reconstruction_loss(images, reconstructed, *, global_batch_size: int | None = None):
+    """Mean absolute error |x - G(x, s_own)| (self-reconstruction, FUNIT / TUNIT).
+
+    G translating an image to its own cluster's condition must return the image unchanged
+    (Liu et al. ICCV 2019; Baek et al. ICCV 2021), a direct identity constraint without the
+    detour of the cycle. The same L1 as `cycle_reconstruction_loss`.
+
+    Args:
+        images: x [N, H, W, C]; reconstructed: G(x, s_c) [N, H, W, C].
+    """
+    return cycle_reconstruction_loss(images, reconstructed, global_batch_size=global_batch_size)
+
+
+def mask_loss(mask, *, lambda_tv: float = LAMBDA_TV, global_batch_size: int | None = None):
+    """GANimation's attention regulariser L_A = mean(A) + lambda_tv * TV(A) (Pumarola et al.).
+
+    Per sample: sparsity mean(A) (A >= 0, so this is the L1 norm per pixel; it pushes the
+    mask to edit little, GANimation's code takes this mean) plus the smoothness term
+
+        TV(A) = mean_ij (A[i+1,j] - A[i,j])^2 + mean_ij (A[i,j+1] - A[i,j])^2,
+
+    GANimation's squared neighbour differences (paper eq.; its code uses absolute ones)
+    averaged per direction instead of summed. The outer weight lambda_A is
+    `generator_loss(lambda_mask=...)`.
+
+    Args:
+        mask: A [N, H, W, 1] in [0, 1], H, W >= 2.
+        lambda_tv: GANimation's lambda_TV in our mean normalisation (see `LAMBDA_TV`).
+    Returns:
+        scalar float32.
+    """
+    mask = ops.cast(mask, "float32")
+    shape = tuple(mask.shape)
+    if len(shape) != 4 or shape[-1] != 1 or any(d is not None and d < 2 for d in shape[1:3]):
+        raise ValueError(f"`mask` must have shape [N, H, W, 1] with H, W >= 2, got {shape}.")
+    vertical = ops.square(mask[:, 1:, :, :] - mask[:, :-1, :, :])
+    horizontal = ops.square(mask[:, :, 1:, :] - mask[:, :, :-1, :])
+    smoothness = _per_sample_mean(vertical) + _per_sample_mean(horizontal)
+    per_sample = _per_sample_mean(mask) + lambda_tv * smoothness
+    return reduce_batch(per_sample, global_batch_size=global_batch_size)
+
+
 def latent_loss(h_real, h_fake, *, global_batch_size: int | None = None):
     """Squared L2 distance of encoder features, ||h(x) - h(G(x, s_t))||^2 (paper §2.3).
 
@@ -237,8 +289,14 @@ def generator_loss(
     lambda_rec: float = LAMBDA_REC,
     lambda_lat: float = LAMBDA_LAT,
     global_batch_size: int | None = None,
+    self_reconstructed=None,
+    lambda_self: float = 0.0,
+    mask=None,
+    lambda_mask: float = 0.0,
+    lambda_tv: float = LAMBDA_TV,
 ):
-    """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat; (total, terms).
+    """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat
+    [+ lambda_self * self] [+ lambda_mask * mask]; returns (total, terms).
 
     Args:
         fake_scores: D's patch map on G(x, s_t) [N, h, w, 1].
@@ -246,9 +304,21 @@ def generator_loss(
         target_labels: target clusters t [N].
         images: x [N, H, W, 3]; reconstructed: G(G(x, s_t), s_c) [N, H, W, 3].
         h_real: h(x); h_fake: h(G(x, s_t)); both [N, H/4, W/4, C].
+        self_reconstructed: optional G(x, s_c) [N, H, W, 3] (`self_reconstruction_loss`).
+        lambda_self: its weight (default 0).
+        mask: optional attention mask A [N, H, W, 1] (`mask_loss`), or a list of masks
+            whose losses are summed (GANimation regularises the masks of both the
+            translation and the reconstruction).
+        lambda_mask: GANimation's lambda_A (default 0; the paper uses 0.1).
+        lambda_tv: passed to `mask_loss`.
     Returns:
-        (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars).
+        (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars, plus
+        "G/self" when `self_reconstructed` is given and "G/mask" when `mask` is given).
     """
+    if lambda_self and self_reconstructed is None:
+        raise ValueError("`lambda_self` is set but `self_reconstructed` is None.")
+    if lambda_mask and mask is None:
+        raise ValueError("`lambda_mask` is set but `mask` is None.")
     terms = {
         "G/adv": wasserstein_generator_loss(fake_scores, global_batch_size=global_batch_size),
         "G/cls": cluster_classification_loss(
@@ -265,4 +335,17 @@ def generator_loss(
         + lambda_rec * terms["G/rec"]
         + lambda_lat * terms["G/lat"]
     )
+    if self_reconstructed is not None:
+        terms["G/self"] = self_reconstruction_loss(
+            images, self_reconstructed, global_batch_size=global_batch_size
+        )
+        total = total + lambda_self * terms["G/self"]
+    if mask is not None:
+        masks = mask if isinstance(mask, (list, tuple)) else [mask]
+        if not masks:
+            raise ValueError("`mask` must be a tensor or a non-empty list of tensors.")
+        terms["G/mask"] = sum(
+            mask_loss(m, lambda_tv=lambda_tv, global_batch_size=global_batch_size) for m in masks
+        )
+        total = total + lambda_mask * terms["G/mask"]
     return total, terms

@@ -1,7 +1,8 @@
 """`python -m xplore_tf.train --flagfile=configs/demo.cfg`: the whole main job.
 
 Runs the clustering stage first when WORKDIR/clusters is missing, then trains (resuming
-from WORKDIR/checkpoints by default). Watch it with `tensorboard --logdir WORKDIR/train`.
+from WORKDIR/checkpoints by default), then exports G_ema when --export_dir is set (not after
+Ctrl-C). Watch it with `tensorboard --logdir WORKDIR/train`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from xplore_tf import flags as xflags  # noqa: E402
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from xplore_tf import train_lib
+    from xplore_tf import export_lib, train_lib
 
     config = xflags.config_from_flags()
     os.makedirs(config.workdir, exist_ok=True)
@@ -34,6 +35,12 @@ def main(argv: list[str]) -> None:
         f"D assigns {result.target_accuracy:.0%} of G_ema's translations to their target "
         f"cluster; checkpoint {result.checkpoint}; samples in {config.train_dir}/samples"
     )
+    if config.export.export_dir and not result.stopped_by_signal:
+        done = export_lib.version_of_checkpoint(config, result.checkpoint)
+        if done:  # the same command run again after it finished
+            print(f"already exported as {done}")
+        else:
+            print(f"exported {export_lib.export(config, checkpoint=result.checkpoint).path}")
 
 
 if __name__ == "__main__":

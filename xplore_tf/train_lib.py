@@ -17,24 +17,22 @@ import dataclasses
 import io
 import math
 import os
-import re
 import signal
 import time
 
 import numpy as np
 from absl import logging
 
-from xplore_tf import io_utils
+from xplore_tf import checkpoints, io_utils
 from xplore_tf import losses as losses_lib
 from xplore_tf.clustering import artifacts, pipeline
 from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
 from xplore_tf.data import sources
 from xplore_tf.data import training as training_data
-from xplore_tf.models.discriminator import Discriminator
-from xplore_tf.models.generator import Generator, condition_vector
+from xplore_tf.models.generator import condition_vector
 
-SCALARS = ("D/adv", "D/gp", "D/cls", "G/adv", "G/cls", "G/rec", "G/lat")
+SCALARS = ("D/adv", "D/gp", "D/cls", "G/adv", "G/cls", "G/rec", "G/lat", "G/self", "G/mask")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -50,6 +48,7 @@ class TrainResult:
     images_per_second: float
     target_accuracy: float  # D's cluster head picks the target cluster on G_ema outputs
     checkpoint: str
+    stopped_by_signal: bool = False
 
 
 def make_strategy(name: str):
@@ -68,57 +67,6 @@ def make_strategy(name: str):
     raise ValueError(f"--strategy: unknown strategy {name!r}")
 
 
-def discriminator_downsamplings(config: Config) -> int:
-    m = config.model
-    if m.d_num_down:
-        return m.d_num_down
-    return max(1, int(math.log2(m.image_size)) - 1)
-
-
-def build_models(config: Config, stats: artifacts.ClusterStats) -> tuple[Generator, Discriminator]:
-    """G and D for these cluster statistics, built (weights created) but not trained."""
-    m = config.model
-    generator = Generator(
-        m.image_size,
-        base_channels=m.g_channels,
-        num_res_blocks=m.g_res_blocks,
-        mlp_depth=m.mlp_depth,
-        mlp_hidden=m.mlp_hidden,
-        condition=m.condition,
-        stats_dim=stats.dim,
-        num_clusters=stats.num_clusters,
-        upsample=m.upsample,
-        name="generator",
-    )
-    generator.build(((None, m.image_size, m.image_size, 3), (None, generator.condition_dim)))
-    discriminator = Discriminator(
-        m.image_size,
-        num_clusters=stats.num_clusters,
-        base_channels=m.d_channels,
-        num_down=discriminator_downsamplings(config),
-        max_channels=m.d_max_channels,
-        name="discriminator",
-    )
-    discriminator.build((None, m.image_size, m.image_size, 3))
-    return generator, discriminator
-
-
-def variables_by_path(model) -> dict:
-    """{variable path: variable} of every weight and state of a Keras model.
-
-    tf.train.Checkpoint does not see Keras 3 sublayers kept in Python lists, nor the
-    SeedGenerator states of the noise layers or the spectral-norm power-iteration vectors,
-    so models are checkpointed as explicit, name-keyed variable maps. Export and translate
-    restore G_ema through the same map.
-    """
-    # Keys: position in model.variables (stable for an architecture) + the path, minus the
-    # process-global counters Keras puts in SeedGenerator names.
-    return {
-        f"{i:04d}.{re.sub(r'seed_generator_[0-9]+', 'seed_generator', v.path).replace('/', '.')}": v
-        for i, v in enumerate(model.variables)
-    }
-
-
 def learning_rate(base: float, step, num_steps: int, decay_steps: int):
     """Constant, then linear decay to 0 over the last `decay_steps` (StarGAN schedule)."""
     if decay_steps <= 0:
@@ -130,7 +78,14 @@ def learning_rate(base: float, step, num_steps: int, decay_steps: int):
 class Trainer:
     """G, D, G_ema, optimizers and the distributed step functions of one run."""
 
-    def __init__(self, config: Config, stats: artifacts.ClusterStats, strategy):
+    def __init__(
+        self,
+        config: Config,
+        stats: artifacts.ClusterStats,
+        strategy,
+        *,
+        clusters_fingerprint: str = "",
+    ):
         import keras
         import tensorflow as tf
 
@@ -146,8 +101,9 @@ class Trainer:
         if config.train.mixed_precision != "none":
             keras.mixed_precision.set_global_policy(config.train.mixed_precision)
         with strategy.scope():
-            self.generator, self.discriminator = build_models(config, stats)
-            self.generator_ema, _ = build_models(config, stats)
+            self.generator = checkpoints.build_generator(config, stats)
+            self.discriminator = checkpoints.build_discriminator(config, stats)
+            self.generator_ema = checkpoints.build_generator(config, stats)
             self.generator_ema.set_weights(self.generator.get_weights())
             self.g_optimizer = self._optimizer(t.g_lr, "g_optimizer")
             self.d_optimizer = self._optimizer(t.d_lr, "d_optimizer")
@@ -155,14 +111,21 @@ class Trainer:
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
+        # Which clusters the weights belong to (checkpoints.check_clusters); a plain host
+        # variable outside the strategy scope: it is metadata, never replicated or updated.
+        self.clusters_fingerprint = tf.Variable(
+            clusters_fingerprint, dtype=tf.string, trainable=False, name="clusters_fingerprint"
+        )
+        with strategy.scope():
             self.checkpoint = tf.train.Checkpoint(
-                generator=variables_by_path(self.generator),
-                discriminator=variables_by_path(self.discriminator),
-                generator_ema=variables_by_path(self.generator_ema),
+                generator=checkpoints.variables_by_path(self.generator),
+                discriminator=checkpoints.variables_by_path(self.discriminator),
+                generator_ema=checkpoints.variables_by_path(self.generator_ema),
                 g_optimizer=self.g_optimizer,
                 d_optimizer=self.d_optimizer,
                 step=self.step,
                 position=self.position,
+                clusters_fingerprint=self.clusters_fingerprint,
             )
         self.centroids = tf.constant(stats.centroids, tf.float32)
         self.stds = tf.constant(stats.stds, tf.float32)
@@ -245,22 +208,27 @@ class Trainer:
         x, c = batch["image"], batch["cluster"]
         cond_t, cond_c = self.condition(batch["target"]), self.condition(c)
         with tf.GradientTape() as tape:
-            h_real = self.generator.encode(x, training=True)
-            fake = self.generator.decode(h_real, cond_t, training=True)
-            h_fake = self.generator.encode(fake, training=True)
-            reconstructed = self.generator.decode(h_fake, cond_c, training=True)
-            fake_src, fake_cls = self.discriminator(fake, training=True)
+            translated = self.generator.forward(x, cond_t, training=True)
+            cycled = self.generator.forward(translated.images, cond_c, training=True)
+            # Self-reconstruction G(x, s_c) ≈ x (FUNIT/TUNIT): a third pass, only when weighted.
+            own = self.generator.forward(x, cond_c, training=True) if t.lambda_self else None
+            masks = [o.mask for o in (translated, cycled, own) if o and o.mask is not None]
+            fake_src, fake_cls = self.discriminator(translated.images, training=True)
             total, terms = losses_lib.generator_loss(
                 fake_scores=fake_src,
                 fake_logits=fake_cls,
                 target_labels=batch["target"],
                 images=x,
-                reconstructed=reconstructed,
-                h_real=h_real,
-                h_fake=h_fake,
+                reconstructed=cycled.images,
+                h_real=translated.content,
+                h_fake=cycled.content,
                 lambda_cls=t.lambda_cls,
                 lambda_rec=t.lambda_rec,
                 lambda_lat=t.lambda_lat,
+                self_reconstructed=own.images if own is not None else None,
+                lambda_self=t.lambda_self,
+                mask=masks if t.lambda_mask and masks else None,
+                lambda_mask=t.lambda_mask,
                 global_batch_size=t.batch_size,
             )
             scaled = self._scaled(self.g_optimizer, total)
@@ -345,6 +313,49 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def summary_writer(logdir: str, *, first_step: int):
+    """A tf.summary writer for `logdir`, after dropping every event at steps >= `first_step`
+    from the run's earlier event files, so each step appears once.
+
+    A resumed run restarts from its last checkpoint and logs again the steps between that
+    checkpoint and the point where the earlier process stopped (a --noresume run: all of
+    them). TensorBoard's restart mechanism (an event `SessionLog.START` purges later steps)
+    does not cover this: the legacy loader never purges TF2 summaries (tensors), the plugin
+    loader ignores the first START of a run, and the fast loader (TensorBoard's data server)
+    does not purge. So the earlier files are rewritten (atomically) without those events;
+    a record cut short by a kill ends the file's readable part.
+    """
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+
+    os.makedirs(logdir, exist_ok=True)
+    for name in sorted(os.listdir(logdir)):
+        if "tfevents" not in name:
+            continue
+        path = os.path.join(logdir, name)
+        events, truncated = [], False
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                events.append(event_pb2.Event.FromString(record.numpy()))
+        except tf.errors.DataLossError:
+            truncated = True  # cut short by a kill: keep the whole records
+        kept = [e for e in events if e.step < first_step or not e.HasField("summary")]
+        if len(kept) == len(events) and not truncated:
+            continue
+        tmp = os.path.join(logdir, ".rewrite.tmp")  # no "tfevents" in it: TensorBoard skips it
+        with tf.io.TFRecordWriter(tmp) as records:
+            for event in kept:
+                records.write(event.SerializeToString())
+        os.replace(tmp, path)
+        logging.info(
+            "%s: dropped %d events of steps >= %d (logged again by this run)",
+            path,
+            len(events) - len(kept),
+            first_step,
+        )
+    return tf.summary.create_file_writer(logdir)
+
+
 def load_training_data(config: Config) -> tuple[training_data.TrainingData, artifacts.ClusterStats]:
     """Cluster artifacts of the run, computing them first when they are missing."""
     if not pipeline.clusters_exist(config):
@@ -389,14 +400,25 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         strategy.num_replicas_in_sync,
         t.batch_size,
     )
-    trainer = Trainer(config, stats, strategy)
+    fingerprint = artifacts.clusters_fingerprint(config.clusters_dir)
+    resume_from = tf.train.latest_checkpoint(config.checkpoint_dir) if t.resume else None
+    if resume_from:
+        # Before any model is built: a checkpoint of other clusters would otherwise fail
+        # deep inside the restore with TensorFlow's shape dump (k or d changed).
+        checkpoints.check_clusters(
+            resume_from,
+            config,
+            start_over="start over with --noresume (or a new --workdir to keep the old run)",
+        )
+    trainer = Trainer(config, stats, strategy, clusters_fingerprint=fingerprint)
     manager = tf.train.CheckpointManager(
         trainer.checkpoint, config.checkpoint_dir, max_to_keep=t.keep_checkpoints
     )
-    if t.resume and manager.latest_checkpoint:
+    if resume_from:
         with strategy.scope():
-            trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step))
+            trainer.checkpoint.restore(resume_from).assert_existing_objects_matched()
+        # The step is a MirroredVariable under MirroredStrategy: read it with .numpy().
+        logging.info("resumed from %s at step %d", resume_from, trainer.step.numpy())
     start = int(trainer.step.numpy())
     end = t.num_steps if max_steps is None else min(t.num_steps, start + max_steps)
 
@@ -430,8 +452,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         np.asarray(data.clusters[:n_fixed]) + 1 + np.arange(n_fixed)
     ) % stats.num_clusters
 
-    os.makedirs(config.train_dir, exist_ok=True)
-    writer = tf.summary.create_file_writer(config.train_dir)
+    writer = summary_writer(config.train_dir, first_step=start + 1)
     history: list[dict] = []
     last: dict = {}
     stop_signal: list[int] = []
@@ -441,7 +462,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     rate, started, window_start, window_step = 0.0, time.perf_counter(), time.perf_counter(), start
-    step = start
+    step = saved_at = start
     try:
         while step < end and not stop_signal:
             batch = next(iterator)
@@ -496,7 +517,9 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
                     tf.summary.image("samples", grid[None], max_outputs=1)
                     tf.summary.scalar("eval/target_accuracy", accuracy)
             if step % t.checkpoint_every == 0:
+                logging.info("saving checkpoint %d", step)
                 manager.save(checkpoint_number=step)
+                saved_at = step
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -505,23 +528,19 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         logging.warning(
             "signal %d: saving a checkpoint at step %d and stopping", stop_signal[0], step
         )
-    path = (
-        manager.save(checkpoint_number=step)
-        if step > start or not manager.latest_checkpoint
-        else manager.latest_checkpoint
-    )
+    path = manager.latest_checkpoint
+    if (step > start and saved_at != step) or not path:
+        logging.info("saving checkpoint %d", step)
+        path = manager.save(checkpoint_number=step)
     accuracy = trainer.target_accuracy(fixed, eval_targets)
     elapsed = time.perf_counter() - started
     if skip_log.count:
         logging.warning("%d unreadable image visits were skipped during training", skip_log.count)
-    if config.export.export_dir and not stop_signal:
-        from xplore_tf import export_lib  # imports this module: not at the top
-
-        logging.info("exported %s", export_lib.export(config, checkpoint=path).path)
     return TrainResult(
         step=step,
         history=history,
         images_per_second=(step - start) * t.batch_size / max(elapsed, 1e-9),
         target_accuracy=accuracy,
         checkpoint=path,
+        stopped_by_signal=bool(stop_signal),
     )

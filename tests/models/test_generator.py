@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -12,14 +13,17 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from xplore_tf.models.generator import (  # noqa: E402
+    HF_KERNEL_SIZE,
     AsinMlp,
     Decoder,
     Encoder,
     Generator,
+    GeneratorOutput,
     condition_dim,
     condition_vector,
     split_affine_params,
 )
+from xplore_tf.models.layers import high_frequency  # noqa: E402
 
 SIZE, BASE, BLOCKS, STATS, K = 32, 8, 2, 4, 5
 TINY = dict(base_channels=BASE, num_res_blocks=BLOCKS, mlp_hidden=16, stats_dim=STATS)
@@ -219,8 +223,28 @@ SUBLAYER_CASES = {
             "num_res_blocks": 1,
             "upsample": "resize_conv",
             "noise_at_inference": False,
+            "output_mode": "direct",
+            "skip_connections": "none",
         },
         lambda: [images(2)[:, :4, :4, :1].repeat(16, -1), np.ones((2, 2 * 2 * 16), "float32")],
+    ),
+    "decoder_gated_skips": (
+        lambda: Decoder(base_channels=4, num_res_blocks=1, skip_connections="gated"),
+        {
+            "base_channels": 4,
+            "num_res_blocks": 1,
+            "upsample": "transpose",
+            "noise_at_inference": False,
+            "output_mode": "direct",
+            "skip_connections": "gated",
+        },
+        lambda: [
+            images(2)[:, :4, :4, :1].repeat(16, -1),
+            np.ones((2, 2 * 2 * 16), "float32"),
+            images(2)[:, :16, :16, :1].repeat(4, -1),
+            images(2, seed=1)[:, :8, :8, :1].repeat(8, -1),
+            np.ones((2, 5), "float32"),
+        ],
     ),
     "mlp": (
         lambda: AsinMlp([3, 5], depth=2, hidden_units=7),
@@ -242,3 +266,234 @@ def test_sublayer_config_round_trip(case):
     clone(inputs)
     clone.set_weights(layer.get_weights())
     np.testing.assert_allclose(np.asarray(clone(inputs)), expected, rtol=1e-5, atol=1e-6)
+
+
+# Pinned BEFORE the identity-preservation options were added: with every option at its
+# default the paper-width generator must keep exactly these variables.
+PAPER_WIDTH_PARAMS = 17_275_011
+PAPER_WIDTH_WEIGHTS = 95
+
+
+def test_paper_width_default_generator_parameter_count_is_pinned():
+    g = Generator(128, base_channels=64, num_res_blocks=6, mlp_depth=3, mlp_hidden=256)
+    g.build(((None, 128, 128, 3), (None, g.condition_dim)))
+    assert g.count_params() == PAPER_WIDTH_PARAMS
+    assert len(g.weights) == PAPER_WIDTH_WEIGHTS
+
+
+# --- Identity-preserving options: 16 px, base 4, 1 + 1 blocks. ---------------------------
+
+SMALL = 16
+SMALL_KW = dict(base_channels=4, num_res_blocks=1, mlp_depth=2, mlp_hidden=8, stats_dim=STATS)
+VARIANTS = {
+    "direct": {},
+    "masked": {"output_mode": "masked"},
+    "plain": {"skip_connections": "plain"},
+    "gated": {"skip_connections": "gated"},
+    "hf": {"hf_bypass": True},
+    "all": {"output_mode": "masked", "skip_connections": "gated", "hf_bypass": True},
+}
+
+
+def small_generator(size=SMALL, **options) -> Generator:
+    keras.utils.set_random_seed(0)
+    g = Generator(size, **SMALL_KW, **options)
+    g.build(((None, size, size, 3), (None, g.condition_dim)))
+    return g
+
+
+def small_inputs(n=2, size=SMALL, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, size, size, 3)).astype("float32")
+    return x, rng.normal(size=(n, 2 * STATS)).astype("float32")
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_forward_returns_images_content_and_mask(variant):
+    g = small_generator(**VARIANTS[variant])
+    x, cond = small_inputs()
+    out = g.forward(x, cond, training=False)
+    assert isinstance(out, GeneratorOutput)
+    y = np.asarray(out.images)
+    assert y.shape == (2, SMALL, SMALL, 3) and y.dtype == np.float32
+    assert np.abs(y).max() <= 1.0 and y.std() > 1e-3
+    np.testing.assert_allclose(np.asarray(out.content), np.asarray(g.encode(x)), atol=1e-6)
+    assert tuple(out.content.shape) == (2, SMALL // 4, SMALL // 4, 16)
+    if g.output_mode == "direct":
+        assert out.mask is None
+    else:
+        mask = np.asarray(out.mask)
+        assert mask.shape == (2, SMALL, SMALL, 1)
+        assert mask.min() >= 0.0 and mask.max() <= 1.0
+    # call() is forward().images
+    np.testing.assert_array_equal(np.asarray(g((x, cond), training=False)), y)
+
+
+def test_masked_output_blends_colour_and_mask():
+    g = small_generator(output_mode="masked")
+    x, cond = small_inputs()
+    color, mask = g.decoder([g.encode(x), g.affine_params(cond)])
+    color, mask = np.asarray(color), np.asarray(mask)
+    assert 0.0 < mask.min() and mask.max() < 1.0 and mask.std() > 1e-4  # a genuine random A
+    expected = mask * color + (1.0 - mask) * x
+    out = g.forward(x, cond)
+    np.testing.assert_allclose(np.asarray(out.images), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out.mask), mask)
+    # Mask head: 7x7 conv with 1 output channel, bias initialised to 0 (A starts at ~0.5).
+    assert tuple(g.decoder.to_mask.kernel.shape) == (7, 7, 4, 1)
+    np.testing.assert_array_equal(
+        np.asarray(small_generator(output_mode="masked").decoder.to_mask.bias), [0.0]
+    )
+
+
+@pytest.mark.parametrize("hf_bypass", [False, True])
+def test_zero_mask_returns_the_input_exactly(hf_bypass):
+    g = small_generator(output_mode="masked", skip_connections="plain", hf_bypass=hf_bypass)
+    g.decoder.to_mask.kernel.assign(np.zeros(g.decoder.to_mask.kernel.shape, "float32"))
+    g.decoder.to_mask.bias.assign(np.array([-1e4], "float32"))  # sigmoid -> exactly 0
+    x, cond = small_inputs()
+    out = g.forward(x, cond, training=True)
+    np.testing.assert_array_equal(np.asarray(out.mask), 0.0)
+    np.testing.assert_array_equal(np.asarray(out.images), x)
+
+
+@pytest.mark.parametrize("size", [16, 24])
+@pytest.mark.parametrize("mode", ["plain", "gated"])
+def test_skip_connection_shapes(mode, size):
+    g = small_generator(size, skip_connections=mode)
+    x, cond = small_inputs(size=size)
+    h, skips = g.encode(x, return_skips=True)
+    assert [tuple(t.shape) for t in skips] == [(2, size, size, 4), (2, size // 2, size // 2, 8)]
+    assert g.encoder.skip_shapes((2, size, size, 3)) == [tuple(t.shape) for t in skips]
+    y = g.forward(x, cond).images
+    assert tuple(y.shape) == (2, size, size, 3)
+    first, second = g.decoder.skips  # after up1 (2*base ch, half res), after up2 (base ch)
+    if mode == "plain":
+        assert tuple(first.fuse.kernel.shape) == (1, 1, 8 + 8, 8)
+        assert tuple(second.fuse.kernel.shape) == (1, 1, 4 + 4, 4)
+    else:
+        assert tuple(first.gate.kernel.shape) == (1, 1, 16, 8)
+        assert tuple(first.gate_condition.kernel.shape) == (2 * STATS, 8)
+        assert tuple(second.project.kernel.shape) == (1, 1, 4, 4)
+    np.testing.assert_allclose(
+        np.asarray(g.decode(h, cond, skips=skips)), np.asarray(y), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_skip_connections_pass_encoder_detail():
+    # Zeroing the full-resolution encoder feature changes the output: the skip is used.
+    g = small_generator(skip_connections="plain")
+    x, cond = small_inputs()
+    h, (full, half) = g.encode(x, return_skips=True)
+    a = np.asarray(g.decode(h, cond, skips=[full, half]))
+    b = np.asarray(g.decode(h, cond, skips=[full * 0, half]))
+    assert np.abs(a - b).mean() > 1e-4
+
+
+def test_decode_needs_images_and_skips_when_the_options_do():
+    x, cond = small_inputs()
+    for options, missing in (
+        ({"output_mode": "masked"}, "images"),
+        ({"hf_bypass": True}, "images"),
+        ({"skip_connections": "gated"}, "skips"),
+    ):
+        g = small_generator(**options)
+        with pytest.raises(ValueError, match=missing):
+            g.decode(g.encode(x), cond)
+    g = small_generator()
+    with pytest.raises(ValueError, match="skips"):
+        g.decode(g.encode(x), cond, skips=g.encode(x, return_skips=True)[1])
+    g = small_generator(**VARIANTS["all"])
+    h, skips = g.encode(x, return_skips=True)
+    np.testing.assert_allclose(
+        np.asarray(g.decode(h, cond, images=x, skips=skips)),
+        np.asarray(g.forward(x, cond).images),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+def test_hf_bypass_adds_the_clipped_high_frequency_band():
+    plain, bypass = small_generator(), small_generator(hf_bypass=True)
+    assert len(bypass.weights) == len(plain.weights)  # no weights of its own
+    bypass.set_weights(plain.get_weights())
+    x, cond = small_inputs()
+    without = np.asarray(plain((x, cond), training=False))
+    band = np.asarray(high_frequency(x, kernel_size=HF_KERNEL_SIZE))
+    assert (np.abs(without + band) > 1).any()  # the clipping matters for this input
+    expected = np.clip(without + band, -1.0, 1.0)
+    np.testing.assert_allclose(
+        np.asarray(bypass((x, cond), training=False)), expected, rtol=1e-6, atol=1e-6
+    )
+
+
+def test_new_options_reject_bad_values():
+    with pytest.raises(ValueError, match="output_mode"):
+        Generator(SMALL, output_mode="soft", **SMALL_KW)
+    with pytest.raises(ValueError, match="skip_connections"):
+        Generator(SMALL, skip_connections="add", **SMALL_KW)
+    decoder = Decoder(base_channels=4, num_res_blocks=1, skip_connections="plain")
+    with pytest.raises(ValueError, match="skip_full"):
+        decoder([np.zeros((1, 4, 4, 16), "float32"), np.zeros((1, 64), "float32")])
+
+
+def test_get_config_holds_exactly_the_constructor_arguments():
+    g = small_generator(**VARIANTS["all"])
+    config = g.get_config()
+    args = set(inspect.signature(Generator.__init__).parameters) - {"self", "kwargs"}
+    assert args <= set(config) and set(config) - args <= {"name", "trainable", "dtype"}
+    assert (config["output_mode"], config["skip_connections"], config["hf_bypass"]) == (
+        "masked",
+        "gated",
+        True,
+    )
+    defaults = Generator(SMALL, **SMALL_KW).get_config()
+    assert (defaults["output_mode"], defaults["skip_connections"], defaults["hf_bypass"]) == (
+        "direct",
+        "none",
+        False,
+    )
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_option_config_round_trip(variant):
+    g = small_generator(**VARIANTS[variant])
+    x, cond = small_inputs()
+    rng = np.random.default_rng(3)  # randomise every weight: a wrong restore cannot match
+    g.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in g.get_weights()])
+    expected = g.forward(x, cond, training=False)
+    config = g.get_config()
+    for key, value in VARIANTS[variant].items():
+        assert config[key] == value
+    clone = Generator.from_config(config)
+    clone.build(((None, SMALL, SMALL, 3), (None, clone.condition_dim)))
+    assert [v.path for v in clone.weights] == [v.path for v in g.weights]
+    clone.set_weights(g.get_weights())
+    got = clone.forward(x, cond, training=False)
+    np.testing.assert_allclose(np.asarray(got.images), np.asarray(expected.images), atol=1e-6)
+    if expected.mask is not None:
+        np.testing.assert_allclose(np.asarray(got.mask), np.asarray(expected.mask), atol=1e-6)
+
+
+def test_all_options_save_and_load(tmp_path):
+    g = small_generator(**VARIANTS["all"])
+    x, cond = small_inputs()
+    expected = np.asarray(g((x, cond), training=False))
+    path = str(tmp_path / "g.keras")
+    keras.saving.save_model(g, path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, Generator) and loaded.get_config() == g.get_config()
+    np.testing.assert_allclose(
+        np.asarray(loaded((x, cond), training=False)), expected, rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_trainable_variable_gets_a_gradient_through_forward(variant):
+    g = small_generator(**VARIANTS[variant])
+    x, cond = (tf.constant(a) for a in small_inputs())
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(g.forward(x, cond, training=True).images)
+    grads = tape.gradient(loss, g.trainable_variables)
+    missing = [v.path for v, gr in zip(g.trainable_variables, grads, strict=True) if gr is None]
+    assert missing == [] and len(grads) > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import os
 
@@ -82,6 +83,25 @@ def read_stats(path: str) -> ClusterStats:
             f"{stats.stds.shape}, sizes {stats.sizes.shape}, pca_matrix {stats.pca_matrix.shape}"
         )
     return stats
+
+
+def clusters_fingerprint(clusters_dir: str) -> str:
+    """16 hex digits of SHA-256 over `stats.npz` and `assignments.csv` of a clusters folder.
+
+    Identifies one clustering result: checkpoints and exports record it, so a model is never
+    paired with other clusters than those it was trained on (see `xplore_tf.checkpoints`).
+
+    Raises:
+        FileNotFoundError: either file is missing.
+    """
+    digest = hashlib.sha256()
+    for name in (STATS, ASSIGNMENTS):
+        path = os.path.join(clusters_dir, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: missing; run `python -m xplore_tf.cluster`")
+        with open(path, "rb") as f:
+            digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:16]
 
 
 def write_assignments(

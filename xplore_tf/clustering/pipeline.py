@@ -50,6 +50,12 @@ def run_clustering(config: Config) -> dict:
     logging.info(
         "clustering %d images from %s into %d clusters", len(rel_paths), root, c.num_clusters
     )
+    if os.path.exists(os.path.join(config.checkpoint_dir, "checkpoint")):
+        logging.warning(
+            "%s holds a run trained on the clusters being replaced: if they change, `train` "
+            "will refuse to resume it (train with --noresume, or use a new --workdir)",
+            config.checkpoint_dir,
+        )
 
     extractor = features_lib.build_extractor(c.feature_extractor, c.feature_weights or None)
     skip_log = images_lib.SkipLog()
@@ -109,7 +115,6 @@ def run_clustering(config: Config) -> dict:
         image_size=extractor.input_size,
         crop_size=config.data.crop_size,
     )
-    # Stats first, assignments last: a stage checking for assignments.csv sees a full set.
     artifacts.write_stats(os.path.join(out, artifacts.STATS), stats)
     index_html = contact_sheets.write_contact_sheets(
         os.path.join(out, "montages"),
@@ -126,9 +131,6 @@ def run_clustering(config: Config) -> dict:
     )
     if c.projector:
         write_projector(os.path.join(out, "projector"), reduced, images, result.labels)
-    artifacts.write_assignments(
-        os.path.join(out, artifacts.ASSIGNMENTS), images, result.labels, result.distances
-    )
     summary = {
         "images_dir": root,
         "images_listed": len(rel_paths),
@@ -148,6 +150,11 @@ def run_clustering(config: Config) -> dict:
         "contact_sheets": index_html,
     }
     io_utils.write_json(os.path.join(out, "summary.json"), summary)
+    # Last: assignments.csv completes the set (`clusters_exist`), so a kill at any moment
+    # before it leaves a folder the next run clusters again.
+    artifacts.write_assignments(
+        os.path.join(out, artifacts.ASSIGNMENTS), images, result.labels, result.distances
+    )
     return summary
 
 

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from absl import logging
 
+from xplore_tf import checkpoints, io_utils
 from xplore_tf import features as features_lib
-from xplore_tf import io_utils
 from xplore_tf.clustering import artifacts, contact_sheets, report
 from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
@@ -97,13 +97,6 @@ def run_discovery(config: Config) -> Discovery:
 
 
 # ---------------------------------------------------------------- the generator
-def find_checkpoint(config: Config) -> str | None:
-    """--checkpoint, else the latest checkpoint of the run, else None."""
-    import tensorflow as tf
-
-    return config.export.checkpoint or tf.train.latest_checkpoint(config.checkpoint_dir)
-
-
 def checkpoint_translate_fn(
     config: Config, checkpoint: str, *, batch_size: int = 32
 ) -> tuple[TranslateFn, int | None]:
@@ -426,7 +419,7 @@ def run_evaluation(config: Config, *, translate_fn: TranslateFn | None = None) -
     matrix = None
     data = labelled_images(discovery)
     if translate_fn is None:
-        checkpoint = find_checkpoint(config)
+        checkpoint = checkpoints.latest(config)
         if checkpoint:
             translate_fn, step = checkpoint_translate_fn(
                 config, checkpoint, batch_size=e.batch_size

@@ -7,27 +7,39 @@ conditioning vector s (built from the cluster statistics by `condition_vector`):
     (gamma_l, beta_l)_l = split(f(s))      one pair [N, 4*base] per ASIN layer
     G(x, s) = Decoder(h(x), f(s))          [N, S, S, 3] in [-1, 1]
 
-`Generator.encode` exposes h for the latent loss.
+`Generator.forward` returns G(x, s) with h(x) (for the latent loss) and, for the masked
+output, the attention mask; `Generator.encode` exposes h alone. Options of `Generator` add
+published identity-preserving techniques for an ablation (all off by default): a masked
+output (GANimation), encoder-decoder skips (AttGAN / STGAN) and a high-frequency bypass
+(HifaFace).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
 
 from xplore_tf.models.layers import (
     AsinResidualBlock,
+    ConcatSkip,
+    GatedSkip,
     InstanceNormalization,
     ResidualBlock,
     Upsample,
     build_once,
+    high_frequency,
+    masked_blend,
 )
 
 _PACKAGE = "xplore_tf"
 CONDITION_MODES = ("mean_std", "mean", "onehot")
 UPSAMPLE_MODES = ("transpose", "resize_conv")
+OUTPUT_MODES = ("direct", "masked")
+SKIP_MODES = ("none", "plain", "gated")
+HF_KERNEL_SIZE = 5  # binomial blur of the high-frequency bypass (~ Gaussian, sigma = 1 px)
 
 
 def _as_shape(shape) -> tuple:
@@ -257,13 +269,33 @@ class Encoder(keras.layers.Layer):
         for block in self.blocks:
             build_once(block, shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_skips=False):
+        """h [N,H/4,W/4,4*base]; with `return_skips`, (h, [skip_full, skip_half]).
+
+        skip_full [N,H,W,base] is the output of conv0 (+IN+ReLU), skip_half
+        [N,H/2,W/2,2*base] that of down1: the features the decoder's skip connections use.
+        """
         x = inputs
+        skips = []
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = ops.relu(norm(conv(x)))
+            skips.append(x)
         for block in self.blocks:
             x = block(x, training=training)
-        return x
+        return (x, skips[:2]) if return_skips else x
+
+    def skip_shapes(self, input_shape) -> list[tuple]:
+        """Shapes of [skip_full, skip_half] for images of `input_shape` [N,H,W,3]."""
+        n, h, w, _ = _as_shape(input_shape)
+        return [
+            (n, h, w, self.base_channels),
+            (
+                n,
+                None if h is None else h // 2,
+                None if w is None else w // 2,
+                2 * self.base_channels,
+            ),
+        ]
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = _as_shape(input_shape)
@@ -288,14 +320,42 @@ class Decoder(keras.layers.Layer):
     """Decoder: (h [N,h,w,4*base], affine params [N,P]) -> images [N,4h,4w,3] in [-1, 1].
 
     Paper §2.4: `num_res_blocks` ASIN residual blocks (noise after every conv), two 2x
-    upsampling layers (2*base, base) each + IN + ReLU, then conv7x7 -> tanh. The output is
+    upsampling layers (2*base, base) each + IN + ReLU, then conv7x7 -> tanh. The outputs are
     float32 whatever the dtype policy.
+
+    Identity-preserving options (the defaults are the paper's architecture):
+
+    - `skip_connections`: "none"; "plain" (AttGAN, He et al. TIP 2019; `layers.ConcatSkip`:
+      conv1x1(concat(decoder, encoder))); "gated" (simplified STGAN selective transfer unit,
+      Liu et al. CVPR 2019; `layers.GatedSkip`, gated by the target condition). The encoder
+      feature of the same resolution is merged after each upsampling layer (+IN+ReLU):
+      skip_half (2*base ch) after up1, skip_full (base ch) after up2.
+    - `output_mode`: "direct" (tanh(conv7x7)) or "masked" (GANimation, Pumarola et al.
+      ECCV 2018): a second conv7x7 head `to_mask` gives the attention mask
+      A = sigmoid(conv7x7(x)) [N,4h,4w,1]; the caller blends A * C + (1 - A) * x_input
+      (`layers.masked_blend`; `Generator` does it). The mask conv's bias starts at 0
+      (A ~ 0.5, where the sigmoid's gradient is largest): no built-in bias towards copying
+      the input, which is left to the explicit mask loss (`losses.mask_loss`, lambda_A) so
+      that the ablation of that weight is not confounded by the init. GANimation's code also
+      uses the default (near-zero) init.
+
+    Call:
+        inputs: `[h, params]` for skip_connections="none"; `[h, params, skip_full,
+            skip_half]` for "plain"; `[h, params, skip_full, skip_half, condition]` for
+            "gated". skip_full [N,4h,4w,base] and skip_half [N,2h,2w,2*base] are the
+            encoder features in `Encoder(..., return_skips=True)` order; condition [N,D] is
+            the target conditioning vector s.
+    Returns:
+        "direct": images [N,4h,4w,3] in [-1, 1]. "masked": (color C [N,4h,4w,3] in
+        [-1, 1], mask A [N,4h,4w,1] in [0, 1]).
 
     Args:
         base_channels: paper: 64.
         num_res_blocks: paper: 6.
         upsample: "transpose" (paper) or "resize_conv" (see `layers.Upsample`).
         noise_at_inference: see `layers.NoiseInjection`.
+        output_mode: "direct" (paper) or "masked".
+        skip_connections: "none" (paper), "plain" or "gated".
     """
 
     def __init__(
@@ -305,15 +365,25 @@ class Decoder(keras.layers.Layer):
         num_res_blocks: int = 6,
         upsample: str = "transpose",
         noise_at_inference: bool = False,
+        output_mode: str = "direct",
+        skip_connections: str = "none",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"`upsample` must be one of {UPSAMPLE_MODES}, got {upsample!r}.")
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"`output_mode` must be one of {OUTPUT_MODES}, got {output_mode!r}.")
+        if skip_connections not in SKIP_MODES:
+            raise ValueError(
+                f"`skip_connections` must be one of {SKIP_MODES}, got {skip_connections!r}."
+            )
         self.base_channels = int(base_channels)
         self.num_res_blocks = int(num_res_blocks)
         self.upsample = upsample
         self.noise_at_inference = bool(noise_at_inference)
+        self.output_mode = output_mode
+        self.skip_connections = skip_connections
         width = 4 * self.base_channels
         self.blocks = [
             AsinResidualBlock(width, noise_at_inference=self.noise_at_inference, name=f"res{i}")
@@ -324,7 +394,21 @@ class Decoder(keras.layers.Layer):
             Upsample(self.base_channels, mode=upsample, name="up2"),
         ]
         self.up_norms = [InstanceNormalization(name=f"up{i}_norm") for i in (1, 2)]
+        skip_layer = {"none": None, "plain": ConcatSkip, "gated": GatedSkip}[skip_connections]
+        self.skips = (
+            []
+            if skip_layer is None
+            else [
+                skip_layer(2 * self.base_channels, name="skip1"),
+                skip_layer(self.base_channels, name="skip2"),
+            ]
+        )
         self.to_rgb = keras.layers.Conv2D(3, 7, padding="same", name="to_rgb")
+        self.to_mask = (
+            keras.layers.Conv2D(1, 7, padding="same", bias_initializer="zeros", name="to_mask")
+            if output_mode == "masked"
+            else None
+        )
 
     @property
     def asin_layer_channels(self) -> list[int]:
@@ -335,13 +419,24 @@ class Decoder(keras.layers.Layer):
     def num_affine_params(self) -> int:
         return 2 * sum(self.asin_layer_channels)
 
-    def _check(self, h_shape, params_shape) -> tuple:
-        h_shape = _as_shape(h_shape)
+    @property
+    def num_inputs(self) -> int:
+        """Length of the `inputs` list: 2, + 2 skips, + the condition when gated."""
+        return 2 + 2 * bool(self.skips) + (self.skip_connections == "gated")
+
+    def _check(self, shapes) -> tuple:
+        if len(shapes) != self.num_inputs:
+            names = ["h", "params", "skip_full", "skip_half", "condition"][: self.num_inputs]
+            raise ValueError(
+                f"{self.name}: skip_connections={self.skip_connections!r} expects inputs "
+                f"[{', '.join(names)}], got {len(shapes)} inputs."
+            )
+        h_shape = _as_shape(shapes[0])
         if len(h_shape) != 4 or h_shape[-1] != 4 * self.base_channels:
             raise ValueError(
                 f"{self.name}: h must be [N, h, w, {4 * self.base_channels}], got {h_shape}."
             )
-        params_shape = _as_shape(params_shape)
+        params_shape = _as_shape(shapes[1])
         if len(params_shape) != 2 or params_shape[-1] != self.num_affine_params:
             raise ValueError(
                 f"{self.name}: affine params must be [N, {self.num_affine_params}], "
@@ -350,33 +445,44 @@ class Decoder(keras.layers.Layer):
         return h_shape
 
     def build(self, input_shape):
-        if len(input_shape) != 2:
-            raise ValueError(f"{self.name}: expects inputs [h, affine_params].")
-        shape = self._check(*input_shape)
+        shape = self._check(input_shape)
         affine = (shape[0], 4 * self.base_channels)
         for block in self.blocks:
             build_once(block, [shape] + [affine] * 4)
-        for up, norm in zip(self.ups, self.up_norms, strict=True):
+        extra = [_as_shape(s) for s in input_shape[2:]]
+        for i, (up, norm) in enumerate(zip(self.ups, self.up_norms, strict=True)):
             build_once(up, shape)
             shape = _as_shape(up.compute_output_shape(shape))
             build_once(norm, shape)
+            if self.skips:
+                build_once(self.skips[i], [shape, extra[1 - i], *extra[2:]])
         build_once(self.to_rgb, shape)
+        if self.to_mask is not None:
+            build_once(self.to_mask, shape)
 
     def call(self, inputs, training=None):
-        h, params = inputs
-        self._check(h.shape, params.shape)
+        self._check([t.shape for t in inputs])
+        h, params, *extra = inputs
         pairs = split_affine_params(params, self.asin_layer_channels)
         x = h
         for i, block in enumerate(self.blocks):
             (gamma1, beta1), (gamma2, beta2) = pairs[2 * i], pairs[2 * i + 1]
             x = block([x, gamma1, beta1, gamma2, beta2], training=training)
-        for up, norm in zip(self.ups, self.up_norms, strict=True):
+        for i, (up, norm) in enumerate(zip(self.ups, self.up_norms, strict=True)):
             x = ops.relu(norm(up(x)))
-        return ops.tanh(ops.cast(self.to_rgb(x), "float32"))
+            if self.skips:  # after up1: skip_half (extra[1]); after up2: skip_full (extra[0])
+                x = self.skips[i]([x, extra[1 - i], *extra[2:]])
+        color = ops.tanh(ops.cast(self.to_rgb(x), "float32"))
+        if self.to_mask is None:
+            return color
+        return color, ops.sigmoid(ops.cast(self.to_mask(x), "float32"))
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = _as_shape(input_shape[0])
-        return (n, None if h is None else 4 * h, None if w is None else 4 * w, 3)
+        size = (n, None if h is None else 4 * h, None if w is None else 4 * w)
+        if self.to_mask is None:
+            return size + (3,)
+        return size + (3,), size + (1,)
 
     def get_config(self):
         return {
@@ -385,16 +491,49 @@ class Decoder(keras.layers.Layer):
             "num_res_blocks": self.num_res_blocks,
             "upsample": self.upsample,
             "noise_at_inference": self.noise_at_inference,
+            "output_mode": self.output_mode,
+            "skip_connections": self.skip_connections,
         }
+
+
+class GeneratorOutput(NamedTuple):
+    """What `Generator.forward` returns.
+
+    images: G(x, s) [N,S,S,3] float32 in [-1, 1].
+    content: h(x) [N,S/4,S/4,4*base], the encoder output (for the latent loss).
+    mask: the attention mask A [N,S,S,1] in [0, 1] for output_mode="masked", else None.
+    """
+
+    images: Any
+    content: Any
+    mask: Any
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Generator(keras.Model):
     """G(x, s): images [N,S,S,3] in [-1,1] + condition [N,cond_dim] -> images [N,S,S,3] in [-1,1].
 
-    Paper §2.2/§2.4 and DESIGN.md §3. Call as `G((images, condition), training=...)`;
+    Paper §2.2/§2.4 and DESIGN.md §3. Call as `G((images, condition), training=...)`, or
+    `G.forward(images, condition)` for the `GeneratorOutput` (images, content h(x), mask);
     `training=True` draws the decoder noise and updates the spectral-norm power iteration;
     `training=False` is deterministic unless `noise_at_inference=True`.
+
+    Identity-preserving options (ablation; the defaults build exactly the paper's variables):
+
+    - `output_mode="masked"` (GANimation, Pumarola et al. ECCV 2018; also HiSD, PA-GAN):
+      G predicts a colour image C and an attention mask A and outputs A*C + (1-A)*x, so
+      unedited regions are copied from the input. See `Decoder` for the mask init.
+    - `skip_connections="plain"|"gated"` (AttGAN, He et al. TIP 2019 / STGAN, Liu et al.
+      CVPR 2019): encoder features at full and half resolution are merged into the decoder
+      (see `Decoder`, `layers.ConcatSkip`, `layers.GatedSkip`); the gate sees the condition.
+    - `hf_bypass=True` (HifaFace, Gao et al. CVPR 2021): the input's high-frequency band
+      x - blur(x) (`layers.high_frequency`, 5x5 binomial blur) is added to the generated
+      image before clipping to [-1, 1], so G does not have to re-synthesise (or hide for
+      the cycle loss) source detail. HifaFace feeds wavelet high-frequency sub-bands through
+      learned skips to the end of the generator; we add a fixed Gaussian high-pass, which
+      adds no weights. With output_mode="masked" the band is added to the colour image C,
+      i.e. output = A * clip(C + hf(x), -1, 1) + (1 - A) * x: the copied region already
+      holds x's detail, so the band is not counted twice.
 
     Args:
         image_size: S (checked against the input; must be a multiple of 4).
@@ -407,6 +546,9 @@ class Generator(keras.Model):
         num_clusters: k; required for condition="onehot".
         upsample: "transpose" (paper) or "resize_conv".
         noise_at_inference: draw decoder noise at inference too (StyleGAN); default off.
+        output_mode: "direct" (paper) or "masked".
+        skip_connections: "none" (paper), "plain" or "gated".
+        hf_bypass: add the input's high-frequency band to the output (default off).
     """
 
     def __init__(
@@ -422,6 +564,9 @@ class Generator(keras.Model):
         num_clusters: int | None = None,
         upsample: str = "transpose",
         noise_at_inference: bool = False,
+        output_mode: str = "direct",
+        skip_connections: str = "none",
+        hf_bypass: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -437,6 +582,9 @@ class Generator(keras.Model):
         self.num_clusters = None if num_clusters is None else int(num_clusters)
         self.upsample = upsample
         self.noise_at_inference = bool(noise_at_inference)
+        self.output_mode = output_mode
+        self.skip_connections = skip_connections
+        self.hf_bypass = bool(hf_bypass)
         self.condition_dim = condition_dim(
             condition, stats_dim=self.stats_dim, num_clusters=self.num_clusters
         )
@@ -448,6 +596,8 @@ class Generator(keras.Model):
             num_res_blocks=self.num_res_blocks,
             upsample=upsample,
             noise_at_inference=self.noise_at_inference,
+            output_mode=output_mode,
+            skip_connections=skip_connections,
             name="decoder",
         )
         self.mlp = AsinMlp(
@@ -456,6 +606,15 @@ class Generator(keras.Model):
             hidden_units=self.mlp_hidden,
             name="asin_mlp",
         )
+
+    @property
+    def uses_skips(self) -> bool:
+        return self.skip_connections != "none"
+
+    @property
+    def needs_images_to_decode(self) -> bool:
+        """Whether decoding needs the input images (masked blend or high-frequency bypass)."""
+        return self.output_mode == "masked" or self.hf_bypass
 
     def _check_images(self, shape) -> tuple:
         shape = _as_shape(shape)
@@ -485,27 +644,90 @@ class Generator(keras.Model):
         cond_shape = self._check_condition(input_shape[1])
         build_once(self.encoder, images_shape)
         build_once(self.mlp, cond_shape)
-        h_shape = self.encoder.compute_output_shape(images_shape)
-        build_once(self.decoder, [h_shape, (cond_shape[0], self.mlp.num_params)])
+        decoder_shapes = [
+            self.encoder.compute_output_shape(images_shape),
+            (cond_shape[0], self.mlp.num_params),
+        ]
+        if self.uses_skips:
+            decoder_shapes += self.encoder.skip_shapes(images_shape)
+        if self.skip_connections == "gated":
+            decoder_shapes.append(cond_shape)
+        build_once(self.decoder, decoder_shapes)
         self.built = True
 
     def call(self, inputs, training=None):
         images, condition = inputs
-        return self.decode(self.encode(images, training=training), condition, training=training)
+        return self.forward(images, condition, training=training).images
 
-    def encode(self, images, training=None):
-        """h(x): [N,S,S,3] -> [N,S/4,S/4,4*base]; used by the latent loss (paper §2.3)."""
+    def forward(self, images, condition, training=None) -> GeneratorOutput:
+        """G(x, s) with its by-products; the encoder runs once.
+
+        Args:
+            images: x [N,S,S,3] in [-1, 1]; condition: s [N,cond_dim].
+        Returns:
+            GeneratorOutput(images [N,S,S,3], content h(x) [N,S/4,S/4,4*base],
+            mask [N,S,S,1] or None for output_mode="direct").
+        """
         self._check_images(images.shape)
-        return self.encoder(images, training=training)
+        self._check_condition(condition.shape)
+        if self.uses_skips:
+            h, skips = self.encoder(images, training=training, return_skips=True)
+        else:
+            h, skips = self.encoder(images, training=training), None
+        return self._decode(h, condition, images=images, skips=skips, training=training)
+
+    def encode(self, images, training=None, *, return_skips: bool = False):
+        """h(x): [N,S,S,3] -> [N,S/4,S/4,4*base]; used by the latent loss (paper §2.3).
+
+        With `return_skips`: (h, [skip_full [N,S,S,base], skip_half [N,S/2,S/2,2*base]]),
+        the encoder features `decode(..., skips=)` needs when skip_connections != "none".
+        """
+        self._check_images(images.shape)
+        return self.encoder(images, training=training, return_skips=return_skips)
 
     def affine_params(self, condition):
         """f(s): [N,cond_dim] -> concatenated ASIN params [N, P] (see `AsinMlp.split`)."""
         self._check_condition(condition.shape)
         return self.mlp(condition)
 
-    def decode(self, h, condition, training=None):
-        """Decoder(h, f(s)): h [N,S/4,S/4,4*base], condition [N,cond_dim] -> [N,S,S,3]."""
-        return self.decoder([h, self.affine_params(condition)], training=training)
+    def decode(self, h, condition, training=None, *, images=None, skips=None):
+        """Decoder(h, f(s)): h [N,S/4,S/4,4*base], condition [N,cond_dim] -> [N,S,S,3].
+
+        `images` (x [N,S,S,3]) is required when output_mode="masked" or hf_bypass=True;
+        `skips` (from `encode(x, return_skips=True)`) when skip_connections != "none".
+        Use `forward` to also get the mask.
+        """
+        if self.uses_skips and skips is None:
+            raise ValueError(
+                f"{self.name}: skip_connections={self.skip_connections!r}: decode() needs "
+                "`skips` from encode(images, return_skips=True), or use forward()."
+            )
+        if not self.uses_skips and skips is not None:
+            raise ValueError(f"{self.name}: `skips` given but skip_connections='none'.")
+        if self.needs_images_to_decode and images is None:
+            raise ValueError(
+                f"{self.name}: output_mode={self.output_mode!r}, hf_bypass={self.hf_bypass}: "
+                "decode() needs the input `images`, or use forward()."
+            )
+        if images is not None:
+            self._check_images(images.shape)
+        return self._decode(h, condition, images=images, skips=skips, training=training).images
+
+    def _decode(self, h, condition, *, images, skips, training) -> GeneratorOutput:
+        inputs = [h, self.affine_params(condition)]
+        if self.uses_skips:
+            if len(skips) != 2:
+                raise ValueError(f"{self.name}: `skips` must be [skip_full, skip_half].")
+            inputs += list(skips)
+        if self.skip_connections == "gated":
+            inputs.append(ops.cast(condition, "float32"))
+        out = self.decoder(inputs, training=training)
+        color, mask = out if self.output_mode == "masked" else (out, None)
+        if self.hf_bypass:
+            band = high_frequency(images, kernel_size=HF_KERNEL_SIZE)
+            color = ops.clip(color + band, -1.0, 1.0)
+        result = color if mask is None else masked_blend(color, mask, images)
+        return GeneratorOutput(result, h, mask)
 
     def compute_output_shape(self, input_shape):
         return (_as_shape(input_shape[0])[0], self.image_size, self.image_size, 3)
@@ -523,4 +745,7 @@ class Generator(keras.Model):
             "num_clusters": self.num_clusters,
             "upsample": self.upsample,
             "noise_at_inference": self.noise_at_inference,
+            "output_mode": self.output_mode,
+            "skip_connections": self.skip_connections,
+            "hf_bypass": self.hf_bypass,
         }

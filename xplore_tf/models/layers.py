@@ -10,6 +10,7 @@ Normalisation statistics are computed in float32 even under a `mixed_bfloat16` /
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import keras
@@ -456,3 +457,205 @@ class Upsample(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "mode": self.mode}
+
+
+def binomial_taps(kernel_size: int) -> list[float]:
+    """Normalised binomial filter taps C(k-1, i) / 2^(k-1), e.g. 5 -> [1, 4, 6, 4, 1] / 16.
+
+    The binomial filter is the standard small-support approximation of a Gaussian (k = 5
+    is close to sigma = 1 px); its taps sum to exactly 1.
+    """
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"`kernel_size` must be a positive odd integer, got {kernel_size}.")
+    n = kernel_size - 1
+    return [math.comb(n, i) / 2.0**n for i in range(kernel_size)]
+
+
+def high_frequency(images, *, kernel_size: int = 5):
+    """High-frequency band x - blur(x) of images [N,H,W,C] -> [N,H,W,C] float32.
+
+    The identity-detail signal of HifaFace (Gao et al., CVPR 2021), which feeds the input's
+    high frequencies (there: wavelet sub-bands) to the end of the generator. Here blur is a
+    fixed separable `kernel_size` x `kernel_size` binomial filter applied per channel
+    (depthwise) with reflect padding, so a constant image has exactly zero high frequency
+    (zero padding would create false edges at the border). `kernel_size=1` gives zeros.
+    H and W must exceed `kernel_size // 2` (reflect padding).
+    """
+    taps = binomial_taps(kernel_size)
+    shape = _check_feature_map(images.shape, layer="high_frequency", what="images")
+    radius = kernel_size // 2
+    for size in shape[1:3]:
+        if size is not None and size <= radius:
+            raise ValueError(
+                f"high_frequency: H and W must exceed kernel_size // 2 = {radius}, got {shape}."
+            )
+    x = ops.cast(images, "float32")
+    if kernel_size == 1:
+        return ops.zeros_like(x)
+    channels = shape[-1]
+    taps = ops.convert_to_tensor(taps, dtype="float32")
+    vertical = ops.broadcast_to(
+        ops.reshape(taps, (kernel_size, 1, 1, 1)), (kernel_size, 1, channels, 1)
+    )
+    horizontal = ops.reshape(vertical, (1, kernel_size, channels, 1))
+    padded = ops.pad(x, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="reflect")
+    blurred = ops.depthwise_conv(padded, vertical, padding="valid")
+    blurred = ops.depthwise_conv(blurred, horizontal, padding="valid")
+    return x - blurred
+
+
+def masked_blend(color, mask, images):
+    """GANimation's output composition A * C + (1 - A) * x, float32 [N,H,W,C].
+
+    Pumarola et al., ECCV 2018 (also used by HiSD and PA-GAN): where the attention mask A
+    is 0 the input pixel is copied unchanged, so G only has to render the regions it edits.
+
+    Args:
+        color: C [N,H,W,C]; mask: A [N,H,W,1] in [0, 1]; images: x [N,H,W,C].
+    """
+    color_shape = _check_feature_map(color.shape, layer="masked_blend", what="color")
+    mask_shape = _check_feature_map(mask.shape, layer="masked_blend", what="mask")
+    images_shape = _check_feature_map(images.shape, layer="masked_blend", what="images")
+    if mask_shape[-1] != 1 or not _compatible(color_shape, images_shape):
+        raise ValueError(
+            f"masked_blend: expects color [N,H,W,C], mask [N,H,W,1] and images [N,H,W,C], got "
+            f"{color_shape}, {mask_shape} and {images_shape}."
+        )
+    if not _compatible(color_shape[:3], mask_shape[:3]):
+        raise ValueError(
+            f"masked_blend: mask {mask_shape} does not match color {color_shape} in N, H, W."
+        )
+    a = ops.cast(mask, "float32")
+    return a * ops.cast(color, "float32") + (1.0 - a) * ops.cast(images, "float32")
+
+
+def _compatible(a: tuple, b: tuple) -> bool:
+    """Same rank and equal wherever both dimensions are known."""
+    return len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b, strict=True)
+    )
+
+
+def _check_skip(x_shape, skip_shape, *, filters: int, layer: str) -> tuple:
+    """Validates decoder features x [N,H,W,filters] against encoder features skip [N,H,W,Cs]."""
+    x_shape = _check_feature_map(x_shape, layer=layer, what="x")
+    skip_shape = _check_feature_map(skip_shape, layer=layer, what="skip")
+    if x_shape[-1] != filters:
+        raise ValueError(f"{layer}: x has {x_shape[-1]} channels but filters={filters}.")
+    if not _compatible(x_shape[:3], skip_shape[:3]):
+        raise ValueError(f"{layer}: x {x_shape} and skip {skip_shape} must match in N, H and W.")
+    return x_shape, skip_shape
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConcatSkip(keras.layers.Layer):
+    """Plain encoder->decoder skip: conv1x1(concat(x, skip)) -> [N,H,W,F] (AttGAN).
+
+    AttGAN (He et al., TIP 2019) concatenates encoder features into the decoder at the same
+    resolution so identity detail need not pass through the bottleneck. The 1x1 conv
+    (no bias: an instance norm or the biased to_rgb conv follows) brings the width back to
+    the decoder's F; since the next decoder conv is linear too, this equals AttGAN's
+    concatenation feeding the next layer directly, at a fixed width.
+
+    Call:
+        inputs: `[x, skip]`, x [N,H,W,F] decoder features, skip [N,H,W,Cs] encoder features.
+    Args:
+        filters: F.
+    """
+
+    def __init__(self, filters: int, **kwargs):
+        super().__init__(**kwargs)
+        if filters <= 0:
+            raise ValueError(f"ConcatSkip: `filters` must be positive, got {filters}.")
+        self.filters = int(filters)
+        self.fuse = _conv(self.filters, 1, use_bias=False, name="fuse")
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{self.name}: expects inputs [x, skip], got {len(input_shape)}.")
+        x_shape, skip_shape = _check_skip(*input_shape, filters=self.filters, layer=self.name)
+        build_once(self.fuse, x_shape[:3] + (x_shape[-1] + skip_shape[-1],))
+
+    def call(self, inputs):
+        x, skip = inputs
+        _check_skip(x.shape, skip.shape, filters=self.filters, layer=self.name)
+        return self.fuse(ops.concatenate([x, ops.cast(skip, x.dtype)], axis=-1))
+
+    def compute_output_shape(self, input_shape):
+        return _as_shape(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class GatedSkip(keras.layers.Layer):
+    """Condition-gated skip, a simplified STGAN selective transfer unit -> [N,H,W,F].
+
+        g   = sigmoid(conv1x1(concat(x, skip)) + dense(s))      [N,H,W,F]
+        out = x + g * conv1x1(skip)
+
+    STGAN (Liu et al., CVPR 2019) replaces AttGAN's plain skips by selective transfer units:
+    a GRU-like cell that runs from the deepest to the shallowest level, carrying a hidden
+    state (upsampled by a transposed conv) and the target-minus-source attribute vector,
+    with reset and update gates and a tanh candidate. Implemented here: one independent
+    update-style gate per level, computed from the decoder state x, the encoder feature
+    skip and the target condition s (we have no source attribute vector), that decides per
+    pixel and channel how much of the projected encoder feature is added to the decoder.
+    No recurrent state across levels, no reset gate, no tanh candidate.
+
+    The gate conv has a bias (zero-initialised: g starts near 0.5); the condition Dense and
+    the projection conv have none.
+
+    Call:
+        inputs: `[x, skip, condition]`, x [N,H,W,F], skip [N,H,W,Cs], condition [N,D].
+    Args:
+        filters: F.
+    """
+
+    def __init__(self, filters: int, **kwargs):
+        super().__init__(**kwargs)
+        if filters <= 0:
+            raise ValueError(f"GatedSkip: `filters` must be positive, got {filters}.")
+        self.filters = int(filters)
+        self.gate = _conv(self.filters, 1, use_bias=True, name="gate")
+        self.gate_condition = keras.layers.Dense(
+            self.filters, use_bias=False, name="gate_condition"
+        )
+        self.project = _conv(self.filters, 1, use_bias=False, name="project")
+
+    def _check(self, shapes) -> tuple:
+        if len(shapes) != 3:
+            raise ValueError(
+                f"{self.name}: expects inputs [x, skip, condition], got {len(shapes)} inputs."
+            )
+        x_shape, skip_shape = _check_skip(
+            shapes[0], shapes[1], filters=self.filters, layer=self.name
+        )
+        cond_shape = _as_shape(shapes[2])
+        if len(cond_shape) != 2 or cond_shape[-1] is None:
+            raise ValueError(f"{self.name}: condition must be [N, D], got {cond_shape}.")
+        return x_shape, skip_shape, cond_shape
+
+    def build(self, input_shape):
+        x_shape, skip_shape, cond_shape = self._check(input_shape)
+        build_once(self.gate, x_shape[:3] + (x_shape[-1] + skip_shape[-1],))
+        build_once(self.gate_condition, cond_shape)
+        build_once(self.project, skip_shape)
+
+    def call(self, inputs):
+        self._check([t.shape for t in inputs])
+        x, skip, condition = inputs
+        skip = ops.cast(skip, x.dtype)
+        logits = self.gate(ops.concatenate([x, skip], axis=-1))
+        bias = self.gate_condition(ops.cast(condition, x.dtype))
+        gate = ops.sigmoid(
+            logits + ops.cast(ops.expand_dims(ops.expand_dims(bias, 1), 1), logits.dtype)
+        )
+        return x + gate * self.project(skip)
+
+    def compute_output_shape(self, input_shape):
+        return _as_shape(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}

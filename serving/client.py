@@ -11,10 +11,14 @@ Pillow, never the xplore_tf model code; it shares only the signature and tensor 
 is run. (Importing `tensorflow_serving.apis` still imports the `tensorflow` package, which
 its protos live in: ~5 s of start-up, nothing more.)
 
-By default images travel encoded (`translate_bytes`: the file's JPEG/PNG bytes in, PNG out);
-`--signature=serving_default` sends decoded uint8 pixels instead. `--cluster` takes an id
-or a name from the model's `clusters` signature (names come from cluster_names.json at
-export time). gRPC errors end the program with one line, `CODE: details`, and exit status 2.
+By default images travel encoded (`translate_bytes`: the file's own bytes when the model
+decodes them in-graph exactly as training does (PNG, JPEG, GIF, 24/32-bit BMP), else a
+lossless PNG of those pixels (WebP, other BMPs); PNG out); `--signature=serving_default`
+sends decoded uint8 pixels instead. Every input is decoded locally first, by the rules of
+`client_common.decode_rgb`: an unreadable file is one error line naming it. `--cluster` takes an id
+or a name from the model's cluster list (`clusters_batched`, which TF Serving can batch;
+`clusters` for older exports; names come from cluster_names.json at export time). gRPC
+errors end the program with one line, `CODE: details`, and exit status 2.
 
 The client parses its own command line (argparse) rather than the xplore_tf flags module:
 the one-flags-module rule covers the `python -m xplore_tf.<stage>` binaries.
@@ -177,6 +181,20 @@ def parse_response(response: predict_pb2.PredictResponse) -> dict[str, np.ndarra
     return {key: make_ndarray(proto) for key, proto in response.outputs.items()}
 
 
+def _signature_missing(error: ServingError, signature_name: str) -> bool:
+    """Whether a failed Predict says the model has no such signature.
+
+    TF Serving's gRPC Predict answers FAILED_PRECONDITION `Serving signature key "x" not
+    found.`; its REST path and serving.dev_server INVALID_ARGUMENT `Serving signature name:
+    "x" not found in signature def`.
+    """
+    return (
+        error.code in ("FAILED_PRECONDITION", "INVALID_ARGUMENT", "NOT_FOUND")
+        and f'"{signature_name}"' in error.details
+        and "not found" in error.details
+    )
+
+
 # ---------------------------------------------------------------------- the client
 class ServingClient:
     """Predict calls against one model of a TF Serving (or serving.dev_server) endpoint."""
@@ -224,7 +242,30 @@ class ServingClient:
         return parse_response(response)
 
     def clusters(self) -> common.ClusterInfo:
-        return common.ClusterInfo.from_outputs(self.predict(sig.CLUSTERS, {}))
+        """The model's cluster ids, sizes and names.
+
+        Asks `clusters_batched` (one row, which works with and without TF Serving's
+        --enable_batching); an export made before that signature existed is asked through
+        the input-less `clusters`, which only a server without batching answers.
+        """
+        try:
+            outputs = self.predict(sig.CLUSTERS_BATCHED, {sig.ROWS: np.zeros(1, np.int32)})
+        except ServingError as e:
+            if not _signature_missing(e, sig.CLUSTERS_BATCHED):
+                raise
+        else:
+            return common.ClusterInfo.from_outputs({k: v[0] for k, v in outputs.items()})
+        try:
+            return common.ClusterInfo.from_outputs(self.predict(sig.CLUSTERS, {}))
+        except ServingError as e:
+            if "must have at least one input tensor" not in e.details:
+                raise
+            raise ServingError(
+                e.code,
+                f"{e.details} (this export has no {sig.CLUSTERS_BATCHED} signature, and the "
+                "server batches: re-export the model, pass a numeric cluster id, or ask a "
+                "server without --enable_batching)",
+            ) from None
 
     def translate_bytes(self, encoded: Sequence[bytes], cluster_ids: Sequence[int]) -> list[bytes]:
         """Encoded images into clusters -> PNG bytes, in requests of at most max_batch."""
@@ -284,7 +325,11 @@ def run(args: argparse.Namespace) -> list[str]:
         raise FileNotFoundError(f"--image: no such file: {', '.join(missing)}")
     if not args.all_clusters and args.cluster is None:
         raise ValueError("pass --cluster=ID_OR_NAME or --all_clusters")
-    encoded = [common.read_upright_bytes(p) for p in paths]
+    if args.all_clusters and args.cluster is not None:
+        raise ValueError(f"pass --cluster={args.cluster} or --all_clusters, not both")
+    # Decoded here first by the training pipeline's rules (client_common.decode_rgb): a file
+    # that cannot be read is one line naming it, before any request.
+    encoded = [common.read_image_bytes(p) for p in paths]
     written = []
     with ServingClient(
         args.server,
@@ -335,7 +380,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--image",
         action="append",
-        help="input image file(s): repeat the flag or give a comma list (JPEG/PNG/GIF/BMP)",
+        help="input image file(s): repeat the flag or give a comma list (JPEG/PNG/GIF/BMP/WebP)",
     )
     p.add_argument("--cluster", default=None, help="target cluster: an id in [0, k) or a name")
     p.add_argument(

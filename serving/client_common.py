@@ -3,6 +3,31 @@
 Shared by `serving/client.py` (which must not need model code) and `xplore_tf.translate`
 (which translates without a server), so both read inputs, resolve cluster names and name
 outputs the same way.
+
+It also holds THE definition of "image file -> RGB uint8 pixels" (`decode_rgb`), which
+every stage uses: clustering, training and evaluation (`xplore_tf/data/images.py`), the
+translate binary and this client. The exported model's `translate_bytes` signature decodes
+in-graph with a TensorFlow twin of it (`xplore_tf.data.images.decode_image_bytes`) that
+agrees pixel for pixel on the formats it decodes and refuses the others with the same words.
+The definition:
+
+- formats: PNG, JPEG (baseline, progressive, greyscale, CMYK, MPO's first picture), GIF
+  (first frame), BMP, WebP (first frame), recognised by their signature bytes, not by
+  the file name; anything else is refused (`NOT_AN_IMAGE`);
+- size: more than `MAX_PIXELS` pixels is refused before decoding (`TOO_LARGE`);
+- orientation: the EXIF orientation tag (1-8) of a JPEG's APP1 "Exif" segment, a PNG's
+  eXIf chunk or a WebP's EXIF chunk is applied (XMP and text-chunk orientations are not);
+- bit depth: 16-bit samples keep their high byte (`v >> 8`; 8-bit values scaled to 16 bits
+  by v * 257 come back unchanged);
+- alpha: an alpha channel (RGBA, grey+alpha, palette transparency, GIF transparency) is
+  composited over black, `(c * a + 127) // 255`; colour-key transparency of greyscale and
+  RGB PNGs (tRNS) is ignored, as TensorFlow's PNG decoder ignores it;
+- colour: greyscale is repeated to RGB, palettes are looked up, CMYK and YCbCr converted by
+  Pillow; no colour management (ICC profiles and gamma are not applied).
+
+Every failure on one file (corrupt, truncated, unsupported, too large, or any exception
+Pillow raises while decoding, except MemoryError) is an `ImageError`: one line naming the
+file and the reason.
 """
 
 from __future__ import annotations
@@ -13,32 +38,378 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from serving import signatures as sig
 
-_EXIF_ORIENTATION = 0x0112
 GRID_NAME = "all_clusters.png"
 
+# ---------------------------------------------------------------------- image files -> pixels
+# Pillow's own limit (2 * Image.MAX_IMAGE_PIXELS by default, where it raises
+# DecompressionBombError); fixed here so that every path, in-graph too, refuses the same files.
+MAX_PIXELS = 178_956_970
+# Formats the exported model decodes in-graph (`translate_bytes`); WebP is decoded here only.
+MODEL_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
+FORMATS = (*MODEL_FORMATS, "WEBP")
+_PIL_FORMATS = {
+    "PNG": ("PNG",),
+    "JPEG": ("JPEG",),  # also opens MPO (phone) files: their first picture
+    "GIF": ("GIF",),
+    "BMP": ("BMP",),
+    "WEBP": ("WEBP",),
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXIF_PREFIX = b"Exif\x00\x00"
+EXIF_ORIENTATION_TAG = 0x0112
+# Segments, chunks or blocks a header walk visits at most (a bound against hostile files).
+MAX_HEADER_STEPS = 1 << 16
+# EXIF orientation -> (transpose, then flip rows, then flip columns), as PIL's
+# ImageOps.exif_transpose turns the stored image upright.
+ORIENTATIONS = {
+    1: (False, False, False),
+    2: (False, False, True),
+    3: (False, True, True),
+    4: (False, True, False),
+    5: (True, False, False),
+    6: (True, False, True),
+    7: (True, True, True),
+    8: (True, True, False),
+}
 
-def read_upright_bytes(path: str) -> bytes:
-    """The encoded bytes of an image file, ready for `translate_bytes`.
+# Why a file is refused: the same words here and in the model's in-graph decoder.
+NOT_AN_IMAGE = "not a PNG, JPEG, GIF, BMP or WebP image"
+TOO_LARGE = (  # .format(width, height); tf.strings.format takes the same template
+    "image of {}x{} pixels is larger than the " + str(MAX_PIXELS) + " pixels accepted "
+    "(decompression-bomb guard)"
+)
+# Encodings the model refuses in-graph (clients send them as PNG of `decode_rgb` instead).
+WEBP_NOT_IN_MODEL = (
+    "WebP is not decoded inside the model (the WebP decoder of TensorFlow corrupts memory "
+    "on animated WebP): send PNG (serving/client.py and xplore_tf.translate convert it)"
+)
+GIF_NOT_IN_MODEL = (
+    "GIF whose first frame does not cover the whole image is not decoded inside the model: "
+    "send PNG (serving/client.py and xplore_tf.translate convert it)"
+)
+BMP_NOT_IN_MODEL = (
+    "BMP other than uncompressed 24/32-bit with a 40-byte header is not decoded inside the "
+    "model: send PNG (serving/client.py and xplore_tf.translate convert it)"
+)
 
-    Sent unchanged, except when the file carries an EXIF orientation other than "upright"
-    (phone pictures): the model's decoder ignores EXIF, so such a file is rotated here and
-    re-encoded as PNG, as the training pipeline would see it. An unreadable file is sent as
-    is: the server's INVALID_ARGUMENT says what is wrong with it.
+
+class ImageError(ValueError):
+    """One image file that cannot be read: `str(error)` is the one line `<name>: <reason>`."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"{name}: {self.reason}")
+
+
+class _Refused(Exception):
+    """A reason to refuse a file, before the file's name is attached (see `decode_rgb`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says, read without decoding pixels (`read_header`)."""
+
+    format: str  # one of FORMATS, "" when the signature bytes match none
+    width: int  # stored width in px (before orientation); 0 when the header does not say
+    height: int  # stored height in px; 0 when the header does not say
+    orientation: int  # EXIF orientation 1..8 (1 = upright, also when absent or malformed)
+    not_in_model: str  # "" when the model decodes these bytes as `decode_rgb`, else why not
+
+
+class _Bytes:
+    """Bounds-safe reads: a byte at or past the end reads as 0 (as the in-graph twin does)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.n = len(data)
+
+    def u8(self, i: int) -> int:
+        return self.data[i] if 0 <= i < self.n else 0
+
+    def be(self, i: int, size: int) -> int:
+        value = 0
+        for j in range(size):
+            value = value * 256 + self.u8(i + j)
+        return value
+
+    def le(self, i: int, size: int) -> int:
+        value = 0
+        for j in reversed(range(size)):
+            value = value * 256 + self.u8(i + j)
+        return value
+
+    def match(self, i: int, text: bytes) -> bool:
+        return 0 <= i and self.data[i : i + len(text)] == text
+
+
+def sniff_format(data: bytes) -> str:
+    """The format named by the signature bytes (one of FORMATS), or "" for none."""
+    if data[:8] == PNG_SIGNATURE:
+        return "PNG"
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:2] == b"BM":
+        return "BMP"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return ""
+
+
+def _tiff_orientation(r: _Bytes, start: int) -> int:
+    """EXIF orientation (1..8) of the TIFF structure at `start` (-1 = none): 1 if malformed."""
+    if start < 0:
+        return 1
+    if r.match(start, EXIF_PREFIX):
+        start += 6
+    if r.match(start, b"II"):
+        read = r.le
+    elif r.match(start, b"MM"):
+        read = r.be
+    else:
+        return 1
+    if read(start + 2, 2) != 42:
+        return 1
+    ifd = start + read(start + 4, 4)
+    for i in range(read(ifd, 2)):
+        entry = ifd + 2 + 12 * i
+        if read(entry, 2) == EXIF_ORIENTATION_TAG:
+            kind = read(entry + 2, 2)
+            value = read(entry + 8, 2) if kind == 3 else read(entry + 8, 4) if kind == 4 else 0
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _jpeg_header(r: _Bytes) -> tuple[int, int, int]:
+    """(width, height, TIFF start or -1): walks the marker segments up to the scan."""
+    pos, tiff, width, height = 2, -1, 0, -1
+    for _ in range(MAX_HEADER_STEPS):
+        if r.u8(pos) != 0xFF or pos + 4 > r.n:
+            break
+        marker = r.u8(pos + 1)
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # segments without a length
+            pos += 2
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan, end of image
+            break
+        length = r.be(pos + 2, 2)
+        if length < 2:
+            break
+        if marker == 0xE1 and tiff < 0 and r.match(pos + 4, EXIF_PREFIX):
+            tiff = pos + 10
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and height < 0:
+            height, width = r.be(pos + 5, 2), r.be(pos + 7, 2)
+        pos += 2 + length
+    return width, max(height, 0), tiff
+
+
+def _png_exif(r: _Bytes) -> int:
+    """Start of the first eXIf chunk's data, or -1: walks every chunk up to IEND."""
+    pos, tiff = 8, -1
+    for _ in range(MAX_HEADER_STEPS):
+        if pos + 8 > r.n:
+            break
+        if tiff < 0 and r.match(pos + 4, b"eXIf"):
+            tiff = pos + 8
+        if r.match(pos + 4, b"IEND"):
+            break
+        pos += 12 + r.be(pos, 4)
+    return tiff
+
+
+def _gif_first_frame(r: _Bytes) -> int:
+    """Offset of the first image descriptor (0x2C), or -1: skips extension blocks."""
+    flags = r.u8(10)
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    in_extension = False
+    for _ in range(MAX_HEADER_STEPS):
+        if pos >= r.n:
+            break
+        if in_extension:  # a sub-block: size byte, then data; size 0 ends the extension
+            size = r.u8(pos)
+            pos += size + 1
+            in_extension = size != 0
+            continue
+        block = r.u8(pos)
+        if block == 0x21:
+            pos += 2
+            in_extension = True
+            continue
+        return pos if block == 0x2C else -1
+    return -1
+
+
+def _webp_header(r: _Bytes) -> tuple[int, int, int]:
+    """(width, height, TIFF start or -1) of a WebP (RIFF) file."""
+    width = height = 0
+    if r.match(12, b"VP8X"):
+        width, height = 1 + r.le(24, 3), 1 + r.le(27, 3)
+    elif r.match(12, b"VP8 "):
+        width, height = r.le(26, 2) & 0x3FFF, r.le(28, 2) & 0x3FFF
+    elif r.match(12, b"VP8L"):
+        bits = r.le(21, 4)
+        width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    pos, tiff = 12, -1
+    for _ in range(MAX_HEADER_STEPS):
+        if pos + 8 > r.n:
+            break
+        size = r.le(pos + 4, 4)
+        if r.match(pos, b"EXIF"):
+            tiff = pos + 8
+            break
+        pos += 8 + size + (size & 1)
+    return width, height, tiff
+
+
+def read_header(data: bytes) -> ImageHeader:
+    """Format, stored size, EXIF orientation and in-model decodability of encoded bytes.
+
+    Never raises: what the header does not say is 0 (size), 1 (orientation) or "" (format).
+    The in-graph twin (`xplore_tf.data.images.decode_image_bytes`) reads the same fields
+    with the same rules.
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    r = _Bytes(data)
+    fmt = sniff_format(data)
+    width = height = 0
+    orientation = 1
+    not_in_model = ""
+    if fmt == "PNG":
+        width, height = r.be(16, 4), r.be(20, 4)
+        orientation = _tiff_orientation(r, _png_exif(r))
+    elif fmt == "JPEG":
+        width, height, tiff = _jpeg_header(r)
+        orientation = _tiff_orientation(r, tiff)
+    elif fmt == "GIF":
+        width, height = r.le(6, 2), r.le(8, 2)
+        frame = _gif_first_frame(r)
+        if frame >= 0 and (r.le(frame + 1, 2), r.le(frame + 3, 2)) != (0, 0):
+            not_in_model = GIF_NOT_IN_MODEL
+        elif frame >= 0 and (r.le(frame + 5, 2), r.le(frame + 7, 2)) != (width, height):
+            not_in_model = GIF_NOT_IN_MODEL
+    elif fmt == "BMP":
+        dib = r.le(14, 4)
+        if dib == 12:  # OS/2 BITMAPCOREHEADER
+            width, height, bits, compression = r.le(18, 2), r.le(20, 2), r.le(24, 2), 0
+        else:
+            width, height = r.le(18, 4), r.le(22, 4)
+            width = abs(width - (1 << 32) if width >= 1 << 31 else width)
+            height = abs(height - (1 << 32) if height >= 1 << 31 else height)
+            bits, compression = r.le(28, 2), r.le(30, 4)
+        if dib != 40 or bits not in (24, 32) or compression != 0:
+            not_in_model = BMP_NOT_IN_MODEL
+    elif fmt == "WEBP":
+        width, height, tiff = _webp_header(r)
+        orientation = _tiff_orientation(r, tiff)
+        not_in_model = WEBP_NOT_IN_MODEL
+    return ImageHeader(fmt, width, height, orientation, not_in_model)
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Stored [H,W,C] pixels -> upright, for an EXIF orientation 1..8 (others: unchanged)."""
+    transpose, flip_rows, flip_columns = ORIENTATIONS.get(orientation, ORIENTATIONS[1])
+    if transpose:
+        pixels = pixels.transpose(1, 0, 2)
+    if flip_rows:
+        pixels = pixels[::-1]
+    if flip_columns:
+        pixels = pixels[:, ::-1]
+    return np.ascontiguousarray(pixels)
+
+
+def composite_on_black(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """uint8 colour [H,W,C] over black with uint8 alpha [H,W,1]: (c * a + 127) // 255."""
+    mixed = (colour.astype(np.uint32) * alpha.astype(np.uint32) + 127) // 255
+    return mixed.astype(np.uint8)
+
+
+def _pil_rgb(im: Image.Image) -> np.ndarray:
+    """A loaded PIL image (first frame) -> uint8 [H,W,3], by the rules of `decode_rgb`."""
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # Pillow's 16-bit greyscale: keep the high byte, as for 16-bit RGB(A) (which Pillow
+        # itself reduces that way) and as the in-graph decoder does.
+        grey = (np.clip(np.asarray(im), 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa"):
+        # Through RGBA so that palette and GIF transparency become alpha.
+        rgba = np.asarray(im.convert("RGBA"), np.uint8)
+        return composite_on_black(rgba[:, :, :3], rgba[:, :, 3:])
+    if mode in ("1", "L", "RGB", "RGBX", "CMYK", "YCbCr"):
+        # convert("RGB") ignores colour-key transparency (tRNS), as TensorFlow does.
+        return np.asarray(im.convert("RGB"), np.uint8)
+    raise _Refused(f"unsupported pixel mode {mode!r}")
+
+
+def _decode(data: bytes) -> tuple[ImageHeader, np.ndarray]:
+    header = read_header(data)
+    if not header.format:
+        raise _Refused(NOT_AN_IMAGE)
+    if header.width * header.height > MAX_PIXELS:
+        raise _Refused(TOO_LARGE.format(header.width, header.height))
+    Image.init()  # registers every plugin (WebP): `formats=` does not load them
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-            if orientation in (None, 1):
-                return data
-            return png_bytes(np.asarray(ImageOps.exif_transpose(im).convert("RGB")))
-    except (OSError, ValueError, SyntaxError):
-        return data
+        with Image.open(io.BytesIO(data), formats=_PIL_FORMATS[header.format]) as im:
+            im.load()  # decode now: truncated files fail here
+            pixels = _pil_rgb(im)
+    except Image.UnidentifiedImageError:
+        raise _Refused(f"not a readable {header.format} image") from None
+    return header, orient(pixels, header.orientation)
+
+
+def _decode_named(data: bytes, name: str) -> tuple[ImageHeader, np.ndarray]:
+    try:
+        return _decode(data)
+    except MemoryError:
+        raise
+    except _Refused as e:
+        raise ImageError(name, str(e)) from None
+    except Exception as e:  # any decoder failure on one file, e.g. in Pillow's plugins
+        raise ImageError(name, f"{type(e).__name__}: {e}") from None
+
+
+def decode_rgb(data: bytes, name: str = "image") -> np.ndarray:
+    """Encoded image bytes -> uint8 [H,W,3] RGB, upright: THE decoding of every stage.
+
+    Rules in the module docstring. Raises ImageError (a ValueError; one line starting with
+    `name`) for anything that cannot be decoded by them; MemoryError and KeyboardInterrupt
+    pass through.
+    """
+    return _decode_named(data, name)[1]
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ImageError(path, e.strerror or type(e).__name__) from None
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """An image file -> uint8 [H,W,3] RGB (`decode_rgb`); ImageError names `path`."""
+    return decode_rgb(_read_file(path), path)
+
+
+def read_image_bytes(path: str) -> bytes:
+    """The bytes to send to `translate_bytes` for an image file, after checking it decodes.
+
+    The file's own bytes when the model decodes them in-graph exactly as `decode_rgb`
+    (PNG, JPEG with its EXIF orientation, GIF, 24/32-bit BMP); otherwise (WebP, other BMPs,
+    GIFs with a partial first frame) a lossless PNG of `decode_rgb`'s pixels. A file that
+    `decode_rgb` refuses is an ImageError here, before anything is sent.
+    """
+    data = _read_file(path)
+    header, pixels = _decode_named(data, path)
+    return png_bytes(pixels) if header.not_in_model else data
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -48,20 +419,18 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def decode(data: bytes) -> np.ndarray:
-    """Encoded image -> uint8 [H,W,3] (RGB)."""
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"), np.uint8)
+def decode(data: bytes, name: str = "image") -> np.ndarray:
+    """Encoded image -> uint8 [H,W,3] (RGB): `decode_rgb`."""
+    return decode_rgb(data, name)
 
 
 def thumbnail(data: bytes, size: int) -> np.ndarray:
     """Encoded image -> uint8 [size,size,3]: centre square crop + bicubic resize (for grids)."""
-    with Image.open(io.BytesIO(data)) as im:
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        side = min(im.size)
-        left, top = (im.width - side) // 2, (im.height - side) // 2
-        im = im.crop((left, top, left + side, top + side))
-        return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC), np.uint8)
+    im = Image.fromarray(decode_rgb(data))
+    side = min(im.size)
+    left, top = (im.width - side) // 2, (im.height - side) // 2
+    im = im.crop((left, top, left + side, top + side))
+    return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC), np.uint8)
 
 
 def grid(rows: list[list[np.ndarray]]) -> np.ndarray:

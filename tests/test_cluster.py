@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
+from absl import flags
 from tests_support import make_folder, run_binary
 
 
@@ -50,3 +53,68 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert "Traceback" not in res.stderr
     res = run_binary("xplore_tf.cluster", "--dataset=folder", "--images_dir=")
     assert res.returncode != 0 and "images_dir is required" in res.stderr
+
+
+def test_images_dir_alone_reads_that_folder(tmp_path):
+    # The command: no --dataset. It used to render and cluster 2,000 synthetic faces.
+    root = tmp_path / "MY_FACES"
+    make_folder(str(root), per_colour=4)  # 12 images and a broken file
+    work = tmp_path / "W"
+    res = run_binary(
+        "xplore_tf.cluster",
+        f"--images_dir={root}",
+        "--num_clusters=4",
+        "--kmeans_nredo=1",
+        f"--workdir={work}",
+    )
+    assert res.returncode == 0, res.stderr
+    assert f"images: 12 clustered, 1 skipped, 0 exact duplicates (of 13 listed in {root})" in (
+        res.stdout
+    )
+    assert not (work / "synthetic").exists()
+    resolved = (work / "flags_cluster.txt").read_text()
+    assert "--dataset=folder" in resolved and "--synthetic_num" not in resolved
+
+
+@pytest.fixture
+def parsed_flags():
+    yield flags.FLAGS
+    flags.FLAGS.unparse_flags()
+
+
+def test_contradicting_data_flags_are_one_line_errors_or_warnings(
+    tmp_path, parsed_flags, capsys, caplog
+):
+    from xplore_tf import cluster
+    from xplore_tf import flags as xflags
+
+    demo = tmp_path / "demo.cfg"
+    demo.write_text("--dataset=synthetic\n--synthetic_num=10\n")
+    parsed_flags(
+        ["prog", f"--flagfile={demo}", f"--workdir={tmp_path}", f"--images_dir={tmp_path}"]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        cluster.main(["prog"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"xplore_tf.cluster: error: --images_dir={tmp_path} is set but --dataset=synthetic "
+        "renders synthetic faces instead: pass --dataset=folder to read the folder, or drop "
+        "--images_dir"
+    )
+    parsed_flags.unparse_flags()
+    parsed_flags(
+        [
+            "prog",
+            f"--flagfile={demo}",
+            "--dataset=folder",
+            f"--images_dir={tmp_path}",
+            "--workdir=w",
+        ]
+    )
+    with caplog.at_level(logging.WARNING):
+        config = xflags.config_from_flags()
+    assert config.data.dataset == "folder" and config.images_dir == str(tmp_path)
+    assert (
+        f"--synthetic_num: only for --dataset=synthetic; ignored, the images come from --images_dir={tmp_path}"
+        in caplog.text
+    )

@@ -272,3 +272,29 @@ def test_export_cli_writes_the_next_version(run, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"exported version 2 to {base / 'faces' / '2'}" in res.stdout
     assert (base / "faces" / "2" / "saved_model.pb").exists()
+
+
+def test_translate_bytes_decodes_awkward_files_as_training_does(exported):
+    """End to end in the SavedModel: the raw file's translation equals that of the pixels
+    the training pipeline decodes (serving_default), or the model's one refusal."""
+    import tensorflow as tf
+    from tests_support import awkward_images
+
+    from serving import client_common as common
+
+    _, loaded = exported
+    ids = np.array([2], np.int32)
+    for item in awkward_images():
+        request = dict(image_bytes=np.array([item.data], object), cluster_id=ids)
+        if item.refused or item.model_refuses:
+            with pytest.raises(tf.errors.InvalidArgumentError) as info:
+                _serve(loaded, sig.TRANSLATE_BYTES, **request)
+            reason = item.refused or item.model_refuses
+            assert reason == "*" or reason in " ".join(info.value.message.split()), item.name
+            continue
+        out = _serve(loaded, sig.TRANSLATE_BYTES, **request)[sig.IMAGE_BYTES]
+        pixels = common.decode_rgb(item.data)
+        expected = _serve(loaded, sig.SERVING_DEFAULT, image=pixels[None], cluster_id=ids)
+        np.testing.assert_array_equal(
+            tf.io.decode_png(out[0]).numpy(), expected[sig.IMAGE][0], err_msg=item.name
+        )

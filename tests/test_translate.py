@@ -136,3 +136,87 @@ def test_translate_binary(run, images, tmp_path, parsed_flags, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == "xplore_tf.translate: error: pass --cluster=ID_OR_NAME or --all_clusters"
+
+
+def _served_pixels(saved_model: str, pixels: np.ndarray, cluster: int) -> np.ndarray:
+    import tensorflow as tf
+
+    out = _load(saved_model).signatures[sig.SERVING_DEFAULT](
+        image=tf.constant(pixels[None]), cluster_id=tf.constant([cluster])
+    )
+    return out[sig.IMAGE].numpy()[0]
+
+
+AWKWARD_INPUTS = [
+    "png_grey16.png",
+    "png_rgba_hidden_green.png",
+    "jpeg_exif_6.jpg",
+    "webp_alpha.webp",
+    "bmp_palette8.bmp",
+]
+
+
+def test_awkward_inputs_translate_as_their_training_pixels(run, saved_model, tmp_path):
+    from tests_support import write_awkward
+
+    files = write_awkward(tmp_path / "in")
+    paths = [files[n] for n in AWKWARD_INPUTS]
+    written = translate_lib.translate_files(
+        run, paths, cluster=1, out=str(tmp_path / "out"), saved_model=saved_model
+    )
+    for path, image in zip(written, paths, strict=True):
+        expected = _served_pixels(saved_model, common.read_rgb(image), 1)
+        np.testing.assert_array_equal(_pixels(path), expected)
+
+
+def test_unreadable_inputs_are_one_line_naming_the_file(run, saved_model, tmp_path, monkeypatch):
+    from PIL import Image
+
+    path = tmp_path / "face.png"
+    path.write_bytes(common.png_bytes(np.zeros((8, 8, 3), np.uint8)))
+
+    def exif_crash(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")  # as EXIF parsing in some Pillow releases
+
+    monkeypatch.setattr(Image, "open", exif_crash)
+    with pytest.raises(ValueError) as info:
+        translate_lib.translate_files(run, [str(path)], cluster=0, out="o", saved_model=saved_model)
+    assert str(info.value) == f"{path}: ZeroDivisionError: division by zero"
+
+
+def test_huge_png_is_exit_2_and_one_line(tmp_path, parsed_flags, capsys):
+    from tests_support import huge_png
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(huge_png())  # 20000 x 9000 greyscale, as in the issue
+    parsed_flags(["prog", f"--workdir={tmp_path}", f"--images={huge}", "--cluster=0"])
+    with pytest.raises(SystemExit) as exit_info:
+        translate.main(["prog"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"xplore_tf.translate: error: {huge}: image of 20000x9000 pixels is larger than the "
+        "178956970 pixels accepted (decompression-bomb guard)"
+    )
+
+
+def test_contradicting_flags_are_errors(run, saved_model, images, tmp_path, parsed_flags, capsys):
+    parsed_flags(
+        [
+            "prog",
+            f"--workdir={run.workdir}",
+            f"--images={images[0]}",
+            "--cluster=0",
+            f"--saved_model={saved_model}",
+            f"--checkpoint={run.workdir}/checkpoints/ckpt-2",
+        ]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        translate.main(["prog"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "xplore_tf.translate: error: --saved_model and --checkpoint both choose the model: pass one"
+    )
+    with pytest.raises(ValueError, match="pass --cluster=2 or --all_clusters, not both"):
+        translate_lib.translate_files(
+            run, images, cluster=2, all_clusters=True, out=str(tmp_path), saved_model=saved_model
+        )

@@ -8,6 +8,7 @@ the cluster statistics baked in as constants, so a served model needs nothing bu
     serving_default   image uint8 [N,H,W,3], cluster_id int32 [N] -> image uint8 [N,S,S,3]
     translate_bytes   image_bytes string [N], cluster_id int32 [N] -> image_bytes string [N]
     clusters          ()                     -> cluster_id int32 [k], size int64 [k], name string [k]
+    clusters_batched  rows int32 [N]         -> cluster_id int32 [N,k], size [N,k], name [N,k]
 
 Names come from `serving/signatures.py`, shared with the client. Preprocessing inside the
 graph is the training pipeline's (`data/images.load_image`): a centre square crop
@@ -148,7 +149,7 @@ def cluster_names(config: Config, num_clusters: int) -> list[str]:
 
 
 class ServingModule(tf.Module):
-    """G_ema + baked-in cluster statistics behind the three named signatures.
+    """G_ema + baked-in cluster statistics behind the named signatures.
 
     The exported object: `tf.saved_model.save(module, path, signatures=...)` with
     `signature_functions()`; also called in process by `xplore_tf.translate` and tests.
@@ -256,10 +257,11 @@ class ServingModule(tf.Module):
         )
         def translate_bytes(image_bytes, cluster_id):
             def decode(data):
-                image = tf.io.decode_image(
-                    data, channels=3, dtype=tf.uint8, expand_animations=False
-                )
-                image = tf.ensure_shape(image, [None, None, 3])
+                # The training pipeline's decoding, in-graph (data/images.py): EXIF
+                # orientation, 16-bit, alpha over black; WebP and odd BMPs are refused.
+                from xplore_tf.data import images as images_lib
+
+                image = images_lib.decode_image_bytes(data)
                 return to_model_input(image[tf.newaxis])[0]
 
             with tf.control_dependencies(check_ids(cluster_id, tf.shape(image_bytes)[0])):
@@ -282,9 +284,24 @@ class ServingModule(tf.Module):
                 sig.NAME: tf.identity(cluster_names),
             }
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name=sig.ROWS)])
+        def clusters_batched(rows):
+            """The cluster list once per element of `rows` (values ignored): [N,k] outputs.
+
+            Batchable under TF Serving's --enable_batching, which needs an input and outputs
+            with a batch dimension; nothing here can fail, so it never fails a batch.
+            """
+            n = tf.shape(rows)[0]
+            return {
+                sig.CLUSTER_ID: tf.tile(ids[tf.newaxis], [n, 1]),
+                sig.SIZE: tf.tile(sizes[tf.newaxis], [n, 1]),
+                sig.NAME: tf.tile(cluster_names[tf.newaxis], [n, 1]),
+            }
+
         self.serving_default = serving_default
         self.translate_bytes = translate_bytes
         self.clusters = clusters
+        self.clusters_batched = clusters_batched
 
     def signature_functions(self) -> dict:
         """{signature name: tf.function}, callable with the signatures' keyword inputs."""
@@ -292,6 +309,7 @@ class ServingModule(tf.Module):
             sig.SERVING_DEFAULT: self.serving_default,
             sig.TRANSLATE_BYTES: self.translate_bytes,
             sig.CLUSTERS: self.clusters,
+            sig.CLUSTERS_BATCHED: self.clusters_batched,
         }
 
 

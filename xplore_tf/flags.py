@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from absl import flags
+from absl import flags, logging
 
 from xplore_tf import config as config_lib
 from xplore_tf import io_utils
@@ -30,12 +30,14 @@ flags.DEFINE_enum(
     "synthetic",
     ["synthetic", "folder"],
     "Image source: 'synthetic' renders the embedded procedural face set into "
-    "WORKDIR/synthetic (needs no files); 'folder' reads --images_dir.",
+    "WORKDIR/synthetic (needs no files); 'folder' reads --images_dir. Default: 'folder' "
+    "when --images_dir is given, else 'synthetic'.",
 )
 flags.DEFINE_string(
     "images_dir",
     "",
-    "Folder of face images, searched recursively (jpg/jpeg/png/bmp/webp). Used with --dataset=folder.",
+    "Folder of face images, searched recursively (jpg/jpeg/png/bmp/webp; links to folders "
+    "followed). Implies --dataset=folder; contradicts an explicit --dataset=synthetic.",
 )
 flags.DEFINE_integer(
     "crop_size",
@@ -327,7 +329,7 @@ flags.DEFINE_bool(
 flags.DEFINE_list(
     "images",
     [],
-    "`xplore_tf.translate`: image files to translate (comma separated; JPEG/PNG/GIF/BMP).",
+    "`xplore_tf.translate`: image files to translate (comma separated; JPEG/PNG/GIF/BMP/WebP).",
 )
 flags.DEFINE_string(
     "cluster",
@@ -476,8 +478,48 @@ def _check_images_dir(values) -> bool:
     return values["dataset"] != "folder" or bool(values["images_dir"])
 
 
+_SYNTHETIC_ONLY = (
+    "synthetic_num",
+    "synthetic_size",
+    "synthetic_seed",
+    "synthetic_images_per_identity",
+)
+
+
+def resolve_dataset(*, warn: bool = True) -> str:
+    """--dataset as the user meant it: a flag the user set is never silently ignored.
+
+    `--images_dir=DIR` without `--dataset` means that folder (--dataset defaults to
+    synthetic); with an explicit `--dataset=synthetic` (command line or flagfile) it is a
+    flags.ValidationError. With the folder, explicitly set --synthetic_* flags are logged
+    as ignored (a warning: flagfiles such as configs/demo.cfg set them).
+    """
+    f = FLAGS
+    dataset = f.dataset
+    if f["images_dir"].present and f.images_dir:
+        if not f["dataset"].present:
+            dataset = "folder"
+        elif dataset == "synthetic":
+            raise flags.ValidationError(
+                f"--images_dir={f.images_dir} is set but --dataset=synthetic renders synthetic "
+                "faces instead: pass --dataset=folder to read the folder, or drop --images_dir"
+            )
+    if dataset == "folder" and warn:
+        ignored = [f"--{name}" for name in _SYNTHETIC_ONLY if f[name].present]
+        if ignored:
+            logging.warning(
+                "%s: only for --dataset=synthetic; ignored, the images come from --images_dir=%s",
+                ", ".join(ignored),
+                f.images_dir,
+            )
+    return dataset
+
+
 def config_from_flags() -> config_lib.Config:
-    """Converts the parsed flags once into the frozen, typed Config."""
+    """Converts the parsed flags once into the frozen, typed Config.
+
+    Raises flags.ValidationError for flags that contradict each other (`resolve_dataset`).
+    """
     if not FLAGS.workdir:
         raise flags.ValidationError("--workdir is required (where every artifact is written).")
     f = FLAGS
@@ -485,7 +527,7 @@ def config_from_flags() -> config_lib.Config:
         workdir=os.path.abspath(os.path.expanduser(f.workdir)),
         seed=f.seed,
         data=config_lib.DataConfig(
-            dataset=f.dataset,
+            dataset=resolve_dataset(),
             images_dir=os.path.abspath(os.path.expanduser(f.images_dir)) if f.images_dir else "",
             crop_size=f.crop_size,
             synthetic_num=f.synthetic_num,
@@ -589,8 +631,12 @@ def _abspath(path: str) -> str:
 def write_resolved_flags(workdir: str, stage: str) -> str:
     """Writes this module's flags, as parsed, to WORKDIR/flags_<stage>.txt (a valid flagfile)."""
     lines = [f"# resolved flags of `python -m xplore_tf.{stage}`"]
+    dataset = resolve_dataset(warn=False)
     for flag in FLAGS.get_flags_for_module(__name__):
-        lines.append(flag.serialize())
+        if flag.name == "dataset":  # as resolved against --images_dir
+            lines.append(f"--dataset={dataset}")
+        elif not (dataset == "folder" and flag.name in _SYNTHETIC_ONLY):
+            lines.append(flag.serialize())
     path = os.path.join(workdir, f"flags_{stage}.txt")
     io_utils.write_text(path, "\n".join(line for line in lines if line) + "\n")
     return path

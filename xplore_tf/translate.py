@@ -26,6 +26,8 @@ def main(argv: list[str]) -> None:
 
     f = xflags.FLAGS
     config = xflags.config_from_flags()
+    if f.saved_model and f.checkpoint:
+        raise ValueError("--saved_model and --checkpoint both choose the model: pass one")
     written = translate_lib.translate_files(
         config,
         f.images,

@@ -104,6 +104,9 @@ def translate_files(
 ) -> list[str]:
     """Translates image files into `cluster` (id or name), or into every cluster as one grid.
 
+    Inputs are read as `serving.client_common.read_image_bytes` (the client's rules): a file
+    the training pipeline could not decode is a ValueError (ImageError) naming it.
+
     Output naming (see `client_common.output_paths`): `out` is a folder
     (`<stem>_c<cluster:03d>.png`; the grid is `all_clusters.png`), a .png file, or a pattern
     with {stem}, {index}, {cluster}; empty = WORKDIR/translate. Returns the files written.
@@ -114,15 +117,20 @@ def translate_files(
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"--images: no such file: {', '.join(missing)}")
-    if not all_clusters and (cluster is None or str(cluster).strip() == ""):
+    has_cluster = cluster is not None and str(cluster).strip() != ""
+    if not all_clusters and not has_cluster:
         raise ValueError("pass --cluster=ID_OR_NAME or --all_clusters")
+    if all_clusters and has_cluster:
+        raise ValueError(f"pass --cluster={cluster} or --all_clusters, not both")
     out = out or os.path.join(config.workdir, "translate")
+    # Every input is decoded here first, by the training pipeline's rules: a file that
+    # cannot be read is one ImageError line naming it, before any model is loaded.
+    encoded = [common.read_image_bytes(p) for p in paths]
     translator = (
         Translator.from_saved_model(saved_model)
         if saved_model
         else Translator.from_checkpoint(config, checkpoint)
     )
-    encoded = [common.read_upright_bytes(p) for p in paths]
     if all_clusters:
         ids = [int(i) for i in translator.clusters().ids]
         rows = []

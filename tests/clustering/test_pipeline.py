@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import json
 import os
 
@@ -20,7 +21,13 @@ def _config(workdir, images_dir, **cluster):
         seed=0,
         data=config_lib.DataConfig(dataset="folder", images_dir=str(images_dir)),
         cluster=config_lib.ClusterConfig(
-            num_clusters=3, kmeans_nredo=2, contact_sheet_members=4, thumbnail_size=16, **cluster
+            **{
+                "num_clusters": 3,
+                "kmeans_nredo": 2,
+                "contact_sheet_members": 4,
+                "thumbnail_size": 16,
+                **cluster,
+            }
         ),
     )
 
@@ -88,3 +95,71 @@ def test_input_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="--feature_weights"):
         pipeline.run_clustering(_config(tmp_path / "w", few, feature_weights="/no/such.npz"))
     assert not (tmp_path / "w" / "clusters" / "stats.npz").exists()
+
+
+# Ten hues: different directions after the features' L2 normalisation (unlike grey levels).
+COLOURS = [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(h / 10, 1.0, 1.0)) for h in range(10)]
+
+
+@pytest.fixture(scope="module")
+def copied_folder(tmp_path_factory):
+    """20 distinct faces (10 colours x 2), each copied twice more: 60 files, 40 copies."""
+    root = tmp_path_factory.mktemp("copies")
+    rng = np.random.default_rng(0)
+    colour_of = {}
+    for g, colour in enumerate(COLOURS):
+        for j in range(2):
+            img = np.clip(
+                np.full((16, 16, 3), colour, float) + rng.normal(0, 6, (16, 16, 3)), 0, 255
+            )
+            name = f"c{g:02d}_{j}.png"
+            Image.fromarray(img.astype(np.uint8)).save(root / name)
+            colour_of[name] = g
+            for m in (1, 2):
+                os.makedirs(root / "copies", exist_ok=True)
+                (root / "copies" / f"c{g:02d}_{j}_copy{m}.png").write_bytes(
+                    (root / name).read_bytes()
+                )
+    return root, colour_of
+
+
+def test_exact_duplicates_are_clustered_once_and_inherit_the_cluster(copied_folder, tmp_path):
+    root, colour_of = copied_folder
+    cfg = _config(tmp_path / "w", root, num_clusters=10, kmeans_nredo=3)
+    summary = pipeline.run_clustering(cfg)
+    assert summary["images_listed"] == 60 and summary["images_distinct"] == 20
+    assert summary["images_clustered"] == 20 and summary["duplicates_count"] == 40
+    assert summary["num_clusters"] == 10 and summary["clusters_merged"] == 0
+    originals = {d["image"]: d["original"] for d in summary["duplicates"]}
+    assert originals["copies/c03_1_copy2.png"] == "c03_1.png" and len(originals) == 40
+    assert "40 exact duplicates" in pipeline.format_summary(summary)
+
+    images, clusters, dists = artifacts.read_assignments(
+        os.path.join(cfg.clusters_dir, "assignments.csv")
+    )
+    assert len(images) == 60
+    cluster = dict(zip(images, clusters.tolist(), strict=True))
+    distance = dict(zip(images, dists.tolist(), strict=True))
+    for copy, original in originals.items():
+        assert cluster[copy] == cluster[original] and distance[copy] == distance[original]
+    # The 10 colours are the 10 clusters, each of the 2 distinct faces of its colour.
+    assert report.normalized_mutual_information(
+        [cluster[p] for p in colour_of], list(colour_of.values())
+    ) == pytest.approx(1.0)
+    stats = artifacts.read_stats(os.path.join(cfg.clusters_dir, "stats.npz"))
+    assert stats.sizes.tolist() == [2] * 10
+
+
+def test_k_is_checked_against_distinct_images(copied_folder, tmp_path):
+    root, _ = copied_folder
+    with pytest.raises(ValueError) as info:
+        pipeline.run_clustering(_config(tmp_path / "w", root, num_clusters=21))
+    assert str(info.value) == (
+        f"{root}: 20 distinct images (of 60 listed; 40 exact duplicates) is fewer than "
+        "--num_clusters=21"
+    )
+    # k = 20 clusters of at least --min_cluster_size=2 from 20 images cannot be: said so.
+    with pytest.raises(
+        ValueError, match="20 images cannot fill 20 clusters of 2: use --num_clusters=10"
+    ):
+        pipeline.run_clustering(_config(tmp_path / "w", root, num_clusters=20))

@@ -272,3 +272,69 @@ def test_client_binary_imports_no_model_code(server, inputs, tmp_path):
     imported = [line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if "|" in line]
     assert "serving.client_common" in imported and "tensorflow_serving.apis.predict_pb2" in imported
     assert not [m for m in imported if m.split(".")[0] == "xplore_tf"]
+
+
+# ---------------------------------------------------------------- awkward inputs
+def _expected_from_pixels(base: str, pixels: np.ndarray, cluster: int) -> np.ndarray:
+    import tensorflow as tf
+
+    out = _load(base).signatures[sig.SERVING_DEFAULT](
+        image=tf.constant(pixels[None]), cluster_id=tf.constant([cluster])
+    )
+    return out[sig.IMAGE].numpy()[0]
+
+
+@pytest.mark.parametrize("signature", [sig.TRANSLATE_BYTES, sig.SERVING_DEFAULT])
+def test_awkward_inputs_are_served_as_their_training_pixels(server, tmp_path, signature):
+    from tests_support import write_awkward
+
+    address, base = server
+    files = write_awkward(tmp_path / "in")
+    names = [
+        "png_grey16.png",
+        "png_rgba_hidden_green.png",
+        "jpeg_exif_6.jpg",
+        "webp_exif_rotated.webp",
+        "bmp_palette8.bmp",
+        "gif_partial_frame.gif",
+    ]
+    args = client_lib.parse_args(
+        [
+            f"--server={address}",
+            f"--image={','.join(files[n] for n in names)}",
+            "--cluster=1",
+            f"--out={tmp_path / 'out'}",
+            f"--signature={signature}",
+        ]
+    )
+    for path, name in zip(client_lib.run(args), names, strict=True):
+        expected = _expected_from_pixels(base, common.read_rgb(files[name]), 1)
+        np.testing.assert_array_equal(common.decode(open(path, "rb").read()), expected, name)
+
+
+def test_unreadable_inputs_are_one_line_before_any_request(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+    from tests_support import huge_png
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(huge_png())
+    unreachable = ["--server=127.0.0.1:1", "--cluster=0", f"--out={tmp_path / 'o.png'}"]
+    assert client_lib.main([f"--image={huge}", *unreachable]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"serving.client: error: {huge}: image of 20000x9000 pixels is larger than the "
+        "178956970 pixels accepted (decompression-bomb guard)"
+    )
+    face = tmp_path / "face.png"
+    face.write_bytes(common.png_bytes(np.zeros((8, 8, 3), np.uint8)))
+
+    def exif_crash(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(Image, "open", exif_crash)
+    assert client_lib.main([f"--image={face}", *unreachable]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"serving.client: error: {face}: ZeroDivisionError: division by zero"
+    )
+    monkeypatch.undo()
+    assert client_lib.main([f"--image={face}", *unreachable, "--all_clusters"]) == 2
+    assert "pass --cluster=0 or --all_clusters, not both" in capsys.readouterr().err

@@ -81,6 +81,17 @@ def test_translate_bytes_and_clusters(server):
     response = stub.Predict(client_lib.make_request(sig.CLUSTERS, {}), timeout=30)
     info = client_common.ClusterInfo.from_outputs(client_lib.parse_response(response))
     assert list(info.ids) == [0, 1, 2, 3] and info.names == ["alpha", "", "Beta", ""]
+    # The batchable cluster list: the same table once per row of `rows`.
+    response = stub.Predict(
+        client_lib.make_request(sig.CLUSTERS_BATCHED, {sig.ROWS: np.array([5, 0], np.int32)}),
+        timeout=30,
+    )
+    table = client_lib.parse_response(response)
+    assert table[sig.CLUSTER_ID].shape == (2, K) and table[sig.NAME].shape == (2, K)
+    for row in range(2):
+        assert list(table[sig.CLUSTER_ID][row]) == list(info.ids)
+        assert list(table[sig.SIZE][row]) == list(info.sizes)
+        assert [n.decode() for n in table[sig.NAME][row]] == info.names
 
 
 def test_empty_batch_returns_empty(server):

@@ -17,9 +17,9 @@ def test_signatures_module_is_pure_constants():
         tree = ast.parse(f.read())
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert sig.SERVING_DEFAULT == "serving_default"  # TF Serving's default signature key
-    assert len(set(sig.SIGNATURES)) == 3
-    keys = {sig.IMAGE, sig.IMAGE_BYTES, sig.CLUSTER_ID, sig.SIZE, sig.NAME}
-    assert len(keys) == 5 and all(k.isidentifier() for k in keys)
+    assert len(set(sig.SIGNATURES)) == 4 and sig.CLUSTERS_BATCHED in sig.SIGNATURES
+    keys = {sig.IMAGE, sig.IMAGE_BYTES, sig.CLUSTER_ID, sig.SIZE, sig.NAME, sig.ROWS}
+    assert len(keys) == 6 and all(k.isidentifier() for k in keys)
 
 
 def test_models_config_is_a_valid_model_server_config():
@@ -55,3 +55,8 @@ def test_batching_config_uses_known_fields():
                 assert name in known, f"unknown BatchingParameters field {name!r}"
                 fields[name] = line
     assert "max_batch_size" in fields and "pad_variable_length_inputs: false" in fields.values()
+    # ...and protobuf's text format reads it as tensorflow_model_server would.
+    from serving import dev_server
+
+    params = dev_server.BatchingParameters.from_file(os.path.join(SERVING, "batching.config"))
+    assert params.max_batch_size == 16 and not params.pad_variable_length_inputs

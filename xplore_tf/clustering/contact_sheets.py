@@ -41,8 +41,8 @@ def make_sheet(paths: list[str], *, thumb: int, crop_size: int = 0) -> Image.Ima
     for i, path in enumerate(paths):
         try:
             tile = Image.fromarray(images_lib.load_image(path, size=thumb, crop_size=crop_size))
-        except (OSError, ValueError) as e:
-            logging.warning("contact sheet: cannot read %s: %s", path, e)
+        except images_lib.ImageError as e:  # any decoder failure on this one file
+            logging.warning("contact sheet: cannot read %s", e)
             tile = Image.new("RGB", (thumb, thumb), (128, 128, 128))
         sheet.paste(tile, ((i % cols) * thumb, (i // cols) * thumb))
     return sheet

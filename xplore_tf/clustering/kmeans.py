@@ -147,9 +147,15 @@ def discover_clusters(
         if not bad.any():
             break
         if bad.all():
+            n, m = len(x), min_cluster_size
+            if np.ptp(np.asarray(x), axis=0).max(initial=0.0) == 0.0:
+                why = "every image has the same features (are the images all identical?)"
+            elif n < k * m:
+                why = f"{n} images cannot fill {k} clusters of {m}: use --num_clusters={n // m} or fewer"
+            else:
+                why = "many images have identical features (near-duplicates?)"
             raise ValueError(
-                "every cluster is smaller than --min_cluster_size or has zero spread: "
-                "are the images all identical?"
+                f"every cluster is smaller than --min_cluster_size={m} or has zero spread: {why}"
             )
         # Drop the worst offender and re-assign its members to their nearest survivors.
         drop = int(np.argmin(np.where(bad, sizes, np.iinfo(np.int64).max)))

@@ -34,21 +34,53 @@ def _check_extractor_weights(config: Config) -> None:
 
 
 def run_clustering(config: Config) -> dict:
-    """Discovers attribute clusters and writes WORKDIR/clusters/; returns the summary."""
+    """Discovers attribute clusters and writes WORKDIR/clusters/; returns the summary.
+
+    Lists the images folder (links followed), clusters each distinct file once (exact
+    duplicates, same bytes, are reported and take their original's cluster), skips and
+    counts unreadable files. ValueError when there are fewer distinct (or readable) images
+    than --num_clusters.
+    """
     c = config.cluster
     _check_extractor_weights(config)
     root = sources.resolve_images_dir(config)
-    rel_paths = images_lib.list_images(root)
-    if not rel_paths:
+    listing = images_lib.scan_images(root)
+    listed = listing.images
+    if not listed:
         raise ValueError(
             f"{root}: no images found (looked for {', '.join(images_lib.IMAGE_EXTENSIONS)})"
         )
+    # Exact copies (same file bytes) are clustered once: k-means on repeated points makes
+    # zero-spread clusters. Each copy gets its original's cluster in assignments.csv.
+    duplicates = images_lib.find_duplicates(root, listed)
+    rel_paths = [p for p in listed if p not in duplicates]
+    if duplicates:
+        examples = ", ".join(f"{d} = {o}" for d, o in list(duplicates.items())[:5])
+        logging.warning(
+            "%d exact duplicate file(s) (same bytes) are clustered once, each with its "
+            "original's cluster (all in clusters/summary.json): %s%s",
+            len(duplicates),
+            examples,
+            ", ..." if len(duplicates) > 5 else "",
+        )
     if len(rel_paths) < c.num_clusters:
         raise ValueError(
-            f"{root}: {len(rel_paths)} images is fewer than --num_clusters={c.num_clusters}"
+            f"{root}: {len(rel_paths)} distinct images (of {len(listed)} listed; "
+            f"{len(duplicates)} exact duplicates) is fewer than --num_clusters={c.num_clusters}"
+        )
+    if len(rel_paths) < c.num_clusters * c.min_cluster_size:
+        logging.warning(
+            "%d distinct images cannot fill %d clusters of --min_cluster_size=%d: expect "
+            "clusters to be merged (or fewer --num_clusters)",
+            len(rel_paths),
+            c.num_clusters,
+            c.min_cluster_size,
         )
     logging.info(
-        "clustering %d images from %s into %d clusters", len(rel_paths), root, c.num_clusters
+        "clustering %d distinct images from %s into %d clusters",
+        len(rel_paths),
+        root,
+        c.num_clusters,
     )
     if os.path.exists(os.path.join(config.checkpoint_dir, "checkpoint")):
         logging.warning(
@@ -131,12 +163,29 @@ def run_clustering(config: Config) -> dict:
     )
     if c.projector:
         write_projector(os.path.join(out, "projector"), reduced, images, result.labels)
+    # Copies of a clustered original take its cluster and distance; copies of a skipped
+    # (unreadable) original are as unreadable and are left out with it.
+    row = {p: i for i, p in enumerate(images)}
+    assigned = sorted(
+        [(p, int(result.labels[i]), float(result.distances[i])) for p, i in row.items()]
+        + [
+            (d, int(result.labels[row[o]]), float(result.distances[row[o]]))
+            for d, o in duplicates.items()
+            if o in row
+        ]
+    )
     summary = {
         "images_dir": root,
-        "images_listed": len(rel_paths),
+        "images_listed": len(listed),
+        "images_distinct": len(rel_paths),
         "images_clustered": len(kept),
         "images_skipped": skip_log.count,
+        "images_assigned": len(assigned),
         "skipped": [{"image": p, "reason": r} for p, r in skip_log.skipped],
+        "duplicates_count": len(duplicates),
+        "duplicates": [{"image": d, "original": o} for d, o in duplicates.items()],
+        "links_skipped": listing.links_skipped,
+        "files_ignored": listing.ignored,
         "extractor": c.feature_extractor,
         "feature_dim": int(feats.shape[1]),
         "pca_dim": int(pca_matrix.shape[1]),
@@ -153,7 +202,10 @@ def run_clustering(config: Config) -> dict:
     # Last: assignments.csv completes the set (`clusters_exist`), so a kill at any moment
     # before it leaves a folder the next run clusters again.
     artifacts.write_assignments(
-        os.path.join(out, artifacts.ASSIGNMENTS), images, result.labels, result.distances
+        os.path.join(out, artifacts.ASSIGNMENTS),
+        [p for p, _, _ in assigned],
+        np.asarray([label for _, label, _ in assigned], np.int32),
+        np.asarray([dist for _, _, dist in assigned], np.float32),
     )
     return summary
 
@@ -164,8 +216,9 @@ def format_summary(summary: dict) -> str:
     size_text = " ".join(f"{int(i)}:{int(sizes[i])}" for i in order)
     return "\n".join(
         [
-            f"images: {summary['images_clustered']} clustered, {summary['images_skipped']} skipped "
-            f"(of {summary['images_listed']} listed in {summary['images_dir']})",
+            f"images: {summary['images_clustered']} clustered, {summary['images_skipped']} skipped, "
+            f"{summary['duplicates_count']} exact duplicates (of {summary['images_listed']} "
+            f"listed in {summary['images_dir']})",
             f"features: {summary['extractor']} dim {summary['feature_dim']} -> PCA {summary['pca_dim']}, "
             f"{summary['extract_seconds']:.1f} s ({summary['extract_images_per_second']:.1f} images/s)",
             f"k-means: {summary['num_clusters']} clusters ({summary['clusters_merged']} merged), "

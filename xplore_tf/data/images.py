@@ -1,37 +1,141 @@
 """Finding and decoding face images robustly, for every stage.
 
-A folder of real photos always holds something odd: a grayscale scan, a PNG with alpha,
-a phone picture stored sideways with an EXIF orientation tag, a truncated download, a
-stray text file named .jpg. Each is either normalised (RGB, upright) or skipped with a
-warning and counted, so a run never dies after minutes of work on one bad file.
+A folder of real photos always holds something odd: a grayscale scan, a 16-bit PNG, a PNG
+with alpha, a phone picture stored sideways with an EXIF orientation tag, a truncated
+download, a stray text file named .jpg, a symlinked subfolder, the same photo copied
+twice. Each is either normalised, followed, reported or skipped with a warning and
+counted, so a run never dies after minutes of work on one bad file.
+
+Decoding is `serving.client_common.decode_rgb`, the one definition of "file -> RGB uint8
+pixels" that the translate binary and the serving client use too; `decode_image_bytes` is
+its TensorFlow twin, run inside the exported model's `translate_bytes` signature.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 from absl import logging
-from PIL import Image, ImageOps
+from PIL import Image
+
+from serving import client_common as pixels
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Extensions of images that are not listed (other formats): named in a warning.
+OTHER_IMAGE_EXTENSIONS = (".gif", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl")
+ImageError = pixels.ImageError
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageListing:
+    """What `scan_images` found below a folder."""
+
+    images: list[str]  # sorted POSIX paths relative to the folder
+    links_skipped: list[str]  # folder links not followed (loops, second links to one folder)
+    ignored: dict[str, int]  # extension (lower case, "" for none) -> files not listed
+
+
+def scan_images(root: str) -> ImageListing:
+    """Image files below `root`, recursively, following symbolic links to folders.
+
+    A folder is entered once, by the first path that reaches it (sorted order), so a link
+    to an ancestor (a loop) or a second link to one folder is not followed: each is logged
+    as a warning naming it. Hidden files and folders (".name") are not listed. Files with
+    other extensions are counted in `ignored` (a warning names image-like ones, e.g. .gif).
+    Raises FileNotFoundError when `root` is not a folder.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"images folder {root!r} does not exist or is not a folder")
+    found: list[str] = []
+    skipped: list[str] = []
+    ignored: collections.Counter[str] = collections.Counter()
+    entered = {os.path.realpath(root)}
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        keep = []
+        for name in sorted(d for d in dirs if not d.startswith(".")):
+            path = os.path.join(folder, name)
+            real = os.path.realpath(path)
+            if real in entered:
+                rel = os.path.relpath(path, root).replace(os.sep, "/")
+                logging.warning(
+                    "not following %s: it leads to %s, a folder already listed (a link loop "
+                    "or a second link to one folder)",
+                    rel,
+                    real,
+                )
+                skipped.append(rel)
+                continue
+            entered.add(real)
+            keep.append(name)
+        dirs[:] = keep
+        for name in files:
+            if name.startswith("."):
+                continue
+            ext = os.path.splitext(name)[1].lower()
+            if ext in IMAGE_EXTENSIONS:
+                rel = os.path.relpath(os.path.join(folder, name), root)
+                found.append(rel.replace(os.sep, "/"))
+            else:
+                ignored[ext] += 1
+    other = {e: c for e, c in sorted(ignored.items()) if e in OTHER_IMAGE_EXTENSIONS}
+    if other:
+        logging.warning(
+            "%s: not listing %s (only %s are read; convert them to PNG)",
+            root,
+            ", ".join(f"{c} {e} file(s)" for e, c in other.items()),
+            " ".join(IMAGE_EXTENSIONS),
+        )
+    return ImageListing(sorted(found), sorted(skipped), dict(sorted(ignored.items())))
 
 
 def list_images(root: str) -> list[str]:
-    """Image files below `root` (recursive), as sorted POSIX paths relative to `root`."""
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"images folder {root!r} does not exist or is not a folder")
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                rel = os.path.relpath(os.path.join(folder, name), root)
-                found.append(rel.replace(os.sep, "/"))
-    return sorted(found)
+    """Image files below `root` (recursive, links followed), as sorted relative POSIX paths."""
+    return scan_images(root).images
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_duplicates(root: str, rel_paths: Sequence[str]) -> dict[str, str]:
+    """{duplicate: original}: files whose bytes equal an earlier file's in `rel_paths` order.
+
+    Exact copies only (same file bytes, BLAKE2b of the content; files are hashed only when
+    another file has the same size): a re-encoded or resized copy is a distinct image.
+    Unreadable files are left to the decoder, which skips them.
+    """
+    by_size: dict[int, list[str]] = collections.defaultdict(list)
+    for rel in rel_paths:
+        try:
+            by_size[os.path.getsize(os.path.join(root, rel))].append(rel)
+        except OSError:
+            continue
+    duplicates: dict[str, str] = {}
+    for group in by_size.values():
+        if len(group) < 2:
+            continue
+        first: dict[str, str] = {}
+        for rel in group:
+            try:
+                digest = _file_digest(os.path.join(root, rel))
+            except OSError:
+                continue
+            if digest in first:
+                duplicates[rel] = first[digest]
+            else:
+                first[digest] = rel
+    order = {p: i for i, p in enumerate(rel_paths)}
+    return dict(sorted(duplicates.items(), key=lambda item: order[item[0]]))
 
 
 def center_crop_box(width: int, height: int, crop_size: int) -> tuple[int, int, int, int]:
@@ -43,25 +147,18 @@ def center_crop_box(width: int, height: int, crop_size: int) -> tuple[int, int, 
 
 
 def load_image(path: str, *, size: int, crop_size: int = 0) -> np.ndarray:
-    """Decodes one file to uint8 RGB [size, size, 3]: EXIF-upright, centre-cropped, resized.
+    """Decodes one file to uint8 RGB [size, size, 3]: upright, centre-cropped, resized.
 
-    Raises OSError/ValueError (from PIL) for corrupt, truncated or non-image files.
+    Decoding is `serving.client_common.decode_rgb` (EXIF orientation, 16-bit, alpha over
+    black, palettes, CMYK); then a centre square crop (`crop_size` px, 0 = the shorter
+    side) and a bicubic resize to `size` x `size`. Raises ImageError (a ValueError, one
+    line naming `path`) for any file that cannot be decoded, whatever the decoder raised.
     """
-    with Image.open(path) as im:
-        im.load()  # decode fully now: truncated files fail here, not later
-        im = ImageOps.exif_transpose(im)
-        if im.mode != "RGB":
-            # Palette and alpha images go through RGBA so transparent pixels become black
-            # rather than whatever colour the file stored under them.
-            if im.mode in ("P", "PA", "LA", "RGBA"):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (0, 0, 0, 255))
-                im = Image.alpha_composite(background, im)
-            im = im.convert("RGB")
-        im = im.crop(center_crop_box(im.width, im.height, crop_size))
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        return np.asarray(im, dtype=np.uint8)
+    im = Image.fromarray(pixels.read_rgb(path))
+    im = im.crop(center_crop_box(im.width, im.height, crop_size))
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return np.asarray(im, dtype=np.uint8)
 
 
 @dataclasses.dataclass
@@ -100,7 +197,8 @@ def image_dataset(
     """A tf.data.Dataset of (index int64, image uint8 [size,size,3]) for readable files.
 
     Decoding runs in parallel inside tf.data (PIL releases the GIL while decoding); a file
-    that fails to decode is logged to `skip_log` and filtered out, keeping order otherwise.
+    that fails to decode (ImageError: any decoder failure) is logged to `skip_log` and
+    filtered out, keeping order otherwise.
     """
     import tensorflow as tf
 
@@ -111,8 +209,8 @@ def image_dataset(
         rel = rel_paths[int(index)]
         try:
             return load_image(os.path.join(root, rel), size=size, crop_size=crop_size), True
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            skip_log.add(rel, f"{type(e).__name__}: {e}")
+        except ImageError as e:
+            skip_log.add(rel, e.reason)
             return blank, False
 
     def _map(index):
@@ -125,3 +223,270 @@ def image_dataset(
     ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.filter(_is_ok)
     return ds.map(_drop_ok)
+
+
+# ---------------------------------------------------------------- the in-graph twin
+_FORMAT_INDEX = {"PNG": 0, "JPEG": 1, "GIF": 2, "BMP": 3, "WEBP": 4}
+_NOT_AN_IMAGE, _WEBP, _GIF, _BMP = 5, 4, 2, 3  # refusal codes (0 = decodable)
+
+
+def decode_image_bytes(data):
+    """TensorFlow twin of `serving.client_common.decode_rgb`, for the model's graph.
+
+    `data`: scalar tf.string (one encoded image) -> uint8 [H, W, 3], upright RGB. Decodes
+    PNG (8/16-bit, grey, grey+alpha, RGB, RGBA, palette), JPEG (EXIF orientation applied,
+    the accurate integer DCT as Pillow), GIF (first frame) and uncompressed 24/32-bit BMP
+    to the pixels `decode_rgb` gives. Raises InvalidArgumentError with `decode_rgb`'s
+    wording for what it refuses (not an image, more than MAX_PIXELS pixels) and for what
+    only the model refuses (WebP, other BMPs, GIFs whose first frame is partial: clients
+    send those as PNG). Header fields are read with the rules of `client_common.read_header`.
+    """
+    import tensorflow as tf
+
+    data = tf.convert_to_tensor(data, tf.string)
+    raw = tf.io.decode_raw(data, tf.uint8)
+    n = tf.size(raw, out_type=tf.int64)
+    padded = tf.concat([raw, tf.zeros([1], tf.uint8)], 0)  # padded[n] = 0: past the end
+
+    def u8(i):
+        i = tf.cast(i, tf.int64)
+        return tf.cast(tf.gather(padded, tf.where((i >= 0) & (i < n), i, n)), tf.int64)
+
+    def be(i, size):
+        value = tf.zeros_like(tf.cast(i, tf.int64))
+        for j in range(size):
+            value = value * 256 + u8(i + j)
+        return value
+
+    def le(i, size):
+        value = tf.zeros_like(tf.cast(i, tf.int64))
+        for j in reversed(range(size)):
+            value = value * 256 + u8(i + j)
+        return value
+
+    def match(i, text: bytes):
+        i = tf.cast(i, tf.int64)
+        got = u8(i + tf.range(len(text), dtype=tf.int64))
+        same = tf.reduce_all(tf.equal(got, tf.constant(list(text), tf.int64)))
+        return (i >= 0) & (i + len(text) <= n) & same
+
+    def walk(body, state):
+        return tf.while_loop(
+            lambda *s: tf.logical_not(s[-1]),
+            body,
+            state,
+            maximum_iterations=pixels.MAX_HEADER_STEPS,
+        )
+
+    def int64(value):
+        return tf.constant(value, tf.int64)
+
+    def tiff_orientation(start):
+        start = tf.where(match(start, pixels.EXIF_PREFIX), start + 6, start)
+        little, big = match(start, b"II"), match(start, b"MM")
+
+        def read(i, size):
+            return tf.where(little, le(i, size), be(i, size))
+
+        valid = (little | big) & tf.equal(read(start + 2, 2), 42)
+        ifd = start + read(start + 4, 4)
+        count = tf.where(valid, read(ifd, 2), int64(0))
+        entries = ifd + 2 + 12 * tf.range(count, dtype=tf.int64)
+        hits = tf.concat([tf.equal(read(entries, 2), pixels.EXIF_ORIENTATION_TAG), [True]], 0)
+        first = tf.argmax(tf.cast(hits, tf.int32), output_type=tf.int64)
+        entry = ifd + 2 + 12 * first
+        kind = read(entry + 2, 2)
+        value = tf.where(
+            tf.equal(kind, 3),
+            read(entry + 8, 2),
+            tf.where(tf.equal(kind, 4), read(entry + 8, 4), int64(0)),
+        )
+        ok = valid & (first < count) & (value >= 1) & (value <= 8)
+        return tf.where(ok, value, int64(1))
+
+    def png_header():
+        def body(pos, tiff, done):
+            valid = pos + 8 <= n
+            tiff = tf.where(valid & (tiff < 0) & match(pos + 4, b"eXIf"), pos + 8, tiff)
+            done = tf.logical_not(valid) | match(pos + 4, b"IEND")
+            return pos + 12 + be(pos, 4), tiff, done
+
+        _, tiff, _ = walk(body, (int64(8), int64(-1), tf.constant(False)))
+        return be(16, 4), be(20, 4), tiff_orientation(tiff), int64(0)
+
+    def jpeg_header():
+        def body(pos, tiff, width, height, done):
+            marker = u8(pos + 1)
+            invalid = tf.not_equal(u8(pos), 0xFF) | (pos + 4 > n)
+            fill = tf.equal(marker, 0xFF)
+            bare = tf.equal(marker, 0x01) | ((marker >= 0xD0) & (marker <= 0xD7))
+            end = tf.equal(marker, 0xDA) | tf.equal(marker, 0xD9)
+            length = be(pos + 2, 2)
+            segment = ~invalid & ~fill & ~bare & ~end
+            bad = segment & (length < 2)
+            use = segment & ~bad
+            exif = use & tf.equal(marker, 0xE1) & (tiff < 0) & match(pos + 4, pixels.EXIF_PREFIX)
+            tiff = tf.where(exif, pos + 10, tiff)
+            sof = (
+                use
+                & (marker >= 0xC0)
+                & (marker <= 0xCF)
+                & tf.not_equal(marker, 0xC4)
+                & tf.not_equal(marker, 0xC8)
+                & tf.not_equal(marker, 0xCC)
+                & (height < 0)
+            )
+            height = tf.where(sof, be(pos + 5, 2), height)
+            width = tf.where(sof, be(pos + 7, 2), width)
+            step = tf.where(fill, int64(1), tf.where(bare, int64(2), 2 + length))
+            return pos + step, tiff, width, height, invalid | end | bad
+
+        state = (int64(2), int64(-1), int64(0), int64(-1), tf.constant(False))
+        _, tiff, width, height, _ = walk(body, state)
+        return width, tf.maximum(height, 0), tiff_orientation(tiff), int64(0)
+
+    def gif_header():
+        width, height = le(6, 2), le(8, 2)
+        flags = u8(10)
+        table = tf.where(
+            tf.not_equal(tf.bitwise.bitwise_and(flags, 0x80), 0),
+            tf.bitwise.left_shift(int64(3), tf.bitwise.bitwise_and(flags, 7) + 1),
+            int64(0),
+        )
+
+        def body(pos, in_extension, frame, done):
+            outside = pos >= n
+            value = u8(pos)  # a sub-block's size, or a block's introducer
+            is_extension = tf.equal(value, 0x21)
+            new_pos = tf.where(in_extension, pos + value + 1, tf.where(is_extension, pos + 2, pos))
+            new_in = tf.where(in_extension, tf.not_equal(value, 0), is_extension)
+            image = ~outside & ~in_extension & tf.equal(value, 0x2C)
+            frame = tf.where(image, pos, frame)
+            done = outside | (~in_extension & ~is_extension)
+            return new_pos, new_in, frame, done
+
+        state = (13 + table, tf.constant(False), int64(-1), tf.constant(False))
+        _, _, frame, _ = walk(body, state)
+        partial = (frame >= 0) & (
+            tf.not_equal(le(frame + 1, 2), 0)
+            | tf.not_equal(le(frame + 3, 2), 0)
+            | tf.not_equal(le(frame + 5, 2), width)
+            | tf.not_equal(le(frame + 7, 2), height)
+        )
+        return width, height, int64(1), tf.where(partial, int64(_GIF), int64(0))
+
+    def bmp_header():
+        def signed(v):
+            return tf.abs(tf.where(v >= 2**31, v - 2**32, v))
+
+        dib = le(14, 4)
+        core = tf.equal(dib, 12)
+        width = tf.where(core, le(18, 2), signed(le(18, 4)))
+        height = tf.where(core, le(20, 2), signed(le(22, 4)))
+        bits = tf.where(core, le(24, 2), le(28, 2))
+        compression = tf.where(core, int64(0), le(30, 4))
+        other = (
+            tf.not_equal(dib, 40)
+            | (tf.not_equal(bits, 24) & tf.not_equal(bits, 32))
+            | tf.not_equal(compression, 0)
+        )
+        return width, height, int64(1), tf.where(other, int64(_BMP), int64(0))
+
+    def refused(code):
+        return lambda: (int64(0), int64(0), int64(1), int64(code))
+
+    is_png = match(0, pixels.PNG_SIGNATURE)
+    is_jpeg = match(0, b"\xff\xd8\xff")
+    is_gif = match(0, b"GIF87a") | match(0, b"GIF89a")
+    is_bmp = match(0, b"BM")
+    is_webp = match(0, b"RIFF") & match(8, b"WEBP")
+    index = tf.where(
+        is_png,
+        0,
+        tf.where(is_jpeg, 1, tf.where(is_gif, 2, tf.where(is_bmp, 3, tf.where(is_webp, 4, 5)))),
+    )
+    width, height, orientation, code = tf.switch_case(
+        index,
+        [png_header, jpeg_header, gif_header, bmp_header, refused(_WEBP), refused(_NOT_AN_IMAGE)],
+    )
+    too_large = width * height > pixels.MAX_PIXELS
+    message = tf.where(
+        tf.equal(code, _NOT_AN_IMAGE),
+        pixels.NOT_AN_IMAGE,
+        tf.where(
+            too_large,
+            tf.strings.format(pixels.TOO_LARGE, (width, height)),
+            tf.where(
+                tf.equal(code, _WEBP),
+                pixels.WEBP_NOT_IN_MODEL,
+                tf.where(tf.equal(code, _GIF), pixels.GIF_NOT_IN_MODEL, pixels.BMP_NOT_IN_MODEL),
+            ),
+        ),
+    )
+    check = tf.debugging.Assert(tf.equal(code, 0) & ~too_large, [message])
+
+    def rgb(image):
+        """uint8 [H,W,C], C = 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) -> [H,W,3]."""
+
+        def over_black(colour, alpha):
+            mixed = (tf.cast(colour, tf.int32) * tf.cast(alpha, tf.int32) + 127) // 255
+            return tf.cast(mixed, tf.uint8)
+
+        def grey():
+            return tf.tile(image[:, :, :1], [1, 1, 3])
+
+        return tf.switch_case(
+            tf.shape(image)[2] - 1,
+            [
+                grey,
+                lambda: over_black(grey(), image[:, :, 1:2]),
+                lambda: image[:, :, :3],
+                lambda: over_black(image[:, :, :3], image[:, :, 3:4]),
+            ],
+        )
+
+    def png():
+        deep = tf.equal(u8(24), 16)
+        image = tf.cond(
+            deep,
+            lambda: tf.cast(
+                tf.bitwise.right_shift(
+                    tf.io.decode_png(data, dtype=tf.uint16), tf.constant(8, tf.uint16)
+                ),
+                tf.uint8,
+            ),
+            lambda: tf.io.decode_png(data),
+        )
+        return rgb(image)
+
+    def jpeg():
+        return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+
+    def gif():
+        first = tf.io.decode_gif(data)[0]
+        shape = tf.shape(first, out_type=tf.int64)
+        same = tf.equal(shape[0], height) & tf.equal(shape[1], width)
+        with tf.control_dependencies([tf.debugging.Assert(same, [pixels.GIF_NOT_IN_MODEL])]):
+            return tf.identity(first)
+
+    def bmp():
+        return tf.io.decode_bmp(data, channels=3)
+
+    with tf.control_dependencies([check]):
+        image = tf.switch_case(tf.minimum(index, 3), [png, jpeg, gif, bmp])
+
+    def oriented(value):
+        transpose, flip_rows, flip_columns = pixels.ORIENTATIONS[value]
+
+        def branch():
+            x = tf.transpose(image, [1, 0, 2]) if transpose else image
+            if flip_rows:
+                x = tf.reverse(x, [0])
+            if flip_columns:
+                x = tf.reverse(x, [1])
+            return x
+
+        return branch
+
+    image = tf.switch_case(tf.cast(orientation - 1, tf.int32), [oriented(v) for v in range(1, 9)])
+    return tf.ensure_shape(image, [None, None, 3])

@@ -88,8 +88,8 @@ def training_dataset(
         i = int(index)
         try:
             return images_lib.load_image(paths[i], size=image_size, crop_size=crop_size), True
-        except (OSError, ValueError, SyntaxError) as e:
-            skip_log.add(data.images[i], f"{type(e).__name__}: {e}")
+        except images_lib.ImageError as e:  # any decoder failure on this one file
+            skip_log.add(data.images[i], e.reason)
             return np.zeros((image_size, image_size, 3), np.uint8), False
 
     def load(position, index):

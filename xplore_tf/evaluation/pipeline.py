@@ -255,8 +255,10 @@ def load_images(
         try:
             out.append(images_lib.load_image(os.path.join(root, p), size=size, crop_size=crop_size))
             kept.append(i)
-        except (OSError, ValueError, SyntaxError) as e:
-            logging.warning("evaluation: skipping unreadable image %s: %s", p, e)
+        except images_lib.ImageError as e:  # any decoder failure on this one file
+            logging.warning("evaluation: skipping unreadable image %s: %s", p, e.reason)
+    if len(kept) < len(paths):
+        logging.warning("evaluation: %d of %d images skipped", len(paths) - len(kept), len(paths))
     images = np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
     return np.asarray(kept, np.int64), images
 

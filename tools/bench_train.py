@@ -2,6 +2,7 @@
 
     python -m tools.bench_train --preset=paper128   # 128 px, batch 8, paper widths
     python -m tools.bench_train --preset=demo       # configs/demo.cfg model and batch
+    python -m tools.bench_train --preset=demo_paper_g  # the same with the paper's generator
 
 Runs the real Trainer (D step every iteration, G step + EMA every n_critic) on random
 in-memory images, so it measures the model, not the disk. Prints images/s (counting each
@@ -32,7 +33,7 @@ PRESETS = {
         mlp_hidden=256,
         upsample="transpose",
     ),
-    # configs/demo.cfg
+    # configs/demo.cfg (with its identity-preserving options, docs/identity.md)
     "demo": dict(
         image_size=32,
         batch_size=16,
@@ -42,7 +43,17 @@ PRESETS = {
         k=20,
         mlp_hidden=64,
         upsample="resize_conv",
+        skip_connections="plain",
+        hf_bypass=True,
+        lambda_self=10.0,
     ),
+}
+# configs/demo.cfg's sizes with the paper's generator (no identity options), for the ratio.
+PRESETS["demo_paper_g"] = {
+    **PRESETS["demo"],
+    "skip_connections": "none",
+    "hf_bypass": False,
+    "lambda_self": 0.0,
 }
 
 
@@ -75,9 +86,14 @@ def main() -> None:
             d_channels=p["d_channels"],
             mlp_hidden=p["mlp_hidden"],
             upsample=p["upsample"],
+            skip_connections=p.get("skip_connections", "none"),
+            hf_bypass=p.get("hf_bypass", False),
         ),
         train=config_lib.TrainConfig(
-            batch_size=p["batch_size"], n_critic=5, mixed_precision=args.mixed_precision
+            batch_size=p["batch_size"],
+            n_critic=5,
+            lambda_self=p.get("lambda_self", 0.0),
+            mixed_precision=args.mixed_precision,
         ),
     )
     rng = np.random.default_rng(0)

@@ -140,6 +140,21 @@ def tiny_config(workdir, **train):
     )
 
 
+def trainer_weights(trainer) -> dict[str, np.ndarray]:
+    """Every variable of a `train_lib.Trainer` (G, D, G_ema, both optimizers) as numpy, by
+    name: what this process holds, e.g. a worker whose checkpoints are thrown away."""
+    from xplore_tf import checkpoints
+
+    weights = {}
+    for name in ("generator", "discriminator", "generator_ema"):
+        for key, v in checkpoints.variables_by_path(getattr(trainer, name)).items():
+            weights[f"{name}/{key}"] = np.asarray(v.numpy())
+    for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+        for i, v in enumerate(optimizer.variables):
+            weights[f"{optimizer.name}/{i:04d}.{v.path}"] = np.asarray(v.numpy())
+    return weights
+
+
 # ---------------------------------------------------------------- awkward encodings
 # One corpus of image files that are valid but odd (or invalid), with the pixels a correct
 # decoder must give, shared by the parity tests of every decoding path (loader, translate,

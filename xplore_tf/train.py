@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
         f"D assigns {result.target_accuracy:.0%} of G_ema's translations to their target "
         f"cluster; checkpoint {result.checkpoint}; samples in {config.train_dir}/samples"
     )
-    if config.export.export_dir and not result.stopped_by_signal:
+    if config.export.export_dir and result.chief and not result.stopped_by_signal:
         done = export_lib.version_of_checkpoint(config, result.checkpoint)
         if done:  # the same command run again after it finished
             print(f"already exported as {done}")

@@ -9,6 +9,15 @@ gradients equal the global-batch gradient.
 Everything random is a function of (seed, step or sample position), and the checkpoint
 holds G, D, G_ema, both optimizers, the step and the data position, so a resumed run is the
 run that was interrupted.
+
+Several machines (`--strategy=multi_worker`, MultiWorkerMirroredStrategy from TF_CONFIG):
+every worker runs `train` on the same shared WORKDIR; each reads the whole stream of global
+batches and keeps its own replicas' slices (tf.data's DATA auto-sharding), so the run equals
+a one-machine run with the same replicas and global batch. The chief (`is_chief`) clusters
+when needed, writes the checkpoints, TensorBoard events and sample grids; the other workers
+take part in every save (a collective) but write it into a scratch folder that is deleted.
+The workers agree after every step on the data position and on stopping, so Ctrl-C/SIGTERM
+on any one of them stops all at the same step with a checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ import dataclasses
 import io
 import math
 import os
+import shutil
 import signal
+import tempfile
 import time
 
 import numpy as np
@@ -49,6 +60,10 @@ class TrainResult:
     target_accuracy: float  # D's cluster head picks the target cluster on G_ema outputs
     checkpoint: str
     stopped_by_signal: bool = False
+    chief: bool = True  # this process writes the run's files (the only one but multi-worker)
+
+
+_MULTI_WORKER_STRATEGY: list = []  # one per process, see make_strategy
 
 
 def make_strategy(name: str):
@@ -56,7 +71,11 @@ def make_strategy(name: str):
     import tensorflow as tf
 
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # It configures the process's collective ops (its gRPC server) from TF_CONFIG, which
+        # TensorFlow does once per process: a later run in the same process reuses it.
+        if not _MULTI_WORKER_STRATEGY:
+            _MULTI_WORKER_STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+        return _MULTI_WORKER_STRATEGY[0]
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
@@ -65,6 +84,38 @@ def make_strategy(name: str):
         devices = [d.name for d in gpus] or [tf.config.list_logical_devices("CPU")[0].name]
         return tf.distribute.MirroredStrategy(devices)
     raise ValueError(f"--strategy: unknown strategy {name!r}")
+
+
+def is_chief(strategy) -> bool:
+    """True on the worker that writes checkpoints, events and samples (always, on one machine)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def _worker_name(strategy) -> str:
+    resolver = strategy.cluster_resolver
+    return f"{resolver.task_type} {resolver.task_id}" if resolver else "worker"
+
+
+def _is_multi_worker(strategy) -> bool:
+    """Replicas on other machines than this one (MultiWorkerMirroredStrategy over >1 worker)."""
+    return len(strategy.extended.worker_devices) < strategy.num_replicas_in_sync
+
+
+def _max_over_workers(strategy):
+    """f(int values) -> their element-wise maximum over all workers (a collective: every
+    worker must call it the same number of times)."""
+    import tensorflow as tf
+
+    @tf.function
+    def gathered_max(values):
+        per_replica = strategy.run(lambda v: v[None], args=(values,))
+        return tf.reduce_max(strategy.gather(per_replica, axis=0), axis=0)
+
+    def over_workers(*values: int) -> list[int]:
+        padded = [*values, *[-(2**62)] * (4 - len(values))]  # one shape: traced once
+        return [int(v) for v in gathered_max(tf.constant(padded, tf.int64)).numpy()[: len(values)]]
+
+    return over_workers
 
 
 def learning_rate(base: float, step, num_steps: int, decay_steps: int):
@@ -390,14 +441,29 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
 
     tf.get_logger().setLevel("WARNING")  # TF's per-save INFO lines drown the progress lines
     t = config.train
-    data, stats = load_training_data(config)
+    # The strategy first: MultiWorkerMirroredStrategy must exist before other TF work.
     strategy = make_strategy(t.strategy)
+    chief, multi_worker = is_chief(strategy), _is_multi_worker(strategy)
+    over_workers = _max_over_workers(strategy) if multi_worker else None
+    if chief:
+        data, stats = load_training_data(config)  # clusters first when missing
+    if multi_worker:
+        over_workers(0)  # a barrier: the others wait while the chief clusters
+        if not chief:
+            if not pipeline.clusters_exist(config):
+                raise FileNotFoundError(
+                    f"{_worker_name(strategy)}: no clusters in {config.clusters_dir} after the "
+                    "chief's clustering stage: --workdir must be one folder shared by all "
+                    "workers (same path on every machine)"
+                )
+            data, stats = load_training_data(config)
     keras.utils.set_random_seed(config.seed)  # same initial weights for the same seed
     logging.info(
-        "training on %d images, %d clusters, %d replica(s), global batch %d",
+        "training on %d images, %d clusters, %d replica(s)%s, global batch %d",
         len(data.images),
         stats.num_clusters,
         strategy.num_replicas_in_sync,
+        f" ({_worker_name(strategy)}{', chief' if chief else ''})" if multi_worker else "",
         t.batch_size,
     )
     fingerprint = artifacts.clusters_fingerprint(config.clusters_dir)
@@ -411,15 +477,48 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
             start_over="start over with --noresume (or a new --workdir to keep the old run)",
         )
     trainer = Trainer(config, stats, strategy, clusters_fingerprint=fingerprint)
-    manager = tf.train.CheckpointManager(
-        trainer.checkpoint, config.checkpoint_dir, max_to_keep=t.keep_checkpoints
-    )
+    if chief:
+        manager = tf.train.CheckpointManager(
+            trainer.checkpoint, config.checkpoint_dir, max_to_keep=t.keep_checkpoints
+        )
+        path = manager.latest_checkpoint
+    else:  # what the chief's manager sees, so that every worker takes the same decisions
+        state = tf.train.get_checkpoint_state(config.checkpoint_dir)
+        path = state.model_checkpoint_path if state else None
+
+    def save(step: int) -> str:
+        logging.info("saving checkpoint %d", step)
+        if chief:
+            return manager.save(checkpoint_number=step)
+        # Every worker takes part in every save (TensorFlow's multi-worker pattern: saving
+        # may run collectives); the others' copy goes to a scratch folder, deleted at once.
+        scratch = tempfile.mkdtemp(prefix="xplore_tf-worker-checkpoint-")
+        try:
+            tf.train.CheckpointManager(trainer.checkpoint, scratch, max_to_keep=1).save(
+                checkpoint_number=step
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return os.path.join(config.checkpoint_dir, f"ckpt-{step}")  # the chief's of this save
+
     if resume_from:
         with strategy.scope():
             trainer.checkpoint.restore(resume_from).assert_existing_objects_matched()
         # The step is a MirroredVariable under MirroredStrategy: read it with .numpy().
         logging.info("resumed from %s at step %d", resume_from, trainer.step.numpy())
     start = int(trainer.step.numpy())
+    if multi_worker:
+        # All workers must continue from the same state (a shared WORKDIR).
+        position = int(trainer.position.numpy())
+        top_step, top_position, low_step, low_position = over_workers(
+            start, position, -start, -position
+        )
+        if (top_step, top_position) != (-low_step, -low_position):
+            raise ValueError(
+                f"{_worker_name(strategy)}: the workers start from different checkpoints "
+                f"(steps {-low_step}..{top_step}; this one: {resume_from or 'none'} at step "
+                f"{start}): --workdir must be one folder shared by all workers"
+            )
     end = t.num_steps if max_steps is None else min(t.num_steps, start + max_steps)
 
     skip_log = images_lib.SkipLog()
@@ -433,7 +532,12 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         flip=t.random_flip,
         skip_log=skip_log,
     )
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    # Each worker reads every global batch and keeps its replicas' slices (positions are
+    # consecutive in a batch; replica r of R gets the r-th slice, as on one machine), so the
+    # split does not depend on how many machines hold the replicas, nor on skipped files.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    iterator = iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
 
     # Fixed inputs for sample grids: the first images of the set, into the largest clusters.
     n_fixed = min(t.sample_images, len(data.images))
@@ -452,10 +556,14 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         np.asarray(data.clusters[:n_fixed]) + 1 + np.arange(n_fixed)
     ) % stats.num_clusters
 
-    writer = summary_writer(config.train_dir, first_step=start + 1)
+    if chief:
+        writer = summary_writer(config.train_dir, first_step=start + 1)
+    else:
+        writer = tf.summary.create_noop_writer()
     history: list[dict] = []
     last: dict = {}
     stop_signal: list[int] = []
+    stop_agreed = False  # multi-worker: a signal on any worker stops all after this step
 
     def _on_signal(signum, frame):
         stop_signal.append(signum)
@@ -464,22 +572,26 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
     rate, started, window_start, window_step = 0.0, time.perf_counter(), time.perf_counter(), start
     step = saved_at = start
     try:
-        while step < end and not stop_signal:
+        while step < end and not (stop_agreed if multi_worker else stop_signal):
             batch = next(iterator)
             scalars = trainer.train_step(step, batch)
             bad = {k: v for k, v in scalars.items() if not math.isfinite(v)}
             if bad:
                 raise TrainingDivergedError(
                     f"step {step}: non-finite loss {bad}; stopped without saving, the last good "
-                    f"checkpoint is {manager.latest_checkpoint}. Lower --g_lr/--d_lr or check the data."
+                    f"checkpoint is {path}. Lower --g_lr/--d_lr or check the data."
                 )
             last.update(scalars)
             positions = np.concatenate(
                 [np.asarray(p) for p in strategy.experimental_local_results(batch["position"])]
             )
+            position = int(positions.max())  # this worker's part of the global batch
+            if multi_worker:
+                position, stop = over_workers(position, int(bool(stop_signal)))
+                stop_agreed = bool(stop)
             step += 1
             trainer.step.assign(step)
-            trainer.position.assign(int(positions.max()) + 1)
+            trainer.position.assign(position + 1)
 
             if step % t.log_every == 0 or step == end:
                 now = time.perf_counter()
@@ -504,7 +616,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
                     for k, v in record.items():
                         if k != "step":
                             tf.summary.scalar(k if "/" in k else f"train/{k}", v)
-            if step % t.sample_every == 0 or step == end:
+            if chief and (step % t.sample_every == 0 or step == end):
                 translations = [
                     trainer.translate(fixed, np.full(n_fixed, c)) for c in grid_clusters
                 ]
@@ -517,8 +629,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
                     tf.summary.image("samples", grid[None], max_outputs=1)
                     tf.summary.scalar("eval/target_accuracy", accuracy)
             if step % t.checkpoint_every == 0:
-                logging.info("saving checkpoint %d", step)
-                manager.save(checkpoint_number=step)
+                path = save(step)
                 saved_at = step
     finally:
         for s, handler in previous.items():
@@ -528,10 +639,12 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         logging.warning(
             "signal %d: saving a checkpoint at step %d and stopping", stop_signal[0], step
         )
-    path = manager.latest_checkpoint
+    elif stop_agreed:
+        logging.warning(
+            "another worker was signalled: saving a checkpoint at step %d and stopping", step
+        )
     if (step > start and saved_at != step) or not path:
-        logging.info("saving checkpoint %d", step)
-        path = manager.save(checkpoint_number=step)
+        path = save(step)
     accuracy = trainer.target_accuracy(fixed, eval_targets)
     elapsed = time.perf_counter() - started
     if skip_log.count:
@@ -542,5 +655,6 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         images_per_second=(step - start) * t.batch_size / max(elapsed, 1e-9),
         target_accuracy=accuracy,
         checkpoint=path,
-        stopped_by_signal=bool(stop_signal),
+        stopped_by_signal=bool(stop_signal) or stop_agreed,
+        chief=is_chief(strategy),
     )

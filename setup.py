@@ -1,7 +1,8 @@
 """xplore_tf: XploreGAN (CVPR 2020) in TensorFlow 2 / Keras 3.
 
 Install: `pip install -e .` (add `[test]` for the test runner and linter, `[eval]` for
-dlib's face descriptor in `xplore_tf.evaluate`).
+dlib's face descriptor in `xplore_tf.evaluate`, `[prepare]` for the face detector of
+`xplore_tf.prepare` and `--paste_back`).
 On a GPU machine replace faiss-cpu by faiss-gpu (never both): see README.
 """
 
@@ -28,5 +29,8 @@ setup(
         # Identity preservation on real faces (xplore_tf.evaluate): dlib's face descriptor.
         # face_recognition_models still imports pkg_resources, removed in setuptools 81.
         "eval": ["dlib-bin>=19.24", "face-recognition-models==0.3.0", "setuptools<81"],
+        # Real photos (xplore_tf.prepare, translate/client --paste_back): the MTCNN face
+        # detector on TensorFlow, its weights inside the wheel (~2 MB; no torch, no CUDA).
+        "prepare": ["mtcnn==1.0.0"],
     },
 )

@@ -3,6 +3,7 @@
     python -m serving.client --server=HOST:8500 --model=xplore --image=in.jpg --cluster=12 --out=out.png
     python -m serving.client --image=a.jpg,b.png --cluster=blond --out=outdir/
     python -m serving.client --image=a.jpg --image=b.png --all_clusters --out=grid.png
+    python -m serving.client --image=photo.jpg --cluster=12 --paste_back --out=photo_c12.png
 
 A separate deployable: it needs `tensorflow-serving-api` (gRPC stubs and protos), numpy and
 Pillow, never the xplore_tf model code; it shares only the signature and tensor names of
@@ -22,6 +23,10 @@ errors end the program with one line, `CODE: details`, and exit status 2.
 
 The client parses its own command line (argparse) rather than the xplore_tf flags module:
 the one-flags-module rule covers the `python -m xplore_tf.<stage>` binaries.
+
+`--paste_back` (needs the face detector: `pip install "xplore_tf[prepare]"`) treats each
+image as a photo: `serving/faces.py` detects and aligns its faces, each aligned crop is
+translated by the server, warped back and blended in, and the whole photo is written.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving import client_common as common
+from serving import faces
 from serving import signatures as sig
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -315,6 +321,40 @@ def _translate_pngs(
     return pngs
 
 
+def _check_paste_back(args: argparse.Namespace) -> None:
+    if args.all_clusters:
+        raise ValueError("--paste_back writes whole photos into one cluster: pass --cluster")
+    if not faces.detector_available(args.detector):
+        raise ValueError(f"--paste_back: {faces.MISSING_DETECTOR.format(name=args.detector)}")
+    if args.aligned_size < 16:
+        raise ValueError(f"--aligned_size must be >= 16 px, got {args.aligned_size}")
+    if not 0.0 < args.paste_feather <= 0.5:
+        raise ValueError(f"--paste_feather must be in (0, 0.5], got {args.paste_feather}")
+
+
+def _paste_back(
+    client: ServingClient, args: argparse.Namespace, path: str, data: bytes, cluster: int
+) -> bytes:
+    """PNG bytes of the photo with every face translated into `cluster` by the server."""
+    options = faces.PasteOptions(
+        detector=args.detector,
+        faces=args.faces,
+        aligned_size=args.aligned_size,
+        min_face_size=args.min_face_size,
+        min_face_score=args.min_face_score,
+        feather=args.paste_feather,
+        crop_size=args.crop_size,
+    )
+    photo, found = faces.translate_photo(
+        common.decode(data, path),
+        lambda pngs: _translate_pngs(client, args.signature, pngs, [cluster] * len(pngs)),
+        options,
+    )
+    if not found:
+        print(f"serving.client: warning: {path}: no face found; written unchanged", file=sys.stderr)
+    return common.png_bytes(photo)
+
+
 def run(args: argparse.Namespace) -> list[str]:
     """Does what the command line asks; returns the files written."""
     paths = common.split_paths(args.image)
@@ -327,6 +367,8 @@ def run(args: argparse.Namespace) -> list[str]:
         raise ValueError("pass --cluster=ID_OR_NAME or --all_clusters")
     if args.all_clusters and args.cluster is not None:
         raise ValueError(f"pass --cluster={args.cluster} or --all_clusters, not both")
+    if args.paste_back:
+        _check_paste_back(args)
     # Decoded here first by the training pipeline's rules (client_common.decode_rgb): a file
     # that cannot be read is one line naming it, before any request.
     encoded = [common.read_image_bytes(p) for p in paths]
@@ -355,9 +397,14 @@ def run(args: argparse.Namespace) -> list[str]:
         cluster = common.resolve_cluster(args.cluster, info)
         ids = [cluster] * len(paths)
         outputs = common.output_paths(args.out, paths, ids)
-        for path, png in zip(
-            outputs, _translate_pngs(client, args.signature, encoded, ids), strict=True
-        ):
+        if args.paste_back:
+            pngs = [
+                _paste_back(client, args, p, data, cluster)
+                for p, data in zip(paths, encoded, strict=True)
+            ]
+        else:
+            pngs = _translate_pngs(client, args.signature, encoded, ids)
+        for path, png in zip(outputs, pngs, strict=True):
             common.write_file(path, png)
             written.append(path)
     return written
@@ -405,6 +452,57 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=[sig.TRANSLATE_BYTES, sig.SERVING_DEFAULT],
         default=sig.TRANSLATE_BYTES,
         help="send encoded bytes (default) or decoded uint8 pixels",
+    )
+    g = p.add_argument_group(
+        "paste-back (needs the face detector: pip install 'xplore_tf[prepare]')"
+    )
+    g.add_argument(
+        "--paste_back",
+        action="store_true",
+        help="detect and align every face of each image, translate each aligned crop, blend "
+        "it back with a feathered mask and write the whole photo",
+    )
+    g.add_argument(
+        "--detector",
+        choices=faces.DETECTORS,
+        default=faces.DEFAULT_DETECTOR,
+        help="face detector (default %(default)s)",
+    )
+    g.add_argument(
+        "--faces",
+        choices=["all", "largest"],
+        default="all",
+        help="which faces to translate (default %(default)s)",
+    )
+    g.add_argument(
+        "--aligned_size",
+        type=int,
+        default=128,
+        help="px of the aligned crops sent to the model (default %(default)s)",
+    )
+    g.add_argument(
+        "--min_face_size",
+        type=int,
+        default=20,
+        help="skip faces whose box is smaller, px (default %(default)s)",
+    )
+    g.add_argument(
+        "--min_face_score",
+        type=float,
+        default=0.0,
+        help="skip faces the detector scores lower (default %(default)s)",
+    )
+    g.add_argument(
+        "--paste_feather",
+        type=float,
+        default=0.12,
+        help="soft edge of the paste mask, fraction of the crop side (default %(default)s)",
+    )
+    g.add_argument(
+        "--crop_size",
+        type=int,
+        default=0,
+        help="the model's --crop_size at export (its own centre crop; default 0 = none)",
     )
     return p.parse_args(argv)
 

@@ -9,3 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # keeps its own thread pools. Must be set before numpy is first imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# Tests see TensorFlow's kernels as users do: the package's oneDNN setting comes first.
+import xplore_tf  # noqa: E402, F401

@@ -118,3 +118,37 @@ def test_contradicting_data_flags_are_one_line_errors_or_warnings(
         f"--synthetic_num: only for --dataset=synthetic; ignored, the images come from --images_dir={tmp_path}"
         in caplog.text
     )
+
+
+def test_num_clusters_several_values_are_a_sweep_for_cluster_only(tmp_path, parsed_flags, capsys):
+    from xplore_tf import evaluate
+    from xplore_tf import flags as xflags
+
+    parsed_flags(["prog", f"--workdir={tmp_path}", "--num_clusters=7"])
+    config = xflags.config_from_flags()
+    assert config.cluster.num_clusters == 7 and config.cluster.k_sweep == ()
+    parsed_flags.unparse_flags()
+
+    parsed_flags(["prog", f"--workdir={tmp_path}", "--num_clusters=20, 50,100"])
+    config = xflags.config_from_flags(allow_k_sweep=True)
+    assert config.cluster.k_sweep == (20, 50, 100) and config.cluster.num_clusters == 20
+    path = xflags.write_resolved_flags(str(tmp_path), "cluster")
+    assert "--num_clusters=20,50,100\n" in open(path).read()
+    message = (
+        "--num_clusters=20,50,100: this stage takes one k; only `python -m xplore_tf.cluster` "
+        "sweeps several (see WORKDIR/clusters/k_sweep.html), then pass the chosen one, e.g. "
+        "--num_clusters=20"
+    )
+    with pytest.raises(flags.ValidationError) as info:
+        xflags.config_from_flags()
+    assert str(info.value) == message
+    with pytest.raises(SystemExit) as exit_info:  # e.g. evaluate: one line, status 2
+        evaluate.main(["prog"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == f"xplore_tf.evaluate: error: {message}"
+    parsed_flags.unparse_flags()
+
+    for bad in ("1", "20,20", "20,x"):
+        with pytest.raises(flags.IllegalFlagValueError, match="--num_clusters"):
+            parsed_flags(["prog", f"--workdir={tmp_path}", f"--num_clusters={bad}"])
+        parsed_flags.unparse_flags()

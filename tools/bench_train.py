@@ -7,7 +7,17 @@
 Runs the real Trainer (D step every iteration, G step + EMA every n_critic) on random
 in-memory images, so it measures the model, not the disk. Prints images/s (counting each
 iteration's batch once, as the training progress line does), seconds per iteration and the
-process's peak resident memory.
+process's peak resident memory, then the figure to quote across machines:
+
+- the iteration's FLOP count, counted by TensorFlow's profiler on the traced D and G step
+  graphs (D step + (G step) / n_critic; multiply-add = 2 FLOPs), and the FLOP/s reached;
+- this CPU's peak: a 3x3 convolution 256->256 channels, 32x32, batch 16, forward + both
+  backward passes, timed in the same process (issue 12's reference kernel);
+- their ratio ("of conv peak"): how much of the step's time goes to arithmetic the model
+  needs. The CPU's SIMD flags are printed beside it.
+
+`--profile=DIR` also records a TensorFlow profiler trace of a few iterations, viewable in
+TensorBoard's Profile tab (`pip install tensorboard-plugin-profile`).
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+import xplore_tf  # noqa: E402, F401  (before TensorFlow: the package's oneDNN setting)
 
 PRESETS = {
     # Paper widths (DESIGN.md §3): base 64, 6+6 residual blocks, MLP depth 3, D with 6 downs.
@@ -57,6 +69,58 @@ PRESETS["demo_paper_g"] = {
 }
 
 
+def graph_flops(concrete_function) -> int:
+    """FLOPs of one call of a traced tf.function, by TensorFlow's profiler (its registered
+    per-op statistics: conv and matmul forward and backward, element-wise ops)."""
+    import tensorflow as tf
+
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(
+        tf.compat.v1.profiler.profile(concrete_function.graph, options=options).total_float_ops
+    )
+
+
+def conv_peak_flops(*, repeats: int = 10) -> float:
+    """FLOP/s of a 3x3 conv 256->256 at 32x32, batch 16, forward + input and filter gradients
+    (2 * 3 passes * N*H*W*Cin*Cout*9 FLOPs): the machine's attainable conv rate in TensorFlow."""
+    import tensorflow as tf
+
+    n, hw, c = 16, 32, 256
+    x = tf.random.normal([n, hw, hw, c])
+    w = tf.Variable(tf.random.normal([3, 3, c, c]) * 0.05)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, w, 1, "SAME")
+            loss = tf.reduce_sum(y)
+        return tape.gradient(loss, [x, w])
+
+    for _ in range(3):
+        step(x)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        gx, gw = step(x)
+    float(gw[0, 0, 0, 0])  # wait for the work
+    seconds = (time.perf_counter() - start) / repeats
+    return 3 * 2 * n * hw * hw * c * c * 9 / seconds
+
+
+def cpu_flags() -> str:
+    """The SIMD features that decide TensorFlow's CPU kernels (from /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(
+                (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []
+            )
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+    return " ".join(f for f in wanted if f in flags) or "no AVX2"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
@@ -64,6 +128,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations (tracing)")
     parser.add_argument(
         "--mixed_precision", default="none", choices=["none", "mixed_bfloat16", "mixed_float16"]
+    )
+    parser.add_argument(
+        "--profile", default="", help="folder for a TensorFlow profiler trace of 5 iterations"
     )
     for key in ("image_size", "batch_size", "g_channels", "g_res_blocks", "d_channels", "k"):
         parser.add_argument(f"--{key}", type=int, default=None, help=f"override the preset's {key}")
@@ -125,6 +192,14 @@ def main() -> None:
     for step in range(args.warmup, args.warmup + n):
         trainer.train_step(step, batch)
     seconds = time.perf_counter() - start
+    if args.profile:
+        tf.profiler.experimental.start(args.profile)
+        for step in range(args.warmup + n, args.warmup + n + 5):
+            trainer.train_step(step, batch)
+        tf.profiler.experimental.stop()
+        print(
+            f"profiler trace in {args.profile}: tensorboard --logdir={args.profile} (Profile tab)"
+        )
     g = sum(int(np.prod(v.shape)) for v in trainer.generator.trainable_variables)
     dd = sum(int(np.prod(v.shape)) for v in trainer.discriminator.trainable_variables)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -132,6 +207,19 @@ def main() -> None:
         f"preset={args.preset} image={s}px batch={b} G={g / 1e6:.2f}M D={dd / 1e6:.2f}M "
         f"params k={k} precision={args.mixed_precision}: {n} iterations in {seconds:.1f} s, "
         f"{seconds / n:.3f} s/iteration, {n * b / seconds:.1f} images/s, peak RSS {peak_mib:.0f} MiB"
+    )
+    n_critic = config.train.n_critic
+    flops = (
+        graph_flops(trainer._d_step.get_concrete_function(batch))
+        + graph_flops(trainer._g_step.get_concrete_function(batch)) / n_critic
+    )
+    achieved = flops * n / seconds
+    peak = conv_peak_flops()
+    onednn = os.environ["TF_ENABLE_ONEDNN_OPTS"]
+    print(
+        f"{flops / 1e9:.2f} GFLOP/iteration (counted from the graphs), {achieved / 1e9:.1f} "
+        f"GFLOP/s; conv peak {peak / 1e9:.1f} GFLOP/s in this process: "
+        f"{achieved / peak:.0%} of conv peak [CPU: {cpu_flags()}; oneDNN: {onednn}]"
     )
 
 

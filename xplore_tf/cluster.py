@@ -1,6 +1,8 @@
 """`python -m xplore_tf.cluster --flagfile=configs/demo.cfg`: discover attribute clusters.
 
-Writes WORKDIR/clusters/ (assignments.csv, stats.npz, montages/index.html, summary.json).
+Writes WORKDIR/clusters/ (assignments.csv, stats.npz, montages/index.html, summary.json,
+the feature cache features.npy + features.json). With several --num_clusters values
+(`--num_clusters=20,50,100`), a k sweep: clusters/k_sweep/kKKK/ per k and k_sweep.html.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from xplore_tf.clustering import pipeline  # noqa: E402
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = xflags.config_from_flags()
+    config = xflags.config_from_flags(allow_k_sweep=True)
     os.makedirs(config.workdir, exist_ok=True)
     xflags.write_resolved_flags(config.workdir, "cluster")
     summary = pipeline.run_clustering(config)

@@ -40,6 +40,20 @@ class ClusterConfig:
     contact_sheet_members: int = 16
     thumbnail_size: int = 64
     projector: bool = False
+    # several k = a k sweep (cluster stage only; clusters/k_sweep/), () = just num_clusters
+    k_sweep: tuple[int, ...] = ()
+    feature_blocks: tuple[str, ...] = ()  # pooled blocks beside/instead of the last; () = paper
+    feature_cache: bool = True  # reuse WORKDIR/clusters/features.npy when it matches
+    pca_whiten: bool = False  # unit variance per PCA axis
+    pca_l2: bool = False  # L2-normalise again after PCA
+    method: str = "kmeans"  # "kmeans" (paper) | "scan" (learned heads, SCAN ECCV 2020)
+    scan_neighbors: int = 20
+    scan_entropy_weight: float = 5.0
+    scan_heads: int = 5
+    scan_hidden: int = 512
+    scan_epochs: int = 50
+    scan_batch_size: int = 512
+    scan_learning_rate: float = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +79,7 @@ class EvalConfig:
     identity_pairs_csv: str = ""  # image_a,image_b,same_identity; empty = beside the labels
     identity_max_pairs: int = 500  # real same / different identity pairs, each
     identity_regressor_epochs: int = 30
+    identity_regressor_members: int = 5  # geometry regressors averaged (a steadier judge)
     inception_weights: str = ""  # InceptionV3 no-top .h5 for FID; empty = no FID
     batch_size: int = 32  # images per generator / extractor call
     report_images: int = 8  # rows of the translation matrix
@@ -135,6 +150,20 @@ class ExportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """Face detection and alignment of real photos (`xplore_tf.prepare`, serving/faces.py)."""
+
+    enabled: bool = False  # --prepare: cluster/train read WORKDIR/prepared, made from images_dir
+    detector: str = "mtcnn"  # "mtcnn" | "dlib"
+    faces: str = "all"  # "all" faces of a photo | the "largest" one
+    aligned_size: int = 128  # side of the aligned square crops in px
+    min_face_size: int = 20  # detection boxes smaller than this (px, shorter side) are skipped
+    min_face_score: float = 0.0  # detector confidence below this is skipped (mtcnn: 0..1)
+    paste_back: bool = False  # translate: detect, translate each face, paste into the photo
+    paste_feather: float = 0.12  # paste-back mask feather, fraction of the crop side
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     workdir: str
     seed: int = 0
@@ -145,6 +174,7 @@ class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    prepare: PrepareConfig = dataclasses.field(default_factory=PrepareConfig)
 
     @property
     def images_dir(self) -> str:
@@ -152,6 +182,11 @@ class Config:
         if self.data.dataset == "synthetic":
             return os.path.join(self.workdir, "synthetic")
         return self.data.images_dir
+
+    @property
+    def prepared_dir(self) -> str:
+        """Where `--prepare` writes the aligned faces of --images_dir (see xplore_tf.prepare_lib)."""
+        return os.path.join(self.workdir, "prepared")
 
     @property
     def clusters_dir(self) -> str:

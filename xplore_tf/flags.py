@@ -67,7 +67,8 @@ flags.DEFINE_string(
     "Output of the one-off binaries (alias --synthetic_out): the folder "
     "`python -m xplore_tf.data.synthetic` renders into (empty = WORKDIR/synthetic), or "
     "where `python -m xplore_tf.translate` writes (a folder, a .png file for one output, or a "
-    "pattern with {stem}, {index}, {cluster}; empty = WORKDIR/translate).",
+    "pattern with {stem}, {index}, {cluster}; empty = WORKDIR/translate), or where "
+    "`python -m xplore_tf.prepare` writes the aligned faces (a folder, required).",
 )
 flags.DEFINE_alias("synthetic_out", "out")
 flags.DEFINE_alias("num", "synthetic_num")
@@ -88,11 +89,35 @@ flags.DEFINE_string(
     "Weights of the extractor: .npz keyed by PyTorch state-dict names "
     "(tools/convert_torch_weights.py makes one). Required for mobilenet_v2, resnet50, bagnet17.",
 )
-flags.DEFINE_integer(
+
+
+class _ClusterCountsParser(flags.ListParser):
+    """--num_clusters: one k, or a comma-separated k sweep (integers >= 2, no repeats)."""
+
+    def parse(self, argument):
+        values = super().parse(argument)
+        try:
+            ks = [int(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"expected integers >= 2 separated by commas, got {argument!r}"
+            ) from None
+        if not ks or min(ks) < 2 or len(set(ks)) != len(ks):
+            raise ValueError(
+                f"expected distinct integers >= 2 separated by commas, got {argument!r}"
+            )
+        return ks
+
+
+flags.DEFINE(
+    _ClusterCountsParser(),
     "num_clusters",
-    100,
-    "k of k-means = number of discovered attributes. Paper: 100 at 128 px, 50 at 256 px.",
-    lower_bound=2,
+    [100],
+    "k = number of discovered attributes (clusters). Paper: 100 at 128 px, 50 at 256 px. "
+    "Several values (20,50,100) make `python -m xplore_tf.cluster` a k sweep: one artifact "
+    "set per k in WORKDIR/clusters/k_sweep/kKKK/ plus k_sweep.html to compare them (the main "
+    "set is left alone); every other stage takes one k.",
+    serializer=flags.CsvListSerializer(","),
 )
 flags.DEFINE_integer(
     "pca_dim", 256, "PCA dimensions after L2 normalisation (paper: 256).", lower_bound=1
@@ -130,6 +155,76 @@ flags.DEFINE_bool(
     "projector",
     False,
     "Also write a TensorBoard projector embedding of the PCA features to WORKDIR/clusters/projector.",
+)
+
+# ---------------------------------------------------------------- clustering: features, space, method
+# Options measured on celeba10k in docs/discovery.md; the defaults are the paper's setting
+# (last conv layer pooled, L2 -> PCA 256, k-means).
+flags.DEFINE_list(
+    "feature_blocks",
+    [],
+    "Blocks of the extractor to pool, comma separated, in torchvision module names "
+    "(MobileNetV2: features.13 = last block at 14x14; ResNet: layer3) or 'last' (the last "
+    "conv layer). Each is globally average-pooled and L2-normalised, then concatenated. "
+    "Empty = 'last' alone (paper).",
+)
+flags.DEFINE_bool(
+    "feature_cache",
+    True,
+    "Keep the pooled features in WORKDIR/clusters/features.npy (+ features.json) and reuse "
+    "them while the extractor, weights file, blocks, crop and image files are unchanged "
+    "(another k, PCA, clustering method or seed re-clusters in seconds).",
+)
+flags.DEFINE_bool(
+    "pca_whiten",
+    False,
+    "Scale every PCA axis to unit variance, so the few dominant directions of ImageNet "
+    "features (pose, lighting) do not decide every distance. Use with --pca_l2.",
+)
+flags.DEFINE_bool(
+    "pca_l2",
+    False,
+    "L2-normalise the PCA (or whitened) features again before clustering (cosine geometry).",
+)
+flags.DEFINE_enum(
+    "clustering",
+    "kmeans",
+    ["kmeans", "scan"],
+    "How clusters are found: 'kmeans' (paper, faiss) or 'scan' = small heads trained so "
+    "that each image and its nearest neighbours share a cluster (SCAN, Van Gansbeke et al., "
+    "ECCV 2020), on the frozen features.",
+)
+flags.DEFINE_integer(
+    "scan_neighbors",
+    20,
+    "--clustering=scan: nearest neighbours mined per image in the clustering space (SCAN: 20).",
+    lower_bound=1,
+)
+flags.DEFINE_float(
+    "scan_entropy_weight",
+    5.0,
+    "--clustering=scan: weight of the entropy of the mean prediction, which spreads images "
+    "over the clusters (SCAN: 5).",
+    lower_bound=0.0,
+)
+flags.DEFINE_integer(
+    "scan_heads",
+    5,
+    "--clustering=scan: heads trained at once; the lowest final loss is kept (label-free).",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "scan_hidden",
+    512,
+    "--clustering=scan: hidden units of each head's MLP; 0 = a linear head.",
+    lower_bound=0,
+)
+flags.DEFINE_integer("scan_epochs", 50, "--clustering=scan: passes over all images.", lower_bound=1)
+flags.DEFINE_integer(
+    "scan_batch_size", 512, "--clustering=scan: (image, neighbour) pairs per step.", lower_bound=2
+)
+flags.DEFINE_float(
+    "scan_learning_rate", 1e-3, "--clustering=scan: Adam learning rate.", lower_bound=0.0
 )
 
 # ---------------------------------------------------------------- models (DESIGN.md §3)
@@ -350,6 +445,64 @@ flags.DEFINE_string(
     "to translate with; empty = G_ema of --checkpoint (default: the run's latest).",
 )
 
+# ---------------------------------------------------------------- prepare: real photos in, real photos out
+# `python -m xplore_tf.prepare --images_dir=RAW --out=ALIGNED` (detect, align, crop faces),
+# `--dataset=folder --prepare` in front of cluster/train, and `translate --paste_back`.
+flags.DEFINE_bool(
+    "prepare",
+    False,
+    "With --dataset=folder: detect and align the faces of --images_dir first (into "
+    "WORKDIR/prepared, reused while these prepare flags are unchanged) and cluster/train on "
+    "those aligned crops instead of centre-cropping the photos.",
+)
+flags.DEFINE_enum(
+    "detector",
+    "mtcnn",
+    ["mtcnn", "dlib"],
+    "Face detector with five landmarks, weights inside its wheel (no download): 'mtcnn' "
+    "(pip install 'xplore_tf[prepare]') or 'dlib' (HOG + 68-point predictor, "
+    "pip install 'xplore_tf[eval]'). README 'Real photos' has the measurements.",
+)
+flags.DEFINE_enum(
+    "faces",
+    "all",
+    ["all", "largest"],
+    "Which faces of a photo to prepare / paste back: every face found, or only the largest.",
+)
+flags.DEFINE_integer(
+    "aligned_size",
+    128,
+    "Side in px of the aligned square face crops (CelebA's central 178x178 framing).",
+    lower_bound=16,
+)
+flags.DEFINE_integer(
+    "min_face_size",
+    20,
+    "Faces whose detection box is smaller than this many photo px (shorter side) are skipped "
+    "(20 = MTCNN's own smallest; a 20 px face is upscaled ~4x into a 128 px crop).",
+    lower_bound=1,
+)
+flags.DEFINE_float(
+    "min_face_score",
+    0.0,
+    "Faces whose detector score is lower are skipped: mtcnn's probability 0..1 (it already "
+    "drops faces under 0.8), dlib's SVM margin (0 = its decision boundary). 0 = keep all.",
+)
+flags.DEFINE_bool(
+    "paste_back",
+    False,
+    "`xplore_tf.translate`: detect and align every face of each --images photo (needs the "
+    "detector), translate each aligned crop, warp it back and blend it in with a feathered "
+    "mask, and write the whole photo.",
+)
+flags.DEFINE_float(
+    "paste_feather",
+    0.12,
+    "Paste-back: width of the mask's soft edge, as a fraction of the aligned crop's side.",
+    lower_bound=0.01,
+    upper_bound=0.5,
+)
+
 # ---------------------------------------------------------------- reports
 flags.DEFINE_string(
     "labels_csv",
@@ -442,6 +595,14 @@ flags.DEFINE_integer(
     "Training epochs of the synthetic identity-geometry regressor.",
     lower_bound=1,
 )
+flags.DEFINE_integer(
+    "identity_regressor_members",
+    5,
+    "Independently seeded geometry regressors whose predictions are averaged (the synthetic "
+    "identity judge). One regressor's seed moved one model's verification rate by 0.2; the "
+    "mean of several is steadier (docs/identity.md). 1 = the single regressor of early reports.",
+    lower_bound=1,
+)
 flags.DEFINE_string(
     "inception_weights",
     "",
@@ -515,14 +676,23 @@ def resolve_dataset(*, warn: bool = True) -> str:
     return dataset
 
 
-def config_from_flags() -> config_lib.Config:
+def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
     """Converts the parsed flags once into the frozen, typed Config.
 
-    Raises flags.ValidationError for flags that contradict each other (`resolve_dataset`).
+    Raises flags.ValidationError for flags that contradict each other (`resolve_dataset`),
+    and for several --num_clusters values unless `allow_k_sweep` (only the cluster stage
+    sweeps k; training, export and evaluation take one k).
     """
     if not FLAGS.workdir:
         raise flags.ValidationError("--workdir is required (where every artifact is written).")
     f = FLAGS
+    ks = tuple(int(k) for k in f.num_clusters)
+    if len(ks) > 1 and not allow_k_sweep:
+        raise flags.ValidationError(
+            f"--num_clusters={','.join(map(str, ks))}: this stage takes one k; only "
+            "`python -m xplore_tf.cluster` sweeps several (see WORKDIR/clusters/k_sweep.html), "
+            "then pass the chosen one, e.g. --num_clusters=" + str(ks[0])
+        )
     return config_lib.Config(
         workdir=os.path.abspath(os.path.expanduser(f.workdir)),
         seed=f.seed,
@@ -538,7 +708,8 @@ def config_from_flags() -> config_lib.Config:
         cluster=config_lib.ClusterConfig(
             feature_extractor=f.feature_extractor,
             feature_weights=f.feature_weights,
-            num_clusters=f.num_clusters,
+            num_clusters=ks[0],
+            k_sweep=ks if len(ks) > 1 else (),
             pca_dim=f.pca_dim,
             kmeans_niter=f.kmeans_niter,
             kmeans_nredo=f.kmeans_nredo,
@@ -548,6 +719,18 @@ def config_from_flags() -> config_lib.Config:
             contact_sheet_members=f.contact_sheet_members,
             thumbnail_size=f.thumbnail_size,
             projector=f.projector,
+            feature_blocks=tuple(f.feature_blocks),
+            feature_cache=f.feature_cache,
+            pca_whiten=f.pca_whiten,
+            pca_l2=f.pca_l2,
+            method=f.clustering,
+            scan_neighbors=f.scan_neighbors,
+            scan_entropy_weight=f.scan_entropy_weight,
+            scan_heads=f.scan_heads,
+            scan_hidden=f.scan_hidden,
+            scan_epochs=f.scan_epochs,
+            scan_batch_size=f.scan_batch_size,
+            scan_learning_rate=f.scan_learning_rate,
         ),
         model=config_lib.ModelConfig(
             image_size=f.image_size,
@@ -616,16 +799,33 @@ def config_from_flags() -> config_lib.Config:
             identity_pairs_csv=_abspath(f.identity_pairs_csv),
             identity_max_pairs=f.identity_max_pairs,
             identity_regressor_epochs=f.identity_regressor_epochs,
+            identity_regressor_members=f.identity_regressor_members,
             inception_weights=_abspath(f.inception_weights),
             batch_size=f.eval_batch_size,
             report_images=f.report_images,
             report_clusters=f.report_clusters,
         ),
+        prepare=prepare_config_from_flags(),
     )
 
 
 def _abspath(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path)) if path else ""
+
+
+def prepare_config_from_flags() -> config_lib.PrepareConfig:
+    """The face preparation flags as a PrepareConfig (needs no --workdir: `xplore_tf.prepare`)."""
+    f = FLAGS
+    return config_lib.PrepareConfig(
+        enabled=f.prepare,
+        detector=f.detector,
+        faces=f.faces,
+        aligned_size=f.aligned_size,
+        min_face_size=f.min_face_size,
+        min_face_score=f.min_face_score,
+        paste_back=f.paste_back,
+        paste_feather=f.paste_feather,
+    )
 
 
 def write_resolved_flags(workdir: str, stage: str) -> str:

@@ -4,6 +4,8 @@ Translates local image files into a cluster (an id or a name from cluster_names.
 with --all_clusters into every cluster as one grid (rows = images, columns = the input then
 each cluster), without a server: with an exported SavedModel (--saved_model=VERSION_DIR) or
 G_ema of the run's latest checkpoint (or --checkpoint). Output as serving/client.py writes it.
+With --paste_back each image is a photo: its faces are detected, aligned, translated and
+blended back, and the whole photo is written (xplore_tf/translate_lib.py, serving/faces.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def main(argv: list[str]) -> None:
         cluster=f.cluster,
         all_clusters=f.all_clusters,
         saved_model=os.path.abspath(os.path.expanduser(f.saved_model)) if f.saved_model else "",
+        paste_back=config.prepare.paste_back,
     )
     for path in written:
         print(path)

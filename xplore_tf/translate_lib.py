@@ -101,8 +101,14 @@ def translate_files(
     saved_model: str = "",
     checkpoint: str | None = None,
     max_batch: int = 16,
+    paste_back: bool = False,
 ) -> list[str]:
     """Translates image files into `cluster` (id or name), or into every cluster as one grid.
+
+    With `paste_back`, each file is a photo: its faces are detected and aligned
+    (`config.prepare`: detector, faces, aligned_size, min_face_size/score, paste_feather;
+    serving/faces.py), each aligned crop is translated, warped back and blended in, and the
+    whole photo is written (unchanged, with a warning, when no face is found).
 
     Inputs are read as `serving.client_common.read_image_bytes` (the client's rules): a file
     the training pipeline could not decode is a ValueError (ImageError) naming it.
@@ -122,10 +128,14 @@ def translate_files(
         raise ValueError("pass --cluster=ID_OR_NAME or --all_clusters")
     if all_clusters and has_cluster:
         raise ValueError(f"pass --cluster={cluster} or --all_clusters, not both")
+    if paste_back and all_clusters:
+        raise ValueError("--paste_back writes whole photos into one cluster: pass --cluster")
     out = out or os.path.join(config.workdir, "translate")
     # Every input is decoded here first, by the training pipeline's rules: a file that
     # cannot be read is one ImageError line naming it, before any model is loaded.
     encoded = [common.read_image_bytes(p) for p in paths]
+    if paste_back:
+        _check_detector(config)
     translator = (
         Translator.from_saved_model(saved_model)
         if saved_model
@@ -147,7 +157,69 @@ def translate_files(
     target = common.resolve_cluster(cluster, info)
     ids = [target] * len(paths)
     outputs = common.output_paths(out, paths, ids)
-    pngs = translator.translate_bytes(encoded, ids, max_batch=max_batch)
+    if paste_back:
+        pngs = [
+            _paste_back(config, translator, path, data, target, saved_model, max_batch)
+            for path, data in zip(paths, encoded, strict=True)
+        ]
+    else:
+        pngs = translator.translate_bytes(encoded, ids, max_batch=max_batch)
     for path, png in zip(outputs, pngs, strict=True):
         common.write_file(path, png)
     return outputs
+
+
+def _check_detector(config: Config) -> None:
+    from serving import faces
+
+    if not faces.detector_available(config.prepare.detector):
+        raise ValueError(
+            f"--paste_back: {faces.MISSING_DETECTOR.format(name=config.prepare.detector)}"
+        )
+
+
+def _model_crop_size(config: Config, saved_model: str) -> int:
+    """The model's own centre crop of its input (--crop_size at export; 0 = all of it)."""
+    if not saved_model:
+        return config.data.crop_size
+    import json
+
+    try:
+        with open(os.path.join(saved_model, "assets.extra", "xplore_tf.json")) as f:
+            return int(json.load(f).get("crop_size", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _paste_back(
+    config: Config,
+    translator: Translator,
+    path: str,
+    data: bytes,
+    cluster: int,
+    saved_model: str,
+    max_batch: int,
+) -> bytes:
+    """PNG bytes of the photo at `path` with every face translated into `cluster`."""
+    from absl import logging
+
+    from serving import faces
+
+    p = config.prepare
+    options = faces.PasteOptions(
+        detector=p.detector,
+        faces=p.faces,
+        aligned_size=p.aligned_size,
+        min_face_size=p.min_face_size,
+        min_face_score=p.min_face_score,
+        feather=p.paste_feather,
+        crop_size=_model_crop_size(config, saved_model),
+    )
+    photo, found = faces.translate_photo(
+        common.decode(data, path),
+        lambda pngs: translator.translate_bytes(pngs, [cluster] * len(pngs), max_batch=max_batch),
+        options,
+    )
+    if not found:
+        logging.warning("%s: no face found; written unchanged", path)
+    return common.png_bytes(photo)

@@ -33,3 +33,22 @@ def test_pca_dim_is_clamped_and_signs_deterministic():
     np.testing.assert_array_equal(m1, m2)
     top = m1[np.argmax(np.abs(m1), axis=0), np.arange(10)]
     assert (top > 0).all()
+
+
+def test_whitening_against_a_hand_computed_case():
+    # Mean 0; sample variances (N - 1 = 3): 8/3 along x, 2/3 along y, no covariance.
+    x = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    mean, matrix = pca.fit_pca(x, 2, whiten=True, eps=0.0)
+    np.testing.assert_allclose(mean, [0, 0], atol=1e-7)
+    np.testing.assert_allclose(
+        np.abs(matrix), [[1 / np.sqrt(8 / 3), 0], [0, 1 / np.sqrt(2 / 3)]], atol=1e-6
+    )
+    y = pca.apply_pca(x, mean, matrix)
+    np.testing.assert_allclose(y.var(axis=0, ddof=1), [1.0, 1.0], rtol=1e-5)
+    # eps bounds the scale of an axis without variance: eps * largest variance is added.
+    flat = np.array([[1.0, 5.0], [-1.0, 5.0], [3.0, 5.0], [-3.0, 5.0]])
+    _, m = pca.fit_pca(flat, 2, whiten=True, eps=0.01)
+    top = 20.0 / 3.0  # variance along x
+    np.testing.assert_allclose(
+        np.abs(m).max(axis=0), [1 / np.sqrt(top * 1.01), 1 / np.sqrt(0.01 * top)], rtol=1e-5
+    )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -163,3 +165,55 @@ def test_k_is_checked_against_distinct_images(copied_folder, tmp_path):
         ValueError, match="20 images cannot fill 20 clusters of 2: use --num_clusters=10"
     ):
         pipeline.run_clustering(_config(tmp_path / "w", root, num_clusters=20))
+
+
+def test_features_are_cached_and_reused_until_the_images_change(folder, tmp_path):
+    root, truth = folder
+    cfg = _config(tmp_path / "w", root)
+    first = pipeline.run_clustering(cfg)
+    assert not first["features_cached"]
+    assert os.path.exists(os.path.join(cfg.clusters_dir, "features.npy"))
+    # Another k, PCA, whitening, method and seed: same features, from the cache.
+    again = pipeline.run_clustering(
+        dataclasses.replace(
+            _config(tmp_path / "w", root, num_clusters=4, pca_dim=8, pca_whiten=True, pca_l2=True),
+            seed=3,
+        )
+    )
+    assert again["features_cached"] and again["num_clusters"] == 4 and again["pca_dim"] == 8
+    assert again["images_skipped"] == 1 and again["skipped"][0]["image"] == "broken.jpg"
+    assert again["space"] == "l2 -> pca 8 whitened -> l2"
+    # Another image list: extracted again.
+    extra = tmp_path / "more"
+    shutil.copytree(root, extra)
+    Image.new("RGB", (40, 48), (220, 30, 30)).save(extra / "new.png")
+    moved = pipeline.run_clustering(_config(tmp_path / "w", extra))
+    assert not moved["features_cached"] and moved["images_clustered"] == 37
+    off = pipeline.run_clustering(_config(tmp_path / "w2", root, feature_cache=False))
+    assert not os.path.exists(os.path.join(tmp_path / "w2", "clusters", "features.npy"))
+    assert not off["features_cached"]
+
+
+def test_scan_clustering_recovers_colours(folder, tmp_path):
+    root, truth = folder
+    cfg = _config(
+        tmp_path / "w",
+        root,
+        method="scan",
+        scan_neighbors=5,
+        scan_heads=2,
+        scan_hidden=16,
+        scan_epochs=50,
+        scan_batch_size=18,
+        scan_learning_rate=1e-2,
+        pca_dim=16,
+    )
+    summary = pipeline.run_clustering(cfg)
+    assert summary["clustering"] == "scan" and summary["num_clusters"] == 3
+    images, clusters, _ = artifacts.read_assignments(
+        os.path.join(cfg.clusters_dir, "assignments.csv")
+    )
+    colours = [truth[p] for p in images]
+    assert report.normalized_mutual_information(clusters, colours) == pytest.approx(1.0)
+    stats = artifacts.read_stats(os.path.join(cfg.clusters_dir, "stats.npz"))
+    assert stats.sizes.tolist() == [12, 12, 12] and (stats.stds > 0).all()

@@ -76,6 +76,29 @@ def test_geometry_regressor_learns_held_out_geometry():
     assert set(scores["r2_per_field"]) == set(synthetic.IDENTITY_FIELDS)
 
 
+def test_geometry_ensemble_embeds_the_mean_of_its_members():
+    images, geometry = _faces(40, 32)
+    ensemble = identity.fit_geometry_regressor(
+        images, geometry, epochs=1, input_size=32, seed=3, members=2
+    )
+    assert len(ensemble.models) == 2
+    members = [
+        identity.GeometryRegressor([m], input_size=32).embed(images[:5]) for m in ensemble.models
+    ]
+    assert not np.allclose(members[0], members[1])  # differently seeded
+    np.testing.assert_allclose(ensemble.embed(images[:5]), (members[0] + members[1]) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="members"):
+        identity.fit_geometry_regressor(images, geometry, members=0)
+
+
+def test_relative_distance_by_hand():
+    assert identity.relative_distance(0.2, 0.2, 0.8) == pytest.approx(1.0)
+    assert identity.relative_distance(0.8, 0.2, 0.8) == pytest.approx(0.0)
+    assert identity.relative_distance(0.35, 0.2, 0.8) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="must exceed"):
+        identity.relative_distance(0.3, 0.5, 0.5)
+
+
 def test_regression_scores_by_hand():
     truth = np.array([[0.0] * 6, [1.0] * 6])
     assert identity.regression_scores(truth, truth)["r2"] == pytest.approx(1.0)

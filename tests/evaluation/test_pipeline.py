@@ -35,6 +35,7 @@ def _background_clusters_run(workdir) -> config_lib.Config:
             eval_images=100,
             probe_train_images=300,
             identity_regressor_epochs=15,
+            identity_regressor_members=2,  # the ensemble path, at a test's cost
             identity_max_pairs=100,
             report_images=3,
             report_clusters=4,
@@ -131,6 +132,7 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path):
     assert pi["same_identity"]["mean_distance"] < pi["different_identity"]["mean_distance"]
     assert pi["translation"]["mean_distance"] < 0.5 * ni["translation"]["mean_distance"]
     assert pi["translation"]["verification_rate"] > ni["translation"]["verification_rate"] + 0.3
+    assert pi["relative_distance"] > 0.5 > ni["relative_distance"]
 
     # Realism: translations that are real renders sit at the real-vs-real floor; noise far.
     pr, nr = perfect["realism"], noise["realism"]
@@ -200,6 +202,7 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path):
         "--transfer_min_precision=0",
         "--eval_images=16",
         "--identity_regressor_epochs=1",
+        "--identity_regressor_members=1",
         "--report_images=2",
         "--report_clusters=3",
     )

@@ -1,7 +1,15 @@
-"""The clustering stage end to end: images -> features -> PCA -> k-means -> artifacts."""
+"""The clustering stage end to end: images -> features -> PCA -> clusters -> artifacts.
+
+Features come from the feature cache (`features/cache.py`) when nothing they depend on has
+changed. The clustering space is L2 -> PCA (optionally whitened) -> optionally L2 again; the
+clusters are the paper's k-means (§2.1) or SCAN's learned heads (`scan.py`). With several
+`--num_clusters` values (a k sweep) one artifact set per k goes to clusters/k_sweep/kKKK/ and
+a page comparing them to clusters/k_sweep.html (`sweep.py`); the main set is left alone.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -10,11 +18,16 @@ from absl import logging
 
 from xplore_tf import features as features_lib
 from xplore_tf import io_utils
-from xplore_tf.clustering import artifacts, contact_sheets, kmeans, pca
+from xplore_tf.clustering import artifacts, contact_sheets, kmeans, pca, report, scan, sweep
 from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
 from xplore_tf.data import sources
+from xplore_tf.features import blocks as blocks_lib
+from xplore_tf.features import cache as cache_lib
 from xplore_tf.features import extract
+
+SUMMARY = "summary.json"
+REPORT = "report.json"
 
 
 def clusters_exist(config: Config) -> bool:
@@ -38,10 +51,18 @@ def run_clustering(config: Config) -> dict:
 
     Lists the images folder (links followed), clusters each distinct file once (exact
     duplicates, same bytes, are reported and take their original's cluster), skips and
-    counts unreadable files. ValueError when there are fewer distinct (or readable) images
-    than --num_clusters.
+    counts unreadable files. Features are reused from clusters/features.npy when its
+    manifest matches (see `features/cache.py`). With `config.cluster.k_sweep` (several k),
+    writes clusters/k_sweep/kKKK/ per k and clusters/k_sweep.html instead of the main set,
+    and returns {"sweep": [summary per k], "k_sweep_html": path, ...}.
+
+    Raises:
+        ValueError: fewer distinct (or readable) images than the largest k.
+        FileNotFoundError: a missing --feature_weights file or images folder.
     """
     c = config.cluster
+    ks = tuple(c.k_sweep) or (c.num_clusters,)
+    k_max = max(ks)
     _check_extractor_weights(config)
     root = sources.resolve_images_dir(config)
     listing = images_lib.scan_images(root)
@@ -63,33 +84,141 @@ def run_clustering(config: Config) -> dict:
             examples,
             ", ..." if len(duplicates) > 5 else "",
         )
-    if len(rel_paths) < c.num_clusters:
+    if len(rel_paths) < k_max:
         raise ValueError(
             f"{root}: {len(rel_paths)} distinct images (of {len(listed)} listed; "
-            f"{len(duplicates)} exact duplicates) is fewer than --num_clusters={c.num_clusters}"
+            f"{len(duplicates)} exact duplicates) is fewer than --num_clusters={k_max}"
         )
-    if len(rel_paths) < c.num_clusters * c.min_cluster_size:
+    if len(rel_paths) < k_max * c.min_cluster_size:
         logging.warning(
             "%d distinct images cannot fill %d clusters of --min_cluster_size=%d: expect "
             "clusters to be merged (or fewer --num_clusters)",
             len(rel_paths),
-            c.num_clusters,
+            k_max,
             c.min_cluster_size,
         )
     logging.info(
-        "clustering %d distinct images from %s into %d clusters",
+        "clustering %d distinct images from %s into %s clusters",
         len(rel_paths),
         root,
-        c.num_clusters,
+        ", ".join(str(k) for k in ks),
     )
-    if os.path.exists(os.path.join(config.checkpoint_dir, "checkpoint")):
+    if not c.k_sweep and os.path.exists(os.path.join(config.checkpoint_dir, "checkpoint")):
         logging.warning(
             "%s holds a run trained on the clusters being replaced: if they change, `train` "
             "will refuse to resume it (train with --noresume, or use a new --workdir)",
             config.checkpoint_dir,
         )
 
+    features = _features(config, root, rel_paths)
+    if len(features.kept) < k_max:
+        raise ValueError(
+            f"{root}: only {len(features.kept)} readable images ({len(features.skipped)} "
+            f"skipped), fewer than --num_clusters={k_max}"
+        )
+    start = time.perf_counter()
+    space = clustering_space(features.features, config)
+    prepare_seconds = time.perf_counter() - start
+    common = {
+        "images_dir": root,
+        "images_listed": len(listed),
+        "images_distinct": len(rel_paths),
+        "images_clustered": len(features.kept),
+        "images_skipped": len(features.skipped),
+        "skipped": [{"image": p, "reason": r} for p, r in features.skipped],
+        "duplicates_count": len(duplicates),
+        "duplicates": [{"image": d, "original": o} for d, o in duplicates.items()],
+        "links_skipped": listing.links_skipped,
+        "files_ignored": listing.ignored,
+        "extractor": c.feature_extractor,
+        "feature_blocks": list(c.feature_blocks),
+        "feature_dim": int(features.features.shape[1]),
+        "features_cached": features.cached,
+        "space": space.description,
+        "clustering": c.method,
+        "extract_seconds": round(features.extract_seconds, 3),
+        "extract_images_per_second": round(features.images_per_second, 2),
+    }
+    images = [rel_paths[i] for i in features.kept]
+    if not c.k_sweep:
+        return _cluster_and_write(
+            config,
+            config.clusters_dir,
+            c.num_clusters,
+            root,
+            images,
+            duplicates,
+            space,
+            common,
+            prepare_seconds=prepare_seconds,
+        )
+    summaries = []
+    for k in ks:
+        out = os.path.join(config.clusters_dir, sweep.SWEEP_DIR, sweep.k_folder(k))
+        summary = _cluster_and_write(
+            config,
+            out,
+            k,
+            root,
+            images,
+            duplicates,
+            space,
+            common,
+            prepare_seconds=prepare_seconds,
+        )
+        summary["attribute_report"] = _maybe_report(config, out, images, duplicates, summary)
+        summaries.append(summary)
+    page = sweep.write_sweep_page(
+        os.path.join(config.clusters_dir, sweep.SWEEP_PAGE),
+        summaries,
+        title=f"k sweep of {root} ({c.feature_extractor}, {c.method})",
+        precision_threshold=config.report.precision_threshold,
+    )
+    return {**common, "sweep": summaries, "k_sweep_html": page}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Features:
+    kept: np.ndarray  # [M] int64 indices into rel_paths
+    features: np.ndarray  # [M, D] float32
+    skipped: list[tuple[str, str]]
+    extract_seconds: float
+    images_per_second: float
+    cached: bool  # reused from clusters/features.npy
+
+
+def _features(config: Config, root: str, rel_paths: list[str]) -> _Features:
+    """Pooled features of every readable image, from the cache when it matches."""
+    c = config.cluster
+    key = None
+    if c.feature_cache:
+        key = cache_lib.make_key(
+            extractor=c.feature_extractor,
+            weights_path=c.feature_weights,
+            blocks=c.feature_blocks,
+            crop_size=config.data.crop_size,
+            input_size=features_lib.input_size(c.feature_extractor),
+            images_dir=root,
+            images=rel_paths,
+        )
+        hit = cache_lib.load(config.clusters_dir, key)
+        if hit is not None:
+            logging.info(
+                "features: %d images from the cache %s (extracted at %.1f images/s)",
+                len(hit.kept),
+                os.path.join(config.clusters_dir, cache_lib.FEATURES),
+                hit.images_per_second,
+            )
+            return _Features(
+                hit.kept,
+                hit.features,
+                hit.skipped,
+                hit.extract_seconds,
+                hit.images_per_second,
+                True,
+            )
     extractor = features_lib.build_extractor(c.feature_extractor, c.feature_weights or None)
+    extractor = blocks_lib.with_blocks(extractor, c.feature_blocks)
     skip_log = images_lib.SkipLog()
     kept, feats, timing = extract.extract_features(
         extractor,
@@ -106,15 +235,44 @@ def run_clustering(config: Config) -> dict:
         timing["images_per_second"],
         skip_log.count,
     )
-    if len(kept) < c.num_clusters:
-        raise ValueError(
-            f"{root}: only {len(kept)} readable images ({skip_log.count} skipped), fewer than "
-            f"--num_clusters={c.num_clusters}"
+    result = _Features(
+        kept,
+        feats,
+        list(skip_log.skipped),
+        timing["extract_seconds"],
+        timing["images_per_second"],
+        False,
+    )
+    if key is not None and len(kept):
+        cache_lib.save(
+            config.clusters_dir,
+            key,
+            cache_lib.CachedFeatures(
+                kept, feats, result.skipped, result.extract_seconds, result.images_per_second
+            ),
         )
+    return result
 
-    start = time.perf_counter()
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """The points that are clustered and the transform that made them."""
+
+    points: np.ndarray  # [N, d] float32
+    pca_mean: np.ndarray  # [D]
+    pca_matrix: np.ndarray  # [D, d], whitening included
+    description: str  # e.g. "l2 -> pca 256 whitened -> l2"
+
+
+def clustering_space(feats: np.ndarray, config: Config) -> Space:
+    """feats [N, D] -> L2 -> PCA to --pca_dim (whitened with --pca_whiten) -> L2 with --pca_l2.
+
+    The paper (§2.4) L2-normalises and reduces with PCA to 256; whitening and the second L2
+    are this project's options (docs/discovery.md). Cluster statistics live in this space.
+    """
+    c = config.cluster
     normalized = pca.l2_normalize(feats)
-    pca_mean, pca_matrix = pca.fit_pca(normalized, c.pca_dim)
+    pca_mean, pca_matrix = pca.fit_pca(normalized, c.pca_dim, whiten=c.pca_whiten)
     if pca_matrix.shape[1] < c.pca_dim:
         logging.warning(
             "--pca_dim=%d reduced to %d (feature dim %d, %d images)",
@@ -123,28 +281,76 @@ def run_clustering(config: Config) -> dict:
             feats.shape[1],
             len(feats),
         )
-    reduced = pca.apply_pca(normalized, pca_mean, pca_matrix)
-    result = kmeans.discover_clusters(
-        reduced,
-        c.num_clusters,
-        niter=c.kmeans_niter,
-        nredo=c.kmeans_nredo,
-        seed=config.seed,
-        max_points_per_centroid=c.max_points_per_centroid,
-        min_cluster_size=c.min_cluster_size,
+    points = pca.apply_pca(normalized, pca_mean, pca_matrix)
+    if c.pca_l2:
+        points = pca.l2_normalize(points)
+    description = (
+        f"l2 -> pca {pca_matrix.shape[1]}{' whitened' if c.pca_whiten else ''}"
+        f"{' -> l2' if c.pca_l2 else ''}"
     )
-    kmeans_seconds = time.perf_counter() - start
+    return Space(points, pca_mean, pca_matrix, description)
 
-    out = config.clusters_dir
-    images = [rel_paths[i] for i in kept]
+
+def discover(points: np.ndarray, k: int, config: Config) -> kmeans.Clustering:
+    """k clusters of points [N, d] by --clustering: k-means (paper) or SCAN heads."""
+    c = config.cluster
+    if c.method == "kmeans":
+        return kmeans.discover_clusters(
+            points,
+            k,
+            niter=c.kmeans_niter,
+            nredo=c.kmeans_nredo,
+            seed=config.seed,
+            max_points_per_centroid=c.max_points_per_centroid,
+            min_cluster_size=c.min_cluster_size,
+        )
+    if c.method == "scan":
+        result = scan.train_scan(
+            points,
+            k,
+            num_neighbors=min(c.scan_neighbors, len(points) - 1),
+            entropy_weight=c.scan_entropy_weight,
+            heads=c.scan_heads,
+            hidden=c.scan_hidden,
+            epochs=c.scan_epochs,
+            batch_size=c.scan_batch_size,
+            learning_rate=c.scan_learning_rate,
+            seed=config.seed,
+        )
+        return scan.clustering_from_probs(
+            points,
+            result.probs,
+            min_cluster_size=c.min_cluster_size,
+            objective=float(result.losses[result.best_head]),
+        )
+    raise ValueError(f"--clustering: unknown method {c.method!r}; expected kmeans or scan")
+
+
+def _cluster_and_write(
+    config: Config,
+    out: str,
+    k: int,
+    root: str,
+    images: list[str],
+    duplicates: dict[str, str],
+    space: Space,
+    common: dict,
+    *,
+    prepare_seconds: float,
+) -> dict:
+    """Clusters `space` into k and writes one artifact set into `out`; returns its summary."""
+    c = config.cluster
+    start = time.perf_counter()
+    result = discover(space.points, k, config)
+    kmeans_seconds = time.perf_counter() - start + prepare_seconds
     stats = artifacts.ClusterStats(
         centroids=result.centroids,
         stds=result.stds,
         sizes=result.sizes,
-        pca_mean=pca_mean,
-        pca_matrix=pca_matrix,
+        pca_mean=space.pca_mean,
+        pca_matrix=space.pca_matrix,
         extractor=c.feature_extractor,
-        image_size=extractor.input_size,
+        image_size=features_lib.input_size(c.feature_extractor),
         crop_size=config.data.crop_size,
     )
     artifacts.write_stats(os.path.join(out, artifacts.STATS), stats)
@@ -158,11 +364,11 @@ def run_clustering(config: Config) -> dict:
         members=c.contact_sheet_members,
         thumb=c.thumbnail_size,
         crop_size=config.data.crop_size,
-        title=f"{len(result.sizes)} clusters of {root} ({c.feature_extractor})",
+        title=f"{len(result.sizes)} clusters of {root} ({c.feature_extractor}, {c.method})",
         names=contact_sheets.read_cluster_names(os.path.join(out, contact_sheets.CLUSTER_NAMES)),
     )
     if c.projector:
-        write_projector(os.path.join(out, "projector"), reduced, images, result.labels)
+        write_projector(os.path.join(out, "projector"), space.points, images, result.labels)
     # Copies of a clustered original take its cluster and distance; copies of a skipped
     # (unreadable) original are as unreadable and are left out with it.
     row = {p: i for i, p in enumerate(images)}
@@ -174,31 +380,23 @@ def run_clustering(config: Config) -> dict:
             if o in row
         ]
     )
+    spread = np.bincount(result.labels, weights=result.distances, minlength=len(result.sizes))
     summary = {
-        "images_dir": root,
-        "images_listed": len(listed),
-        "images_distinct": len(rel_paths),
-        "images_clustered": len(kept),
-        "images_skipped": skip_log.count,
+        **common,
         "images_assigned": len(assigned),
-        "skipped": [{"image": p, "reason": r} for p, r in skip_log.skipped],
-        "duplicates_count": len(duplicates),
-        "duplicates": [{"image": d, "original": o} for d, o in duplicates.items()],
-        "links_skipped": listing.links_skipped,
-        "files_ignored": listing.ignored,
-        "extractor": c.feature_extractor,
-        "feature_dim": int(feats.shape[1]),
-        "pca_dim": int(pca_matrix.shape[1]),
+        "pca_dim": int(space.pca_matrix.shape[1]),
+        "num_clusters_asked": int(k),
         "num_clusters": int(len(result.sizes)),
         "clusters_merged": result.merged,
         "cluster_sizes": result.sizes.tolist(),
+        # mean distance of members to their centroid, per cluster (clustering space)
+        "cluster_spread": np.round(spread / np.maximum(result.sizes, 1), 5).tolist(),
+        "mean_spread": round(float(result.distances.mean()), 5),
         "kmeans_objective": result.objective,
-        "extract_seconds": round(timing["extract_seconds"], 3),
-        "extract_images_per_second": round(timing["images_per_second"], 2),
         "kmeans_seconds": round(kmeans_seconds, 3),
         "contact_sheets": index_html,
     }
-    io_utils.write_json(os.path.join(out, "summary.json"), summary)
+    io_utils.write_json(os.path.join(out, SUMMARY), summary)
     # Last: assignments.csv completes the set (`clusters_exist`), so a kill at any moment
     # before it leaves a folder the next run clusters again.
     artifacts.write_assignments(
@@ -210,23 +408,87 @@ def run_clustering(config: Config) -> dict:
     return summary
 
 
-def format_summary(summary: dict) -> str:
-    sizes = np.asarray(summary["cluster_sizes"])
-    order = np.argsort(-sizes, kind="stable")
-    size_text = " ".join(f"{int(i)}:{int(sizes[i])}" for i in order)
-    return "\n".join(
-        [
-            f"images: {summary['images_clustered']} clustered, {summary['images_skipped']} skipped, "
-            f"{summary['duplicates_count']} exact duplicates (of {summary['images_listed']} "
-            f"listed in {summary['images_dir']})",
-            f"features: {summary['extractor']} dim {summary['feature_dim']} -> PCA {summary['pca_dim']}, "
-            f"{summary['extract_seconds']:.1f} s ({summary['extract_images_per_second']:.1f} images/s)",
-            f"k-means: {summary['num_clusters']} clusters ({summary['clusters_merged']} merged), "
-            f"{summary['kmeans_seconds']:.1f} s",
-            f"cluster sizes (id:size, largest first): {size_text}",
-            f"contact sheets: {summary['contact_sheets']}",
-        ]
+def _maybe_report(
+    config: Config, out: str, images: list[str], duplicates: dict[str, str], summary: dict
+) -> dict | None:
+    """The attribute report of one k (evaluation only) when labels are known, else None.
+
+    Same rows as `python -m xplore_tf.evaluate`'s discovery part (`report.cluster_report`),
+    also written to `out`/report.json.
+    """
+    labels_csv = sources.default_labels_csv(config)
+    if not labels_csv or not os.path.exists(labels_csv):
+        return None
+    paths, clusters, _ = artifacts.read_assignments(os.path.join(out, artifacts.ASSIGNMENTS))
+    r = config.report
+    rows, matched = report.cluster_report(
+        paths,
+        clusters,
+        labels_csv,
+        attributes=r.attributes,
+        min_cluster_size=r.min_cluster_size,
+        precision_threshold=r.precision_threshold,
     )
+    report.write_report(
+        os.path.join(out, REPORT),
+        rows,
+        labels_csv=labels_csv,
+        images_matched=matched,
+        num_clusters=summary["num_clusters"],
+        min_cluster_size=r.min_cluster_size,
+        precision_threshold=r.precision_threshold,
+    )
+    return {
+        "labels_csv": labels_csv,
+        "images_matched": matched,
+        "min_cluster_size": r.min_cluster_size,
+        "attributes": [dataclasses.asdict(row) for row in rows],
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The lines `python -m xplore_tf.cluster` prints (one set, or a k sweep)."""
+    features = (
+        f"features: {summary['extractor']}"
+        + (
+            f" blocks {','.join(summary['feature_blocks'])}"
+            if summary.get("feature_blocks")
+            else ""
+        )
+        + f" dim {summary['feature_dim']} -> {summary.get('space', 'pca')}, "
+        + (
+            f"from the cache (extracted at {summary['extract_images_per_second']:.1f} images/s)"
+            if summary.get("features_cached")
+            else f"{summary['extract_seconds']:.1f} s ({summary['extract_images_per_second']:.1f} "
+            "images/s)"
+        )
+    )
+    lines = [
+        f"images: {summary['images_clustered']} clustered, {summary['images_skipped']} skipped, "
+        f"{summary['duplicates_count']} exact duplicates (of {summary['images_listed']} "
+        f"listed in {summary['images_dir']})",
+        features,
+    ]
+    for one in summary.get("sweep", [summary]):
+        sizes = np.asarray(one["cluster_sizes"])
+        order = np.argsort(-sizes, kind="stable")
+        size_text = " ".join(f"{int(i)}:{int(sizes[i])}" for i in order)
+        lines += [
+            f"{one.get('clustering', 'kmeans')}: {one['num_clusters']} clusters "
+            f"({one['clusters_merged']} merged), {one['kmeans_seconds']:.1f} s, mean distance "
+            f"to centroid {one.get('mean_spread', 0.0):.3f}",
+            f"cluster sizes (id:size, largest first): {size_text}",
+        ]
+        found = one.get("attribute_report")
+        if found:
+            best = ", ".join(
+                f"{r['attribute']} {r['best_precision']:.2f}" for r in found["attributes"]
+            )
+            lines.append(f"best-cluster precision: {best}")
+        lines.append(f"contact sheets: {one['contact_sheets']}")
+    if "k_sweep_html" in summary:
+        lines.append(f"k sweep: {summary['k_sweep_html']}")
+    return "\n".join(lines)
 
 
 def write_projector(

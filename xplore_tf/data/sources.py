@@ -10,6 +10,8 @@ from xplore_tf.config import Config
 def resolve_images_dir(config: Config) -> str:
     """The folder of input images, rendering the synthetic set first when that is the source."""
     if config.data.dataset == "synthetic":
+        if config.prepare.enabled:
+            raise ValueError("--prepare needs photos: pass --images_dir (--dataset=folder)")
         from xplore_tf.data import synthetic
 
         d = config.data
@@ -24,6 +26,10 @@ def resolve_images_dir(config: Config) -> str:
         raise ValueError("--images_dir is required with --dataset=folder")
     if not os.path.isdir(config.data.images_dir):
         raise FileNotFoundError(f"--images_dir: {config.data.images_dir!r} is not a folder")
+    if config.prepare.enabled:  # faces detected and aligned first (xplore_tf.prepare_lib)
+        from xplore_tf import prepare_lib
+
+        return prepare_lib.ensure_prepared(config)
     return config.data.images_dir
 
 

@@ -174,6 +174,11 @@ def render(metrics: dict, *, matrix: TranslationMatrix | None = None) -> str:
             f". Threshold {_num(idn['threshold'])} ({_e(idn['threshold_source'])}); real "
             f"pairs from {_e(idn['pairs_source'] or 'none')}."
         )
+        if idn.get("relative_distance") is not None:
+            info += (
+                f" Relative distance {_num(idn['relative_distance'])}: 1 = as close as two "
+                "images of one person, 0 = as far as two people (no threshold involved)."
+            )
         rows = [
             [
                 label,

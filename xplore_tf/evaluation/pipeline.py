@@ -560,6 +560,7 @@ def _translation_metrics(
             epochs=e.identity_regressor_epochs,
             batch_size=e.batch_size,
             seed=config.seed,
+            members=e.identity_regressor_members,
             # Upsampling small images adds cost, not information.
             input_size=min(identity.GEOMETRY_INPUT_SIZE, config.model.image_size),
         )
@@ -769,6 +770,10 @@ def _identity_section(
         ),
         "per_cluster_mean_distance": {str(c): v for c, v in sorted(identity_into.items())},
     }
+    if len(d_same) and len(d_diff) and np.mean(d_diff) > np.mean(d_same):
+        section["relative_distance"] = identity.relative_distance(
+            float(np.mean(translation)), float(np.mean(d_same)), float(np.mean(d_diff))
+        )
     if not len(d_same) or not len(d_diff):
         section["reference_note"] = (
             "no real same/different-identity pairs (labels without an 'identity' column and "
@@ -884,6 +889,11 @@ def format_summary(metrics: dict) -> str:
             f"identity ({idn['embedder']}{extra}; threshold {_fmt(idn['threshold'])}: "
             f"{idn['threshold_source']}):"
         )
+        if idn.get("relative_distance") is not None:
+            lines.append(
+                f"  relative distance {idn['relative_distance']:.3f} (1 = as close as one "
+                "person's two images, 0 = as far as two people; threshold-free)"
+            )
         for key, label in (
             ("translation", "input vs translation"),
             ("same_identity", "same identity (real)"),

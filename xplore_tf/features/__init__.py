@@ -55,6 +55,33 @@ EXTRACTORS: dict[str, Callable[[str | None], FeatureExtractor]] = {
 NEEDS_WEIGHTS = frozenset({"mobilenet_v2", "resnet50", "bagnet17"})
 
 
+def input_size(name: str) -> int:
+    """The input side in px of extractor `name`, without building it.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name not in EXTRACTORS:
+        raise ValueError(
+            f"--feature_extractor: unknown extractor {name!r}; expected one of {sorted(EXTRACTORS)}"
+        )
+    if name == "pixels":
+        from xplore_tf.features import pixel_stats
+
+        return pixel_stats.INPUT_SIZE
+    if name == "mobilenet_v2":
+        from xplore_tf.features import mobilenet_v2
+
+        return mobilenet_v2.INPUT_SIZE
+    if name == "resnet50_keras":
+        from xplore_tf.features import keras_apps
+
+        return keras_apps.INPUT_SIZE
+    from xplore_tf.features import resnet
+
+    return resnet.INPUT_SIZE
+
+
 def build_extractor(name: str, weights_path: str | None = None) -> FeatureExtractor:
     """Builds the extractor `name`, loading `weights_path` when given."""
     if name not in EXTRACTORS:
@@ -64,4 +91,4 @@ def build_extractor(name: str, weights_path: str | None = None) -> FeatureExtrac
     return EXTRACTORS[name](weights_path)
 
 
-__all__ = ["EXTRACTORS", "NEEDS_WEIGHTS", "FeatureExtractor", "build_extractor"]
+__all__ = ["EXTRACTORS", "NEEDS_WEIGHTS", "FeatureExtractor", "build_extractor", "input_size"]

@@ -43,6 +43,9 @@ class ClusterConfig:
     # several k = a k sweep (cluster stage only; clusters/k_sweep/), () = just num_clusters
     k_sweep: tuple[int, ...] = ()
     feature_blocks: tuple[str, ...] = ()  # pooled blocks beside/instead of the last; () = paper
+    feature_framing: str = "crop"  # "crop" (--crop_size centre square, paper) | "whole" (padded)
+    feature_input_size: int = 0  # extractor input side in px; 0 = its own (224)
+    feature_mirror: bool = False  # average the features of each image and its mirror
     feature_cache: bool = True  # reuse WORKDIR/clusters/features.npy when it matches
     pca_whiten: bool = False  # unit variance per PCA axis
     pca_l2: bool = False  # L2-normalise again after PCA

@@ -168,6 +168,27 @@ flags.DEFINE_list(
     "conv layer). Each is globally average-pooled and L2-normalised, then concatenated. "
     "Empty = 'last' alone (paper).",
 )
+flags.DEFINE_enum(
+    "feature_framing",
+    "crop",
+    ["crop", "whole"],
+    "What the extractor sees of each image: 'crop' = the --crop_size centre square (paper); "
+    "'whole' = the whole image padded with black to a square, so hair and head tops stay in "
+    "view. Training images are always framed by --crop_size.",
+)
+flags.DEFINE_integer(
+    "feature_input_size",
+    0,
+    "Side in px the extractor is fed at; 0 = its own (224). mobilenet_v2, resnet50 and "
+    "bagnet17 take any size (160 px costs half of 224 px).",
+    lower_bound=0,
+)
+flags.DEFINE_bool(
+    "feature_mirror",
+    False,
+    "Average the features of each image and of its left-right mirror image (removes head "
+    "turn and light direction, keeps symmetric attributes); doubles extraction time.",
+)
 flags.DEFINE_bool(
     "feature_cache",
     True,
@@ -720,6 +741,9 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             thumbnail_size=f.thumbnail_size,
             projector=f.projector,
             feature_blocks=tuple(f.feature_blocks),
+            feature_framing=f.feature_framing,
+            feature_input_size=f.feature_input_size,
+            feature_mirror=f.feature_mirror,
             feature_cache=f.feature_cache,
             pca_whiten=f.pca_whiten,
             pca_l2=f.pca_l2,

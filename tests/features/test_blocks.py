@@ -59,3 +59,26 @@ def test_mobilenet_v2_block_names_resolve():
     assert blocks.block_output(model, "features.13") is model.get_layer("features.13.add").output
     assert blocks.block_output(model, "features.14") is model.get_layer("features.14.conv.3").output
     assert tuple(blocks.block_output(model, "features.13").shape[1:]) == (2, 2, 96)
+
+
+def test_mirror_average_by_hand():
+    ext = _tiny_extractor()
+    x = np.zeros((2, 4, 4, 3), np.float32)
+    x[0, :, 0, 0] = 8.0  # left column only: its mirror has it in the right column
+    x[1, :, :, 2] = 1.0  # symmetric: mirror average = plain features
+    mirrored = blocks.with_mirror_average(blocks.with_blocks(ext, ["features.0"]))
+    y = np.asarray(mirrored(x))
+    np.testing.assert_allclose(y[0], [1, 0, 0], rtol=1e-6)  # pooled (2,0,0) both ways -> unit
+    np.testing.assert_allclose(y[1], [0, 0, 1], rtol=1e-6)
+    # A position-dependent model (it keeps only the left column) sees the mirror image too.
+    inputs = keras.Input((4, 4, 3))
+    left = keras.layers.Flatten()(keras.layers.Cropping2D(((0, 0), (0, 3)))(inputs))
+    probe = FeatureExtractor("probe", keras.Model(inputs, left), 4, 12)
+    z = np.asarray(blocks.with_mirror_average(probe)(x))
+    np.testing.assert_allclose(z[0].reshape(4, 3)[:, 0], [4, 4, 4, 4])  # (8 + 0) / 2
+    # get_config carries the architecture (weights travel separately, as for any Keras layer).
+    original = mirrored.model.get_layer("mirror_average")
+    layer = blocks.MirrorAverage.from_config(original.get_config())
+    layer.build((None, 4, 4, 3))
+    layer.model.set_weights(original.model.get_weights())
+    np.testing.assert_allclose(np.asarray(layer(x)), y, rtol=1e-6)

@@ -25,6 +25,8 @@ def _key(images_dir, weights, **over):
         extractor="mobilenet_v2",
         weights_path=str(weights),
         blocks=("features.13", "last"),
+        mirror=False,
+        framing="crop",
         crop_size=0,
         input_size=224,
         images_dir=str(images_dir),
@@ -60,6 +62,8 @@ def test_round_trip_and_what_invalidates(tmp_path):
     for over in (
         {"extractor": "resnet50"},
         {"blocks": ()},
+        {"framing": "whole"},
+        {"mirror": True},
         {"crop_size": 80},
         {"input_size": 160},
         {"images": ["a.png", "b.png"]},

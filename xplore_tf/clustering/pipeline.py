@@ -132,6 +132,9 @@ def run_clustering(config: Config) -> dict:
         "files_ignored": listing.ignored,
         "extractor": c.feature_extractor,
         "feature_blocks": list(c.feature_blocks),
+        "feature_framing": c.feature_framing,
+        "feature_mirror": c.feature_mirror,
+        "feature_input_size": features_lib.input_size(c.feature_extractor, c.feature_input_size),
         "feature_dim": int(features.features.shape[1]),
         "features_cached": features.cached,
         "space": space.description,
@@ -196,8 +199,10 @@ def _features(config: Config, root: str, rel_paths: list[str]) -> _Features:
             extractor=c.feature_extractor,
             weights_path=c.feature_weights,
             blocks=c.feature_blocks,
+            mirror=c.feature_mirror,
+            framing=c.feature_framing,
             crop_size=config.data.crop_size,
-            input_size=features_lib.input_size(c.feature_extractor),
+            input_size=features_lib.input_size(c.feature_extractor, c.feature_input_size),
             images_dir=root,
             images=rel_paths,
         )
@@ -217,14 +222,19 @@ def _features(config: Config, root: str, rel_paths: list[str]) -> _Features:
                 hit.images_per_second,
                 True,
             )
-    extractor = features_lib.build_extractor(c.feature_extractor, c.feature_weights or None)
+    extractor = features_lib.build_extractor(
+        c.feature_extractor, c.feature_weights or None, input_size=c.feature_input_size
+    )
     extractor = blocks_lib.with_blocks(extractor, c.feature_blocks)
+    if c.feature_mirror:
+        extractor = blocks_lib.with_mirror_average(extractor)
     skip_log = images_lib.SkipLog()
     kept, feats, timing = extract.extract_features(
         extractor,
         root,
         rel_paths,
         crop_size=config.data.crop_size,
+        framing=c.feature_framing,
         batch_size=c.batch_size,
         skip_log=skip_log,
     )
@@ -350,7 +360,7 @@ def _cluster_and_write(
         pca_mean=space.pca_mean,
         pca_matrix=space.pca_matrix,
         extractor=c.feature_extractor,
-        image_size=features_lib.input_size(c.feature_extractor),
+        image_size=features_lib.input_size(c.feature_extractor, c.feature_input_size),
         crop_size=config.data.crop_size,
     )
     artifacts.write_stats(os.path.join(out, artifacts.STATS), stats)
@@ -474,7 +484,8 @@ def format_summary(summary: dict) -> str:
         order = np.argsort(-sizes, kind="stable")
         size_text = " ".join(f"{int(i)}:{int(sizes[i])}" for i in order)
         lines += [
-            f"{one.get('clustering', 'kmeans')}: {one['num_clusters']} clusters "
+            f"{'SCAN' if one.get('clustering') == 'scan' else 'k-means'}: "
+            f"{one['num_clusters']} clusters "
             f"({one['clusters_merged']} merged), {one['kmeans_seconds']:.1f} s, mean distance "
             f"to centroid {one.get('mean_spread', 0.0):.3f}",
             f"cluster sizes (id:size, largest first): {size_text}",

@@ -1,4 +1,6 @@
-"""Multi-layer features: a mid-level block pooled beside the last conv layer.
+"""What the extractor returns: multi-layer pooling and mirror averaging.
+
+Multi-layer features: a mid-level block pooled beside the last conv layer.
 
 The paper clusters the globally pooled *last* conv features (§2.1). Its CelebA extractor,
 BagNet-17, is chosen for local texture cues (Brendel & Bethge, ICLR 2019); with a global
@@ -9,6 +11,12 @@ channels weighs as much as one of 1280) and the results are concatenated.
 
 Block names are the extractor's torchvision module paths: `features.13` (MobileNetV2's last
 block at 14x14), `layer3` (a ResNet stage); an exact Keras layer name is accepted too.
+
+Mirror averaging (`with_mirror_average`): the features of an image and of its left-right
+mirror image, averaged. Face attributes (hair colour, glasses, a smile) look the same in a
+mirror, while head turn, light direction and hair parting flip; averaging removes their
+antisymmetric part from the features (test-time flip augmentation, common in face
+recognition). It doubles the extractor's work: pair it with a smaller `--feature_input_size`.
 """
 
 from __future__ import annotations
@@ -80,4 +88,49 @@ def with_blocks(extractor: FeatureExtractor, blocks: Sequence[str]) -> FeatureEx
     return FeatureExtractor(extractor.name, multi, extractor.input_size, int(joined.shape[-1]))
 
 
-__all__ = ["LAST", "block_output", "with_blocks"]
+@keras.saving.register_keras_serializable(package="xplore_tf")
+class MirrorAverage(keras.layers.Layer):
+    """Runs `model` on [N, S, S, 3] images and their left-right mirrors -> the mean [N, D].
+
+    Raises:
+        ValueError: an input that is not [N, S, S, C].
+    """
+
+    def __init__(self, model: keras.Model, **kw):
+        super().__init__(**kw)
+        self.model = model
+
+    def call(self, images):
+        if len(images.shape) != 4:
+            raise ValueError(f"MirrorAverage expects images [N, S, S, C], got {images.shape}")
+        both = keras.ops.concatenate([images, keras.ops.flip(images, axis=2)], axis=0)
+        feats = self.model(both, training=False)
+        n = keras.ops.shape(images)[0]
+        return (feats[:n] + feats[n:]) / 2.0
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.model.output_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config["model"] = keras.saving.serialize_keras_object(self.model)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        return cls(**config)
+
+
+def with_mirror_average(extractor: FeatureExtractor) -> FeatureExtractor:
+    """`extractor` whose features [N, D] are the mean over each image and its mirror image."""
+    size = extractor.input_size
+    inputs = keras.Input((size, size, 3), name="images")
+    outputs = MirrorAverage(extractor.model, name="mirror_average")(inputs)
+    model = keras.Model(inputs, outputs, name=f"{extractor.model.name}_mirror")
+    model.trainable = False
+    return FeatureExtractor(extractor.name, model, size, extractor.feature_dim)
+
+
+__all__ = ["LAST", "MirrorAverage", "block_output", "with_blocks", "with_mirror_average"]

@@ -7,7 +7,8 @@ reuses them. The manifest records everything the features depend on; any differe
 the cache is stale and features are extracted again:
 
   - the extractor (`--feature_extractor`), the SHA-256 of its weights file, the pooled
-    blocks (`--feature_blocks`), the crop (`--crop_size`) and the input side in px;
+    blocks (`--feature_blocks`), mirror averaging (`--feature_mirror`), the framing
+    (`--feature_framing`), the crop (`--crop_size`) and the input side (`--feature_input_size`);
   - the images: the absolute images folder, and each listed file's relative path, size and
     modification time (a changed, added or removed file invalidates);
   - this module's CACHE_VERSION (bumped when extraction itself changes).
@@ -70,6 +71,8 @@ class CacheKey:
     extractor: str
     weights_sha256: str  # "" when the extractor has no weights file
     blocks: tuple[str, ...]  # pooled blocks, () = the extractor's last conv layer (paper)
+    mirror: bool  # features averaged with the mirror image's (features/blocks.py)
+    framing: str  # "crop" | "whole" (features/extract.py)
     crop_size: int  # centre crop in px before resizing, 0 = the shorter side
     input_size: int  # the extractor's input side in px
     images_dir: str  # absolute
@@ -88,6 +91,8 @@ def make_key(
     extractor: str,
     weights_path: str,
     blocks: Sequence[str],
+    mirror: bool,
+    framing: str,
     crop_size: int,
     input_size: int,
     images_dir: str,
@@ -99,6 +104,8 @@ def make_key(
         extractor=extractor,
         weights_sha256=file_sha256(weights_path),
         blocks=tuple(blocks),
+        mirror=bool(mirror),
+        framing=str(framing),
         crop_size=int(crop_size),
         input_size=int(input_size),
         images_dir=root,

@@ -88,7 +88,15 @@ def framed_dataset(
 
     ds = tf.data.Dataset.range(len(rel_paths))
     ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.filter(lambda i, x, ok: ok).map(lambda i, x, ok: (i, x))
+    return ds.filter(_readable).map(_drop_flag)
+
+
+def _readable(index, image, ok):
+    return ok
+
+
+def _drop_flag(index, image, ok):
+    return index, image
 
 
 def extract_features(

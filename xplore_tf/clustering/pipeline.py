@@ -143,32 +143,19 @@ def run_clustering(config: Config) -> dict:
         "extract_images_per_second": round(features.images_per_second, 2),
     }
     images = [rel_paths[i] for i in features.kept]
-    if not c.k_sweep:
-        return _cluster_and_write(
-            config,
-            config.clusters_dir,
-            c.num_clusters,
-            root,
-            images,
-            duplicates,
-            space,
-            common,
-            prepare_seconds=prepare_seconds,
-        )
+    # One k: the main set in clusters/; a sweep: one set per k below clusters/k_sweep/.
+    outs = (
+        [os.path.join(config.clusters_dir, sweep.SWEEP_DIR, sweep.k_folder(k)) for k in ks]
+        if c.k_sweep
+        else [config.clusters_dir]
+    )
     summaries = []
-    for k in ks:
-        out = os.path.join(config.clusters_dir, sweep.SWEEP_DIR, sweep.k_folder(k))
+    for k, out in zip(ks, outs, strict=True):
         summary = _cluster_and_write(
-            config,
-            out,
-            k,
-            root,
-            images,
-            duplicates,
-            space,
-            common,
-            prepare_seconds=prepare_seconds,
+            config, out, k, root, images, duplicates, space, common, prepare_seconds=prepare_seconds
         )
+        if not c.k_sweep:
+            return summary
         summary["attribute_report"] = _maybe_report(config, out, images, duplicates, summary)
         summaries.append(summary)
     page = sweep.write_sweep_page(

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from absl import logging
@@ -193,22 +194,26 @@ def image_dataset(
     size: int,
     crop_size: int = 0,
     skip_log: SkipLog | None = None,
+    load: Callable[[str], np.ndarray] | None = None,
 ):
     """A tf.data.Dataset of (index int64, image uint8 [size,size,3]) for readable files.
 
     Decoding runs in parallel inside tf.data (PIL releases the GIL while decoding); a file
     that fails to decode (ImageError: any decoder failure) is logged to `skip_log` and
-    filtered out, keeping order otherwise.
+    filtered out, keeping order otherwise. `load(path) -> uint8 [size,size,3]` replaces
+    `load_image` (centre crop of `crop_size`, resize) for another framing of each file.
     """
     import tensorflow as tf
 
     skip_log = skip_log if skip_log is not None else SkipLog()
     blank = np.zeros((size, size, 3), np.uint8)
+    if load is None:
+        load = functools.partial(load_image, size=size, crop_size=crop_size)
 
     def _load(index: np.ndarray) -> tuple[np.ndarray, bool]:
         rel = rel_paths[int(index)]
         try:
-            return load_image(os.path.join(root, rel), size=size, crop_size=crop_size), True
+            return load(os.path.join(root, rel)), True
         except ImageError as e:
             skip_log.add(rel, e.reason)
             return blank, False

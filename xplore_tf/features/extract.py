@@ -11,7 +11,7 @@ Both then resize (bicubic) to the extractor's input side.
 
 from __future__ import annotations
 
-import os
+import functools
 import time
 from collections.abc import Sequence
 
@@ -61,42 +61,16 @@ def framed_dataset(
     Raises:
         ValueError: an unknown framing.
     """
-    if framing == "crop":
-        return images_lib.image_dataset(
-            root, rel_paths, size=size, crop_size=crop_size, skip_log=skip_log
-        )
-    if framing != "whole":
+    if framing not in FRAMINGS:
         raise ValueError(f"--feature_framing: unknown {framing!r}; expected one of {FRAMINGS}")
-    import tensorflow as tf
-
-    skip_log = skip_log if skip_log is not None else images_lib.SkipLog()
-    blank = np.zeros((size, size, 3), np.uint8)
-
-    def _load(index: np.ndarray) -> tuple[np.ndarray, bool]:
-        rel = rel_paths[int(index)]
-        try:
-            return load_whole(os.path.join(root, rel), size=size), True
-        except images_lib.ImageError as e:
-            skip_log.add(rel, e.reason)
-            return blank, False
-
-    def _map(index):
-        image, ok = tf.numpy_function(_load, [index], (tf.uint8, tf.bool))
-        image.set_shape((size, size, 3))
-        ok.set_shape(())
-        return index, image, ok
-
-    ds = tf.data.Dataset.range(len(rel_paths))
-    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.filter(_readable).map(_drop_flag)
-
-
-def _readable(index, image, ok):
-    return ok
-
-
-def _drop_flag(index, image, ok):
-    return index, image
+    return images_lib.image_dataset(
+        root,
+        rel_paths,
+        size=size,
+        crop_size=crop_size,
+        skip_log=skip_log,
+        load=functools.partial(load_whole, size=size) if framing == "whole" else None,
+    )
 
 
 def extract_features(

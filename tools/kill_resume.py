@@ -159,6 +159,12 @@ def check_artifacts(workdir: str) -> list[str]:
     if os.path.isdir(ckpt_dir):
         state = tf.train.get_checkpoint_state(ckpt_dir)
         for path in state.all_model_checkpoint_paths if state else []:
+            # TensorFlow's CheckpointManager records the new state before it deletes the
+            # checkpoints beyond max_to_keep (so a kill then still finds the newest one): a
+            # kill in between leaves an old name listed whose files are all gone. Absent is
+            # whole; the newest must load, and no checkpoint may be half there.
+            if path != state.model_checkpoint_path and not tf.io.gfile.glob(path + ".*"):
+                continue
             try:
                 tf.train.load_checkpoint(path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")
             except Exception as e:  # noqa: BLE001 - any failure to read is the finding

@@ -4,6 +4,7 @@ every resume succeeds, no artifact is half-written, the final weights are exact.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -28,3 +29,24 @@ def test_killed_eight_times_ends_equal_to_an_uninterrupted_run(tmp_path):
     assert tally["kills"] >= 6 and len(tally["by_phase"]) >= 3, tally["by_phase"]
     assert tally["resumed"] >= 4
     assert tally["exports"] == ["1"]  # one export, however often the command ran after
+
+
+def test_check_artifacts_accepts_a_swept_checkpoint_but_not_a_half_one(tmp_path):
+    """A kill inside CheckpointManager's sweep leaves an old name listed with no files
+    (absent = whole); a listed checkpoint missing one of its files is a finding."""
+    import tensorflow as tf
+
+    from tools import kill_resume
+
+    step = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(step=step), str(tmp_path / "checkpoints"), max_to_keep=3
+    )
+    paths = [manager.save(checkpoint_number=n) for n in (2, 4, 6)]
+    assert kill_resume.check_artifacts(str(tmp_path)) == []
+    for f in tf.io.gfile.glob(paths[0] + ".*"):  # swept: every file gone, name still listed
+        os.remove(f)
+    assert kill_resume.check_artifacts(str(tmp_path)) == []
+    os.remove(paths[1] + ".index")  # half there
+    problems = kill_resume.check_artifacts(str(tmp_path))
+    assert len(problems) == 1 and problems[0].startswith(paths[1])

@@ -187,11 +187,16 @@ def main() -> None:
     for step in range(args.warmup):
         trainer.train_step(step, batch)
     # Time whole n_critic cycles so D-only and D+G iterations are both counted.
-    n = max(args.iterations // 5, 1) * 5
-    start = time.perf_counter()
+    n_critic = config.train.n_critic
+    n = max(args.iterations // n_critic, 1) * n_critic
+    d_only, with_g = [], []
     for step in range(args.warmup, args.warmup + n):
-        trainer.train_step(step, batch)
-    seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        trainer.train_step(step, batch)  # returns host floats: the step has finished
+        (with_g if (step + 1) % n_critic == 0 else d_only).append(time.perf_counter() - start)
+    seconds = sum(d_only) + sum(with_g)
+    d_seconds = float(np.median(d_only)) if d_only else float("nan")
+    g_seconds = float(np.median(with_g)) - d_seconds
     if args.profile:
         tf.profiler.experimental.start(args.profile)
         for step in range(args.warmup + n, args.warmup + n + 5):
@@ -208,7 +213,10 @@ def main() -> None:
         f"params k={k} precision={args.mixed_precision}: {n} iterations in {seconds:.1f} s, "
         f"{seconds / n:.3f} s/iteration, {n * b / seconds:.1f} images/s, peak RSS {peak_mib:.0f} MiB"
     )
-    n_critic = config.train.n_critic
+    print(
+        f"D step {d_seconds:.3f} s, G step + EMA {g_seconds:.3f} s (medians): "
+        f"D + G/{n_critic} = {d_seconds + g_seconds / n_critic:.3f} s/iteration"
+    )
     flops = (
         graph_flops(trainer._d_step.get_concrete_function(batch))
         + graph_flops(trainer._g_step.get_concrete_function(batch)) / n_critic

@@ -227,8 +227,11 @@ class Trainer:
         )
         alpha = tf.reshape(alpha, [-1, 1, 1, 1])
         with tf.GradientTape() as tape:
-            real_src, real_cls = self.discriminator(x, training=True)
-            fake_src, _ = self.discriminator(fake, training=True)
+            # Real and fake through D in one batch (D has no normalisation, so this is
+            # the two passes' result): its deep layers are weight-bound at small batches.
+            n = tf.shape(x)[0]
+            src, cls = self.discriminator(tf.concat([x, tf.cast(fake, x.dtype)], 0), training=True)
+            real_src, fake_src, real_cls = src[:n], src[n:], cls[:n]
             penalty = losses_lib.gradient_penalty(
                 lambda images: self.discriminator(images, training=True)[0],
                 x,
@@ -259,10 +262,13 @@ class Trainer:
         x, c = batch["image"], batch["cluster"]
         cond_t, cond_c = self.condition(batch["target"]), self.condition(c)
         with tf.GradientTape() as tape:
-            translated = self.generator.forward(x, cond_t, training=True)
+            if t.lambda_self:
+                # Self-reconstruction G(x, s_c) ≈ x (FUNIT/TUNIT), only when weighted: it
+                # shares the encoder pass and the decoder batch of G(x, s_t).
+                translated, own = self.generator.forward_each(x, [cond_t, cond_c], training=True)
+            else:
+                translated, own = self.generator.forward(x, cond_t, training=True), None
             cycled = self.generator.forward(translated.images, cond_c, training=True)
-            # Self-reconstruction G(x, s_c) ≈ x (FUNIT/TUNIT): a third pass, only when weighted.
-            own = self.generator.forward(x, cond_c, training=True) if t.lambda_self else None
             masks = [o.mask for o in (translated, cycled, own) if o and o.mask is not None]
             fake_src, fake_cls = self.discriminator(translated.images, training=True)
             total, terms = losses_lib.generator_loss(

@@ -329,6 +329,24 @@ def test_forward_returns_images_content_and_mask(variant):
     np.testing.assert_array_equal(np.asarray(g((x, cond), training=False)), y)
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_forward_each_equals_one_forward_per_condition(variant):
+    g = small_generator(**VARIANTS[variant])
+    x, cond_a = small_inputs(n=3)
+    _, cond_b = small_inputs(n=3, seed=1)
+    outs = g.forward_each(x, [cond_a, cond_b], training=False)
+    assert len(outs) == 2
+    for out, cond in zip(outs, (cond_a, cond_b), strict=True):
+        ref = g.forward(x, cond, training=False)
+        np.testing.assert_allclose(np.asarray(out.images), np.asarray(ref.images), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(out.content), np.asarray(ref.content), atol=1e-6)
+        if ref.mask is None:
+            assert out.mask is None
+        else:
+            np.testing.assert_allclose(np.asarray(out.mask), np.asarray(ref.mask), atol=1e-6)
+    assert not np.allclose(np.asarray(outs[0].images), np.asarray(outs[1].images))
+
+
 def test_masked_output_blends_colour_and_mask():
     g = small_generator(output_mode="masked")
     x, cond = small_inputs()

@@ -100,7 +100,13 @@ class Discriminator(keras.Model):
         self._check_images(inputs.shape)
         x = inputs
         for conv in self.convs:
-            x = ops.leaky_relu(conv(x), negative_slope=0.01)
+            x = conv(x)
+            # LeakyReLU(0.01) as max(x, 0.01 x): the same values and first derivative, but
+            # its gradient is a select on a comparison, which has no derivative, so the
+            # gradient penalty's double backprop stops there. TensorFlow's LeakyReluGrad
+            # instead returns an all-zero derivative that is then pushed back through
+            # every forward conv (a fifth of the paper128 D step's time, tools/bench_train).
+            x = ops.maximum(x, 0.01 * x)
         src = ops.cast(self.out_src(x), "float32")
         cls = ops.cast(self.out_cls(x), "float32")
         return src, ops.reshape(cls, (-1, self.num_clusters))

@@ -676,6 +676,41 @@ class Generator(keras.Model):
             h, skips = self.encoder(images, training=training), None
         return self._decode(h, condition, images=images, skips=skips, training=training)
 
+    def forward_each(self, images, conditions, training=None) -> list[GeneratorOutput]:
+        """G(x, s_i) for several conditions of the same images: the encoder runs once, the
+        decoder once on the m stacked copies (one bigger batch runs faster than m passes).
+
+        Args:
+            images: x [N,S,S,3] in [-1, 1]; conditions: m conditions [N,cond_dim] each.
+        Returns:
+            m GeneratorOutputs as `forward` returns them, sharing the content h(x).
+        """
+        self._check_images(images.shape)
+        for condition in conditions:
+            self._check_condition(condition.shape)
+        m = len(conditions)
+        if self.uses_skips:
+            h, skips = self.encoder(images, training=training, return_skips=True)
+        else:
+            h, skips = self.encoder(images, training=training), None
+
+        def stacked(t):
+            return ops.concatenate([t] * m, axis=0)
+
+        out = self._decode(
+            stacked(h),
+            ops.concatenate(list(conditions), axis=0),
+            images=stacked(images),
+            skips=None if skips is None else [stacked(s) for s in skips],
+            training=training,
+        )
+        n = ops.shape(images)[0]
+
+        def part(t, i):
+            return None if t is None else t[i * n : (i + 1) * n]
+
+        return [GeneratorOutput(part(out.images, i), h, part(out.mask, i)) for i in range(m)]
+
     def encode(self, images, training=None, *, return_skips: bool = False):
         """h(x): [N,S,S,3] -> [N,S/4,S/4,4*base]; used by the latent loss (paper §2.3).
 

@@ -4,6 +4,9 @@
     python -m serving.client --image=a.jpg,b.png --cluster=blond --out=outdir/
     python -m serving.client --image=a.jpg --image=b.png --all_clusters --out=grid.png
     python -m serving.client --image=photo.jpg --cluster=12 --paste_back --out=photo_c12.png
+    python -m serving.client --image=a.jpg --cluster=12 --strength=0.5 --out=outdir/
+    python -m serving.client --image=a.jpg --cluster=12:1.0,31:0.5 --out=outdir/
+    python -m serving.client --image=a.jpg --reference_dir=blond_photos/ --out=outdir/
 
 A separate deployable: it needs `tensorflow-serving-api` (gRPC stubs and protos), numpy and
 Pillow, never the xplore_tf model code; it shares only the signature and tensor names of
@@ -24,6 +27,11 @@ errors end the program with one line, `CODE: details`, and exit status 2.
 The client parses its own command line (argparse) rather than the xplore_tf flags module:
 the one-flags-module rule covers the `python -m xplore_tf.<stage>` binaries.
 
+Beyond fixed clusters (docs/beyond.md, `serving/beyond_clusters.py`): `--strength` asks
+`translate_strength`, weights in `--cluster` ask `translate_mix`, and `--reference_dir`
+asks `reference_condition` for the folder's statistics (warning when the group lies far
+from every training cluster), then `translate_condition`.
+
 `--paste_back` (needs the face detector: `pip install "xplore_tf[prepare]"`) treats each
 image as a photo: `serving/faces.py` detects and aligns its faces, each aligned crop is
 translated by the server, warped back and blended in, and the whole photo is written.
@@ -34,13 +42,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import grpc
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from serving import beyond_clusters as bc
 from serving import client_common as common
 from serving import faces
 from serving import signatures as sig
@@ -239,12 +248,23 @@ class ServingClient:
         self.close()
 
     def predict(self, signature_name: str, inputs: Mapping[str, object]) -> dict[str, np.ndarray]:
-        """One Predict RPC; gRPC failures become ServingError."""
+        """One Predict RPC; gRPC failures become ServingError (a missing beyond-clusters
+        signature says so in its details)."""
         request = make_request(signature_name, inputs, model=self.model, version=self.version)
         try:
             response = self.stub.Predict(request, timeout=self.timeout)
         except grpc.RpcError as e:
-            raise ServingError.from_rpc(e) from None
+            error = ServingError.from_rpc(e)
+            if signature_name in sig.BEYOND_SIGNATURES and _signature_missing(
+                error, signature_name
+            ):
+                raise ServingError(
+                    error.code,
+                    f"the served model has no {signature_name} signature: it was exported "
+                    "before it existed or without its clustering extractor (see its "
+                    "assets.extra/xplore_tf.json, beyond_clusters_missing); export it again",
+                ) from None
+            raise error from None
         return parse_response(response)
 
     def clusters(self) -> common.ClusterInfo:
@@ -333,9 +353,12 @@ def _check_paste_back(args: argparse.Namespace) -> None:
 
 
 def _paste_back(
-    client: ServingClient, args: argparse.Namespace, path: str, data: bytes, cluster: int
+    args: argparse.Namespace,
+    path: str,
+    data: bytes,
+    translate_pngs: Callable[[list[bytes]], list[bytes]],
 ) -> bytes:
-    """PNG bytes of the photo with every face translated into `cluster` by the server."""
+    """PNG bytes of the photo with every face translated by the server (`translate_pngs`)."""
     options = faces.PasteOptions(
         detector=args.detector,
         faces=args.faces,
@@ -347,12 +370,81 @@ def _paste_back(
     )
     photo, found = faces.translate_photo(
         common.decode(data, path),
-        lambda pngs: _translate_pngs(client, args.signature, pngs, [cluster] * len(pngs)),
+        translate_pngs,
         options,
     )
     if not found:
         print(f"serving.client: warning: {path}: no face found; written unchanged", file=sys.stderr)
     return common.png_bytes(photo)
+
+
+def _check_beyond(args: argparse.Namespace) -> list[tuple[str, float]] | None:
+    """Checks the beyond-clusters options; returns --cluster's weights (None: plain)."""
+    if args.reference_dir and (
+        args.cluster is not None or args.all_clusters or args.strength is not None
+    ):
+        raise ValueError(
+            "--reference_dir is the target: pass it without --cluster, --all_clusters and --strength"
+        )
+    weights = bc.parse_cluster_weights(args.cluster) if args.cluster is not None else None
+    if args.strength is not None:
+        args.strength = bc.check_strength(args.strength)
+        if weights is not None:
+            raise ValueError(
+                f"--strength applies to one --cluster; --cluster={args.cluster} has weights "
+                "already (scale them instead)"
+            )
+    uses_beyond = args.reference_dir or weights is not None or args.strength is not None
+    if uses_beyond and args.signature != sig.TRANSLATE_BYTES:
+        raise ValueError(
+            "--strength, --reference_dir and cluster weights send encoded bytes: drop "
+            f"--signature={args.signature}"
+        )
+    return weights
+
+
+def _translation(
+    client: ServingClient, args: argparse.Namespace, weights: list[tuple[str, float]] | None
+) -> tuple[Callable[[list[bytes]], list[bytes]], int | str]:
+    """(encoded images -> PNG bytes, output label) for the chosen target."""
+    predict, batch = client.predict, client.max_batch
+    if args.reference_dir:
+        group = bc.read_reference_images(args.reference_dir)
+        for rel, reason in group.skipped:
+            print(
+                f"serving.client: warning: --reference_dir: skipping {rel}: {reason}",
+                file=sys.stderr,
+            )
+        ref = bc.reference_condition(predict, group.encoded)
+        if ref.far:
+            print(f"serving.client: warning: {ref.warning(args.reference_dir)}", file=sys.stderr)
+        return (
+            lambda pngs: bc.translate_condition(predict, pngs, ref.condition, max_batch=batch),
+            bc.reference_label(args.reference_dir),
+        )
+    if weights is not None:
+        info = client.clusters()
+        names = any(not common.is_cluster_id(t) for t, _ in weights)
+        resolved = [(common.resolve_cluster(t, info if names else None), w) for t, w in weights]
+        vector = bc.weight_vector(resolved, len(info.ids))
+        return (
+            lambda pngs: bc.translate_mix(predict, pngs, vector, max_batch=batch)[0],
+            bc.mix_label(resolved),
+        )
+    info = None if common.is_cluster_id(args.cluster) else client.clusters()
+    cluster = common.resolve_cluster(args.cluster, info)
+    if args.strength is not None:
+        alpha = args.strength
+        return (
+            lambda pngs: bc.translate_strength(
+                predict, pngs, [cluster] * len(pngs), [alpha] * len(pngs), max_batch=batch
+            )[0],
+            bc.strength_label(cluster, alpha),
+        )
+    return (
+        lambda pngs: _translate_pngs(client, args.signature, pngs, [cluster] * len(pngs)),
+        cluster,
+    )
 
 
 def run(args: argparse.Namespace) -> list[str]:
@@ -363,10 +455,11 @@ def run(args: argparse.Namespace) -> list[str]:
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"--image: no such file: {', '.join(missing)}")
-    if not args.all_clusters and args.cluster is None:
-        raise ValueError("pass --cluster=ID_OR_NAME or --all_clusters")
+    if not args.all_clusters and args.cluster is None and not args.reference_dir:
+        raise ValueError("pass --cluster=ID_OR_NAME, --all_clusters or --reference_dir=DIR")
     if args.all_clusters and args.cluster is not None:
         raise ValueError(f"pass --cluster={args.cluster} or --all_clusters, not both")
+    weights = _check_beyond(args)
     if args.paste_back:
         _check_paste_back(args)
     # Decoded here first by the training pipeline's rules (client_common.decode_rgb): a file
@@ -384,26 +477,32 @@ def run(args: argparse.Namespace) -> list[str]:
             ids = [int(i) for i in client.clusters().ids]
             rows = []
             for data in encoded:
-                outs = [
-                    common.decode(b)
-                    for b in _translate_pngs(client, args.signature, [data] * len(ids), ids)
-                ]
+                batch = [data] * len(ids)
+                if args.strength is None:
+                    pngs = _translate_pngs(client, args.signature, batch, ids)
+                else:
+                    pngs, _ = bc.translate_strength(
+                        client.predict,
+                        batch,
+                        ids,
+                        [args.strength] * len(ids),
+                        max_batch=client.max_batch,
+                    )
+                outs = [common.decode(b) for b in pngs]
                 size = outs[0].shape[0]
                 rows.append([common.thumbnail(data, size), *outs])
             path = common.grid_path(args.out)
             common.write_file(path, common.png_bytes(common.grid(rows)))
             return [path]
-        info = None if common.is_cluster_id(args.cluster) else client.clusters()
-        cluster = common.resolve_cluster(args.cluster, info)
-        ids = [cluster] * len(paths)
-        outputs = common.output_paths(args.out, paths, ids)
+        translate_pngs, label = _translation(client, args, weights)
+        outputs = common.output_paths(args.out, paths, [label] * len(paths))
         if args.paste_back:
             pngs = [
-                _paste_back(client, args, p, data, cluster)
+                _paste_back(args, p, data, translate_pngs)
                 for p, data in zip(paths, encoded, strict=True)
             ]
         else:
-            pngs = _translate_pngs(client, args.signature, encoded, ids)
+            pngs = translate_pngs(encoded)
         for path, png in zip(outputs, pngs, strict=True):
             common.write_file(path, png)
             written.append(path)
@@ -429,7 +528,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         help="input image file(s): repeat the flag or give a comma list (JPEG/PNG/GIF/BMP/WebP)",
     )
-    p.add_argument("--cluster", default=None, help="target cluster: an id in [0, k) or a name")
+    p.add_argument(
+        "--cluster",
+        default=None,
+        help="target cluster: an id in [0, k) or a name; or several with weights, "
+        "ID_OR_NAME:WEIGHT,... (e.g. 12:1.0,31:0.5; docs/beyond.md)",
+    )
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="attribute strength toward --cluster: 0 = the input's own cluster, 1 = the "
+        f"target's, up to {sig.MAX_STRENGTH:g} extrapolates (default: the plain translation)",
+    )
+    p.add_argument(
+        "--reference_dir",
+        default="",
+        help="translate toward the statistics of this folder's images (a reference group) "
+        "instead of a cluster",
+    )
     p.add_argument(
         "--all_clusters",
         action="store_true",

@@ -445,11 +445,13 @@ def _stems(paths: list[str]) -> list[str]:
     return stems
 
 
-def output_paths(out: str, inputs: list[str], clusters: list[int]) -> list[str]:
+def output_paths(out: str, inputs: list[str], clusters: list[int] | list[str]) -> list[str]:
     """Where the translation of inputs[i] into clusters[i] is written.
 
     `out` is a pattern when it contains "{" (fields {stem}, {index}, {cluster}), a file when
     it ends in .png (one output only), else a folder: `<out>/<stem>_c<cluster:03d>.png`.
+    A label instead of a cluster id (a strength, a combination, a reference group:
+    `serving/beyond_clusters.py`) names `<out>/<stem>_<label>.png` and fills {cluster}.
     """
     if not out:
         raise ValueError("an output (--out) is required")
@@ -474,7 +476,10 @@ def output_paths(out: str, inputs: list[str], clusters: list[int]) -> list[str]:
                 "folder or a pattern such as out/{stem}_{cluster}.png"
             )
         return [out]
-    return [os.path.join(out, f"{s}_c{c:03d}.png") for s, c in zip(stems, clusters, strict=True)]
+    return [
+        os.path.join(out, f"{s}_{c}.png" if isinstance(c, str) else f"{s}_c{c:03d}.png")
+        for s, c in zip(stems, clusters, strict=True)
+    ]
 
 
 def grid_path(out: str) -> str:

@@ -16,6 +16,27 @@ Signatures of an exported model (S = the model's resolution, k = number of clust
     clusters          (no inputs)
                       -> cluster_id int32 [k], size int64 [k], name string [k]
 
+Beyond fixed clusters (docs/beyond.md; C = the condition's width, 2d for `mean_std`):
+
+    translate_strength   image_bytes string [N], cluster_id int32 [N], strength float32 [N]
+                         -> image_bytes string [N] (PNG), source_cluster int32 [N]
+    translate_mix        image_bytes string [N], cluster_weights float32 [N,k]
+                         -> image_bytes string [N] (PNG), source_cluster int32 [N]
+    reference_condition  reference_bytes string [N,M] (N groups of M images)
+                         -> condition float32 [N,C], nearest_cluster int32 [N],
+                            distance float32 [N], relative_distance float32 [N]
+    translate_condition  image_bytes string [N], condition float32 [N,C]
+                         -> image_bytes string [N] (PNG)
+
+The strength and mix signatures condition on s_src + sum_i w_i (s_i - s_src), s_src being the
+statistics of the input's nearest cluster, found in-graph (clustering extractor + PCA +
+centroids); strength alpha into t is the weight alpha on t. Weights are >= 0, at most
+MAX_STRENGTH each and in sum. `reference_condition` gives a group's statistics (its mean
+and std in the clustering space) as a condition for `translate_condition`, and how far the
+group lies from the training clusters (`relative_distance` > FAR_FROM_CLUSTERS: far).
+Under TF Serving's --enable_batching, concurrent `reference_condition` requests batch only
+when their groups have the same M (inputs are concatenated along N, never padded).
+
 `clusters_batched` exists because TF Serving's `--enable_batching` concatenates every input
 of concurrent requests along dimension 0 and splits every output the same way: a signature
 without inputs (`clusters`) is refused there ("Batching Run() must have at least one input
@@ -29,7 +50,17 @@ SERVING_DEFAULT = "serving_default"  # == tf.saved_model.DEFAULT_SERVING_SIGNATU
 TRANSLATE_BYTES = "translate_bytes"
 CLUSTERS = "clusters"  # no inputs: not batchable (refused under --enable_batching)
 CLUSTERS_BATCHED = "clusters_batched"  # the batchable cluster list
-SIGNATURES = (SERVING_DEFAULT, TRANSLATE_BYTES, CLUSTERS, CLUSTERS_BATCHED)
+TRANSLATE_STRENGTH = "translate_strength"  # toward one cluster with a strength alpha
+TRANSLATE_MIX = "translate_mix"  # toward several clusters with weights
+REFERENCE_CONDITION = "reference_condition"  # a reference group's statistics
+TRANSLATE_CONDITION = "translate_condition"  # toward any condition (e.g. a reference group's)
+# Every export has these...
+BASE_SIGNATURES = (SERVING_DEFAULT, TRANSLATE_BYTES, CLUSTERS, CLUSTERS_BATCHED)
+# ...and these when the clustering extractor could be built at export time (the reference
+# pair not for --condition=onehot models); the export's assets.extra/xplore_tf.json lists
+# the signatures it has and, when some are missing, why.
+BEYOND_SIGNATURES = (TRANSLATE_STRENGTH, TRANSLATE_MIX, REFERENCE_CONDITION, TRANSLATE_CONDITION)
+SIGNATURES = BASE_SIGNATURES + BEYOND_SIGNATURES
 
 # Input and output keys (`PredictRequest.inputs` / `PredictResponse.outputs`).
 IMAGE = "image"  # uint8 [N,H,W,3] in, uint8 [N,S,S,3] out
@@ -38,6 +69,22 @@ CLUSTER_ID = "cluster_id"  # int32 [N] target clusters in; int32 [k] out of `clu
 SIZE = "size"  # int64 [k]: members of each cluster
 NAME = "name"  # string [k]: from cluster_names.json, "" when unnamed
 ROWS = "rows"  # int32 [N] into `clusters_batched`: one output row each, values ignored
+STRENGTH = "strength"  # float32 [N]: 0 = the input's own cluster, 1 = the target cluster
+CLUSTER_WEIGHTS = "cluster_weights"  # float32 [N,k]: each input's weight per cluster
+SOURCE_CLUSTER = "source_cluster"  # int32 [N] out: each input's nearest cluster (s_src)
+REFERENCE_BYTES = "reference_bytes"  # string [N,M]: N groups of M encoded images
+CONDITION = "condition"  # float32 [N,C]: generator conditions (cluster-statistics layout)
+NEAREST_CLUSTER = "nearest_cluster"  # int32 [N]: the cluster a group lies deepest in
+DISTANCE = "distance"  # float32 [N]: from the group's mean to that cluster's centroid
+RELATIVE_DISTANCE = "relative_distance"  # float32 [N]: distance / that cluster's RMS radius
+
+# Bounds. Strength (and every weight, and their sum) in [0, MAX_STRENGTH]: above 1 the
+# condition extrapolates past the target, at 2 as far beyond it as the input's own cluster
+# lies before it; the generator was trained on cluster statistics only, so farther is
+# refused. A reference group whose relative_distance exceeds FAR_FROM_CLUSTERS lies outside
+# the RMS radius of every training cluster (clients warn).
+MAX_STRENGTH = 2.0
+FAR_FROM_CLUSTERS = 1.0
 
 # Output format of `translate_bytes`.
 OUTPUT_FORMAT = "png"

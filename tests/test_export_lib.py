@@ -298,3 +298,220 @@ def test_translate_bytes_decodes_awkward_files_as_training_does(exported):
         np.testing.assert_array_equal(
             tf.io.decode_png(out[0]).numpy(), expected[sig.IMAGE][0], err_msg=item.name
         )
+
+
+# ---------------------------------------------------------------- beyond fixed clusters
+def _pngs(images) -> np.ndarray:
+    from serving import client_common as common
+
+    out = np.empty(len(images), object)
+    out[:] = [common.png_bytes(im) for im in images]
+    return out
+
+
+def _decoded(pngs) -> np.ndarray:
+    import tensorflow as tf
+
+    return np.stack([tf.io.decode_png(b).numpy() for b in pngs])
+
+
+def test_strength_zero_and_one_are_the_own_and_the_target_cluster(exported):
+    _, loaded = exported
+    pngs = _pngs(_images(4, seed=5))
+    targets = np.array([1, 2, 3, 0], np.int32)
+
+    def strength(alpha):
+        return _serve(
+            loaded,
+            sig.TRANSLATE_STRENGTH,
+            image_bytes=pngs,
+            cluster_id=targets,
+            strength=np.full(4, alpha, np.float32),
+        )
+
+    zero, one = strength(0.0), strength(1.0)
+    source = zero[sig.SOURCE_CLUSTER]
+    assert source.dtype == np.int32 and set(source) <= set(range(4))
+    np.testing.assert_array_equal(source, one[sig.SOURCE_CLUSTER])
+    own = _serve(loaded, sig.TRANSLATE_BYTES, image_bytes=pngs, cluster_id=source)
+    into = _serve(loaded, sig.TRANSLATE_BYTES, image_bytes=pngs, cluster_id=targets)
+    # Exactly: alpha = 0 conditions on s_src itself, alpha = 1 on s_target itself.
+    np.testing.assert_array_equal(_decoded(zero[sig.IMAGE_BYTES]), _decoded(own[sig.IMAGE_BYTES]))
+    np.testing.assert_array_equal(_decoded(one[sig.IMAGE_BYTES]), _decoded(into[sig.IMAGE_BYTES]))
+    half = _decoded(strength(0.5)[sig.IMAGE_BYTES]).astype(int)
+    moved = source != targets
+    assert np.abs(half[moved] - _decoded(own[sig.IMAGE_BYTES])[moved]).max() > 0
+
+
+def test_mix_is_the_blended_condition(run, exported):
+    from xplore_tf.clustering import space as space_lib
+
+    _, loaded = exported
+    stats = export_lib.load_generator(run).stats
+    pngs = _pngs(_images(2, seed=6))
+    weights = np.zeros((2, 4), np.float32)
+    weights[0, 2] = 1.0  # one-hot: the plain translation into cluster 2
+    weights[1, [1, 3]] = [1.0, 0.5]  # --cluster=1:1.0,3:0.5
+    out = _serve(loaded, sig.TRANSLATE_MIX, image_bytes=pngs, cluster_weights=weights)
+    plain = _serve(loaded, sig.TRANSLATE_BYTES, image_bytes=pngs[:1], cluster_id=np.array([2]))
+    np.testing.assert_array_equal(
+        _decoded(out[sig.IMAGE_BYTES][:1]), _decoded(plain[sig.IMAGE_BYTES])
+    )
+    table = np.asarray(
+        condition_vector(np.arange(4), stats.centroids, stats.stds, mode=run.model.condition)
+    )
+    source = table[out[sig.SOURCE_CLUSTER]]
+    blended = np.asarray(
+        space_lib.blend_conditions(source, weights, table, std_from=stats.dim), np.float32
+    )
+    by_condition = _serve(loaded, sig.TRANSLATE_CONDITION, image_bytes=pngs, condition=blended)
+    np.testing.assert_array_equal(
+        _decoded(out[sig.IMAGE_BYTES]), _decoded(by_condition[sig.IMAGE_BYTES])
+    )
+
+
+def test_reference_condition_equals_the_cluster_statistics_code(run, exported, tmp_path):
+    """In-graph group statistics = `space.group_statistics` (the cluster stage's code) on
+    images already at the extractor's input size (64 px: no resize on either path)."""
+    from tests_support import face
+
+    from xplore_tf.clustering import space as space_lib
+
+    _, loaded = exported
+    stats = export_lib.load_generator(run).stats
+    images = [face(64, 64, seed=s) for s in range(5)]
+    images[3] = np.roll(images[3], 9, axis=1)
+    for i, im in enumerate(images):
+        (tmp_path / f"{i}.png").write_bytes(_pngs([im])[0])
+    expected = space_lib.group_statistics(run, stats, str(tmp_path))
+    groups = np.stack([_pngs(images), _pngs(images[::-1])])  # [N=2 groups, M=5]
+    out = _serve(loaded, sig.REFERENCE_CONDITION, reference_bytes=groups)
+    assert out[sig.CONDITION].shape == (2, 2 * stats.dim)
+    for g in range(2):
+        np.testing.assert_allclose(
+            out[sig.CONDITION][g], np.concatenate([expected.mean, expected.std]), atol=2e-5
+        )
+    np.testing.assert_array_equal(out[sig.NEAREST_CLUSTER], [expected.nearest] * 2)
+    np.testing.assert_allclose(out[sig.DISTANCE], expected.distance, rtol=1e-4)
+    np.testing.assert_allclose(out[sig.RELATIVE_DISTANCE], expected.relative_distance, rtol=1e-4)
+    # The condition translates like any other: a cluster's own row gives that cluster.
+    pngs = _pngs(_images(2, seed=7))
+    table = np.asarray(
+        condition_vector(np.arange(4), stats.centroids, stats.stds, mode=run.model.condition)
+    )
+    via_condition = _serve(
+        loaded, sig.TRANSLATE_CONDITION, image_bytes=pngs, condition=table[[3, 3]]
+    )
+    plain = _serve(loaded, sig.TRANSLATE_BYTES, image_bytes=pngs, cluster_id=np.array([3, 3]))
+    np.testing.assert_array_equal(
+        _decoded(via_condition[sig.IMAGE_BYTES]), _decoded(plain[sig.IMAGE_BYTES])
+    )
+    # Empty batches stay empty.
+    empty = _serve(loaded, sig.REFERENCE_CONDITION, reference_bytes=np.zeros((0, 0), object))
+    assert empty[sig.CONDITION].shape == (0, 2 * stats.dim)
+    empty = _serve(
+        loaded,
+        sig.TRANSLATE_STRENGTH,
+        image_bytes=np.zeros(0, object),
+        cluster_id=np.zeros(0, np.int32),
+        strength=np.zeros(0, np.float32),
+    )
+    assert empty[sig.IMAGE_BYTES].shape == (0,) and empty[sig.SOURCE_CLUSTER].shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "name, inputs, match",
+    [
+        ("strength", dict(strength=[0.5, -0.1]), r"strength must be in \[0, 2\]"),
+        ("strength", dict(strength=[2.5, 1.0]), r"strength must be in \[0, 2\]"),
+        ("strength", dict(strength=[np.nan, 1.0]), r"strength must be in \[0, 2\]"),
+        ("strength", dict(strength=[1.0]), "same batch size"),
+        ("strength", dict(cluster_id=[0, 4]), r"cluster_id must be in \[0, 4\)"),
+        (
+            "mix",
+            dict(cluster_weights=[[1, 0, 0, 0], [0, -1, 0, 0]]),
+            "cluster_weights must be >= 0",
+        ),
+        ("mix", dict(cluster_weights=[[1, 1.5, 0, 0], [0, 1, 0, 0]]), "sum to at most 2"),
+        ("reference", dict(reference_bytes=np.zeros((2, 0), object)), "at least one image"),
+        ("reference", dict(reference_bytes=[[b"not an image"]]), "not a PNG"),
+        ("condition", dict(condition="nan"), "condition must be finite"),
+        ("condition", dict(condition="one row"), "same batch size"),
+    ],
+)
+def test_bad_beyond_cluster_requests_are_invalid_argument(run, exported, name, inputs, match):
+    import tensorflow as tf
+
+    _, loaded = exported
+    pngs = _pngs(_images(2, seed=8))
+    cond_dim = 2 * export_lib.load_generator(run).stats.dim
+    condition = np.ones((2, cond_dim), np.float32)
+    if inputs.get("condition") == "nan":
+        condition[1, 0] = np.nan
+    elif inputs.get("condition") == "one row":
+        condition = condition[:1]
+    signature, request = {
+        "strength": (
+            sig.TRANSLATE_STRENGTH,
+            dict(image_bytes=pngs, cluster_id=[0, 1], strength=[1.0, 1.0]),
+        ),
+        "mix": (sig.TRANSLATE_MIX, dict(image_bytes=pngs, cluster_weights=np.eye(4)[:2])),
+        "reference": (sig.REFERENCE_CONDITION, dict(reference_bytes=pngs[None])),
+        "condition": (sig.TRANSLATE_CONDITION, dict(image_bytes=pngs, condition=condition)),
+    }[name]
+    request.update({k: v for k, v in inputs.items() if k != "condition"})
+    request = {
+        k: np.asarray(v, object) if k == "reference_bytes" else v for k, v in request.items()
+    }
+    with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+        _serve(loaded, signature, **request)
+
+
+def test_beyond_signatures_are_left_out_with_the_reason_when_the_extractor_is_missing(
+    run, tmp_path
+):
+    from xplore_tf import translate_lib
+
+    loaded = export_lib.load_generator(run)
+    missing = dataclasses.replace(
+        run,
+        cluster=dataclasses.replace(run.cluster, feature_weights=str(tmp_path / "gone.npz")),
+    )
+    module = export_lib.serving_module(missing, loaded)
+    assert sorted(module.signature_functions()) == sorted(sig.BASE_SIGNATURES)
+    assert "gone.npz' does not exist" in module.beyond_clusters_reason
+    translator = translate_lib.Translator(
+        module.signature_functions(),
+        source="test",
+        keep_alive=module,
+        missing_reason=module.beyond_clusters_reason,
+    )
+    with pytest.raises(ValueError, match="no translate_strength signature .*gone.npz"):
+        translator.predict(sig.TRANSLATE_STRENGTH, {})
+    # A one-hot model has strength and mix, but no reference-group condition.
+    onehot = dataclasses.replace(run, model=dataclasses.replace(run.model, condition="onehot"))
+    from xplore_tf import checkpoints
+
+    generator = checkpoints.build_generator(onehot, loaded.stats)
+    module = export_lib.ServingModule(
+        generator,
+        loaded.stats,
+        condition="onehot",
+        crop_size=0,
+        names=[""] * 4,
+        space=export_lib.clustering_space(run, loaded.stats),
+    )
+    assert set(module.signature_functions()) == set(sig.SIGNATURES) - {
+        sig.REFERENCE_CONDITION,
+        sig.TRANSLATE_CONDITION,
+    }
+
+
+def test_export_metadata_describes_the_clustering_space(exported):
+    result, _ = exported
+    with open(os.path.join(result.path, export_lib.METADATA)) as f:
+        meta = json.load(f)
+    assert meta["signatures"] == sorted(sig.SIGNATURES)
+    assert meta["max_strength"] == sig.MAX_STRENGTH and "beyond_clusters_missing" not in meta
+    assert meta["clustering_space"]["extractor"] == "pixels"
+    assert meta["clustering_space"]["input_size"] == 64

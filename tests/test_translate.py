@@ -88,8 +88,14 @@ def test_all_clusters_grid(run, saved_model, images, tmp_path):
     )
     grid = _pixels(path)
     assert path == str(tmp_path / "all_clusters.png") and grid.shape == (2 * 16, 5 * 16, 3)
-    np.testing.assert_array_equal(grid[:16, 16:32], _served(saved_model, images[0], 0))
-    np.testing.assert_array_equal(grid[16:, 64:], _served(saved_model, images[1], 3))
+    # The grid runs batches of 3 and 1, _served batches of 1: CPU kernels round a value
+    # differently now and then across batch sizes (~1 in 40,000 here).
+    for cell, expected in (
+        (grid[:16, 16:32], _served(saved_model, images[0], 0)),
+        (grid[16:, 64:], _served(saved_model, images[1], 3)),
+    ):
+        diff = np.abs(cell.astype(int) - expected.astype(int))
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.99
 
 
 def test_bad_inputs_are_value_errors(run, saved_model, images, tmp_path):
@@ -135,7 +141,10 @@ def test_translate_binary(run, images, tmp_path, parsed_flags, capsys):
         translate.main(["prog"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == "xplore_tf.translate: error: pass --cluster=ID_OR_NAME or --all_clusters"
+    assert err == (
+        "xplore_tf.translate: error: pass --cluster=ID_OR_NAME, --all_clusters or "
+        "--reference_dir=DIR"
+    )
 
 
 def _served_pixels(saved_model: str, pixels: np.ndarray, cluster: int) -> np.ndarray:
@@ -220,3 +229,115 @@ def test_contradicting_flags_are_errors(run, saved_model, images, tmp_path, pars
         translate_lib.translate_files(
             run, images, cluster=2, all_clusters=True, out=str(tmp_path), saved_model=saved_model
         )
+
+
+# ---------------------------------------------------------------- beyond fixed clusters
+def _served_beyond(saved_model: str, name: str, **inputs) -> dict:
+    import tensorflow as tf
+
+    fn = _load(saved_model).signatures[name]
+    specs = fn.structured_input_signature[1]
+    out = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def _encoded(paths) -> np.ndarray:
+    out = np.empty(len(paths), object)
+    out[:] = [common.read_image_bytes(p) for p in paths]
+    return out
+
+
+@pytest.mark.parametrize("source", ["saved_model", "checkpoint"])
+def test_strength_and_mix_equal_the_served_signatures(run, saved_model, images, tmp_path, source):
+    model = saved_model if source == "saved_model" else ""
+    written = translate_lib.translate_files(
+        run, images, cluster="Beta", strength=0.25, out=str(tmp_path), saved_model=model
+    )
+    assert written == [str(tmp_path / "a_c002_s0.25.png"), str(tmp_path / "b_c002_s0.25.png")]
+    served = _served_beyond(
+        saved_model,
+        sig.TRANSLATE_STRENGTH,
+        image_bytes=_encoded(images),
+        cluster_id=np.array([2, 2]),
+        strength=np.array([0.25, 0.25]),
+    )[sig.IMAGE_BYTES]
+    for path, png in zip(written, served, strict=True):
+        diff = np.abs(_pixels(path).astype(int) - common.decode(png).astype(int))
+        assert diff.max() <= (0 if model else 1)  # a checkpoint's graph may round differently
+    written = translate_lib.translate_files(
+        run, images[:1], cluster="1:0.5,alpha:1", out=str(tmp_path), saved_model=model
+    )
+    assert written == [str(tmp_path / "a_mix_c001x0.5_c000x1.png")]
+    served = _served_beyond(
+        saved_model,
+        sig.TRANSLATE_MIX,
+        image_bytes=_encoded(images[:1]),
+        cluster_weights=np.array([[1.0, 0.5, 0, 0]]),
+    )[sig.IMAGE_BYTES]
+    diff = np.abs(_pixels(written[0]).astype(int) - common.decode(served[0]).astype(int))
+    assert diff.max() <= (0 if model else 1)
+
+
+def test_reference_dir_translates_toward_the_groups_statistics(
+    run, saved_model, images, tmp_path, caplog
+):
+    from tests_support import face
+
+    group = tmp_path / "blond"
+    (group / "more").mkdir(parents=True)
+    for i in range(3):
+        (group / ("more" if i else "") / f"r{i}.png").write_bytes(
+            common.png_bytes(face(40, 32, seed=20 + i))
+        )
+    (group / "unreadable.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    with caplog.at_level("INFO", logger="absl"):
+        (path,) = translate_lib.translate_files(
+            run, images[:1], reference_dir=str(group), out=str(tmp_path), saved_model=saved_model
+        )
+    assert path == str(tmp_path / "a_ref_blond.png")
+    assert "skipping unreadable image unreadable.jpg" in caplog.text
+    assert "--reference_dir: 3 images; nearest training cluster" in caplog.text
+    group_bytes = _encoded(sorted(str(p) for p in group.rglob("r*.png")))
+    reference = _served_beyond(
+        saved_model, sig.REFERENCE_CONDITION, reference_bytes=group_bytes[None]
+    )
+    served = _served_beyond(
+        saved_model,
+        sig.TRANSLATE_CONDITION,
+        image_bytes=_encoded(images[:1]),
+        condition=reference[sig.CONDITION],
+    )[sig.IMAGE_BYTES][0]
+    np.testing.assert_array_equal(_pixels(path), common.decode(served))
+    far = reference[sig.RELATIVE_DISTANCE][0] > sig.FAR_FROM_CLUSTERS
+    assert ("lies far from every training cluster" in caplog.text) == far
+
+
+def test_bad_beyond_inputs_are_one_line(run, saved_model, images, tmp_path, parsed_flags):
+    def translate(**options):
+        return translate_lib.translate_files(
+            run, images[:1], out=str(tmp_path), saved_model=saved_model, **options
+        )
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "unreadable").mkdir()
+    (tmp_path / "unreadable" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    for options, match in (
+        (dict(cluster=1, strength=-0.5), r"--strength=-0.5: expected a number in \[0, 2\]"),
+        (dict(cluster=1, strength=2.5), r"--strength=2.5: expected a number in \[0, 2\]"),
+        (dict(cluster="1:one"), "weight 'one' is not a number"),
+        (dict(cluster="7:1"), r"cluster 7 does not exist \(ids are 0..3\)"),
+        (dict(cluster="gamma:1"), "no cluster of that name"),
+        (dict(cluster="1:1", strength=0.5), "--strength applies to one --cluster"),
+        (dict(cluster=1, reference_dir=str(tmp_path)), "--reference_dir is the target"),
+        (dict(reference_dir=str(tmp_path / "empty")), "empty: no images found"),
+        (dict(reference_dir=str(tmp_path / "unreadable")), "none of its 1 images is readable"),
+        (dict(cluster=9, strength=0.5), r"cluster_id must be in \[0, 4\)"),  # the model's
+    ):
+        with pytest.raises(ValueError, match=match) as info:
+            translate(**options)
+        assert "\n" not in str(info.value), options
+    with pytest.raises(FileNotFoundError, match="none' is not a folder"):
+        translate(reference_dir=str(tmp_path / "none"))
+    # The flag itself is bounded where it is defined.
+    with pytest.raises(flags.IllegalFlagValueError, match="strength"):
+        parsed_flags(["prog", f"--workdir={run.workdir}", "--strength=2.5"])

@@ -85,6 +85,7 @@ class EvalConfig:
     identity_regressor_members: int = 5  # geometry regressors averaged (a steadier judge)
     inception_weights: str = ""  # InceptionV3 no-top .h5 for FID; empty = no FID
     batch_size: int = 32  # images per generator / extractor call
+    strengths: tuple[float, ...] = ()  # strength curve alphas (docs/beyond.md); () = none
     report_images: int = 8  # rows of the translation matrix
     report_clusters: int = 10  # target-cluster columns of the translation matrix
 

@@ -10,12 +10,28 @@ the cluster statistics baked in as constants, so a served model needs nothing bu
     clusters          ()                     -> cluster_id int32 [k], size int64 [k], name string [k]
     clusters_batched  rows int32 [N]         -> cluster_id int32 [N,k], size [N,k], name [N,k]
 
+and, beyond fixed clusters (docs/beyond.md; the clustering extractor, PCA and centroids
+are in the graph too, so s_src, the statistics of the input's nearest cluster, is found
+there; left out, with the reason logged and written into assets.extra/xplore_tf.json,
+when the extractor cannot be built here, e.g. its weights file is absent; the reference
+pair is left out of --condition=onehot models):
+
+    translate_strength   image_bytes [N], cluster_id [N], strength float32 [N]
+                         -> image_bytes [N], source_cluster int32 [N]
+    translate_mix        image_bytes [N], cluster_weights float32 [N,k]
+                         -> image_bytes [N], source_cluster int32 [N]
+    reference_condition  reference_bytes string [N,M] -> condition float32 [N,C],
+                         nearest_cluster int32 [N], distance [N], relative_distance [N]
+    translate_condition  image_bytes [N], condition float32 [N,C] -> image_bytes [N]
+
 Names come from `serving/signatures.py`, shared with the client. Preprocessing inside the
 graph is the training pipeline's (`data/images.load_image`): a centre square crop
 (`--crop_size`, 0 = the shorter side), then a bicubic resize with antialiasing to S x S
 (skipped when the crop is already S x S), rounded to uint8. Bad requests fail inside the
 graph with InvalidArgumentError (TF Serving: INVALID_ARGUMENT): a cluster id outside [0, k),
-different batch sizes of image and cluster_id, an empty image, an undecodable byte string.
+different batch sizes of the inputs, an empty image, an undecodable byte string, a strength
+or weight outside [0, MAX_STRENGTH] (weights also in sum), an empty reference group, a
+non-finite condition.
 An empty batch (N = 0) returns N = 0 outputs.
 
 Versions are numeric folders `<export_dir>/<model_name>/<version>/`; a version is written
@@ -41,8 +57,10 @@ from absl import logging
 
 from serving import signatures as sig
 from xplore_tf import checkpoints, io_utils
-from xplore_tf.clustering import artifacts, contact_sheets
+from xplore_tf.clustering import artifacts, contact_sheets, pipeline
+from xplore_tf.clustering import space as space_lib
 from xplore_tf.config import Config
+from xplore_tf.features.base import FeatureExtractor
 from xplore_tf.models.generator import Generator, condition_vector
 
 METADATA = os.path.join("assets.extra", "xplore_tf.json")
@@ -148,11 +166,95 @@ def cluster_names(config: Config, num_clusters: int) -> list[str]:
     return [names.get(c, "") for c in range(num_clusters)]
 
 
+@dataclasses.dataclass(frozen=True)
+class ClusteringSpace:
+    """What the model needs to place new images in the clustering space, in-graph."""
+
+    extractor: FeatureExtractor  # the clustering stage's, [N,E,E,3] float32 -> [N,D]
+    framing: str  # --feature_framing: "crop" | "whole"
+    crop_size: int  # the clusters' centre crop (0 = the shorter side)
+    l2_after: bool  # --pca_l2
+
+
+def clustering_space(config: Config, stats: artifacts.ClusterStats) -> ClusteringSpace:
+    """The extractor and transform `cluster` used for `stats` (checked: `space.check_same_space`).
+
+    Raises:
+        ValueError, FileNotFoundError: flags that differ from the clusters', missing weights.
+    """
+    space_lib.check_same_space(config, stats)
+    with _float32_policy():
+        extractor = pipeline.clustering_extractor(config)
+    return ClusteringSpace(
+        extractor, config.cluster.feature_framing, stats.crop_size, config.cluster.pca_l2
+    )
+
+
+def optional_clustering_space(
+    config: Config, stats: artifacts.ClusterStats
+) -> tuple[ClusteringSpace | None, str]:
+    """(`clustering_space`, "") or (None, why not): export never fails for want of it.
+
+    Without the clustering extractor (its weights file absent here, or feature flags other
+    than the clusters') the model still translates into clusters; it only lacks the
+    beyond-clusters signatures (`sig.BEYOND_SIGNATURES`), and the log says why.
+    """
+    try:
+        return clustering_space(config, stats), ""
+    except (ValueError, FileNotFoundError) as e:
+        return None, str(e)
+
+
+def frame_images(images, *, size: int, crop_size: int = 0, framing: str = "crop"):
+    """uint8 [N,H,W,3] -> uint8 [N,size,size,3], in-graph, as the data pipeline frames files.
+
+    `crop`: the centre square of `crop_size` px (0 = the shorter side; `images.load_image`);
+    `whole`: the whole image padded with black to a centred square (`extract.load_whole`).
+    Then a bicubic resize with antialiasing (skipped when already size x size), rounded: the
+    pipeline resizes with Pillow's bicubic, so pixels may differ by a rounding step.
+    InvalidArgumentError for an empty image.
+    """
+    shape = tf.shape(images)
+    h, w = shape[1], shape[2]
+    checks = [
+        tf.debugging.assert_positive(shape[1:3], message="image height and width must be > 0")
+    ]
+    with tf.control_dependencies(checks):
+        if framing == "whole":
+            side = tf.maximum(h, w)
+            square = tf.image.pad_to_bounding_box(
+                images, (side - h) // 2, (side - w) // 2, side, side
+            )
+        else:
+            side = tf.minimum(h, w)
+            if crop_size > 0:
+                side = tf.minimum(side, crop_size)
+            top, left = (h - side) // 2, (w - side) // 2
+            square = images[:, top : top + side, left : left + side, :]
+
+    def resize():
+        x = tf.image.resize(
+            tf.cast(square, tf.float32), [size, size], method="bicubic", antialias=True
+        )
+        return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+    out = tf.cond(tf.equal(side, size), lambda: square, resize)
+    return tf.ensure_shape(out, [None, size, size, 3])
+
+
 class ServingModule(tf.Module):
-    """G_ema + baked-in cluster statistics behind the named signatures.
+    """G_ema + baked-in cluster statistics (+ the clustering space) behind named signatures.
 
     The exported object: `tf.saved_model.save(module, path, signatures=...)` with
     `signature_functions()`; also called in process by `xplore_tf.translate` and tests.
+
+    The beyond-clusters signatures (docs/beyond.md) exist when `space` is given: they run the
+    clustering extractor and PCA in-graph, so s_src is the condition of the input's nearest
+    centroid and a group's condition its mean and std (`clustering/space.py`). A model
+    conditioned on one-hot ids (`condition="onehot"`) has no reference-group signatures.
+    The byte decoder, the generator and the extractor are each one inner `tf.function`
+    with a fixed input signature, called by every signature that needs them: the
+    SavedModel stores each graph once, not once per signature.
     """
 
     def __init__(
@@ -163,32 +265,40 @@ class ServingModule(tf.Module):
         condition: str,
         crop_size: int,
         names: list[str],
+        space: ClusteringSpace | None = None,
     ):
         super().__init__(name="xplore_serving")
+        from xplore_tf.data import images as images_lib
+
         k = stats.num_clusters
         size = generator.image_size
         # Tracked here, so the SavedModel holds every weight the functions capture
-        # (the Keras model itself is only referenced from the closures below).
+        # (the Keras models themselves are only referenced from the closures below).
         self.model_variables = list(generator.variables)
+        self.extractor_variables = list(space.extractor.model.variables) if space else []
         self.image_size = size
         self.num_clusters = k
         table = np.asarray(
             condition_vector(np.arange(k), stats.centroids, stats.stds, mode=condition),
             np.float32,
         )
+        cond_dim = table.shape[1]
         conditions = tf.constant(table, name="cluster_conditions")  # [k, cond_dim]
         sizes = tf.constant(stats.sizes.astype(np.int64), name="cluster_sizes")
         ids = tf.range(k, dtype=tf.int32, name="cluster_ids")
         cluster_names = tf.constant(np.array(names, dtype=object), tf.string)
+        empty_images = tf.zeros([0, size, size, 3], tf.uint8)
+        model_image = tf.TensorSpec([size, size, 3], tf.uint8)
+
+        def same_batch(tensor, n, name):
+            return tf.debugging.assert_equal(
+                tf.shape(tensor)[0], n, message=f"image and {name} must have the same batch size N"
+            )
 
         def check_ids(cluster_id, n):
             """Assertions: InvalidArgumentError at serving time, never garbage output."""
             return [
-                tf.debugging.assert_equal(
-                    tf.shape(cluster_id)[0],
-                    n,
-                    message="image and cluster_id must have the same batch size N",
-                ),
+                same_batch(cluster_id, n, sig.CLUSTER_ID),
                 tf.debugging.assert_greater_equal(
                     cluster_id, 0, message=f"cluster_id must be in [0, {k})"
                 ),
@@ -197,46 +307,46 @@ class ServingModule(tf.Module):
 
         def to_model_input(images):
             """uint8 [N,H,W,3] -> uint8 [N,S,S,3]: centre crop, bicubic resize."""
-            shape = tf.shape(images)
-            h, w = shape[1], shape[2]
-            checks = [
-                tf.debugging.assert_positive(
-                    shape[1:3], message="image height and width must be > 0"
-                )
+            return frame_images(images, size=size, crop_size=crop_size)
+
+        # The training pipeline's decoding, in-graph (data/images.py): EXIF orientation,
+        # 16-bit, alpha over black; WebP and odd BMPs are refused. string [] -> uint8 [H,W,3].
+        decode_one = tf.function(
+            images_lib.decode_image_bytes, input_signature=[tf.TensorSpec([], tf.string)]
+        )
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def decode(image_bytes):
+            """string [N] -> model inputs uint8 [N,S,S,3]."""
+            return tf.map_fn(
+                lambda data: to_model_input(decode_one(data)[tf.newaxis])[0],
+                image_bytes,
+                fn_output_signature=model_image,
+            )
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, size, size, 3], tf.uint8),
+                tf.TensorSpec([None, cond_dim], tf.float32),
             ]
-            with tf.control_dependencies(checks):
-                side = tf.minimum(h, w)
-                if crop_size > 0:
-                    side = tf.minimum(side, crop_size)
-            top, left = (h - side) // 2, (w - side) // 2
-            crop = images[:, top : top + side, left : left + side, :]
-
-            def resize():
-                x = tf.image.resize(
-                    tf.cast(crop, tf.float32), [size, size], method="bicubic", antialias=True
-                )
-                return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
-
-            out = tf.cond(tf.equal(side, size), lambda: crop, resize)
-            return tf.ensure_shape(out, [None, size, size, 3])
-
-        def translate(images, cluster_id):
-            """uint8 [N,S,S,3] into clusters [N] -> uint8 [N,S,S,3] (as Trainer.translate)."""
+        )
+        def generate(images, condition_rows):
+            """uint8 [N,S,S,3] under conditions [N,C] -> uint8 [N,S,S,3] (as Trainer.translate)."""
 
             def run():
                 x = tf.cast(images, tf.float32) / 127.5 - 1.0
-                y = generator((x, tf.gather(conditions, cluster_id)), training=False)
-                y = tf.cast(y, tf.float32)
+                y = tf.cast(generator((x, condition_rows), training=False), tf.float32)
                 return tf.cast(tf.clip_by_value((y + 1.0) * 127.5 + 0.5, 0.0, 255.0), tf.uint8)
 
             # An empty batch never reaches the convolutions (oneDNN's fused instance
             # norm rejects N = 0); it returns an empty result.
-            out = tf.cond(
-                tf.shape(images)[0] > 0,
-                run,
-                lambda: tf.zeros([0, size, size, 3], tf.uint8),
-            )
+            out = tf.cond(tf.shape(images)[0] > 0, run, lambda: empty_images)
             return tf.ensure_shape(out, [None, size, size, 3])
+
+        def encode(images):
+            return tf.map_fn(
+                tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string)
+            )
 
         @tf.function(
             input_signature=[
@@ -245,9 +355,12 @@ class ServingModule(tf.Module):
             ]
         )
         def serving_default(image, cluster_id):
+            # Everything reading cluster_id waits for its checks (a gather would fail first,
+            # with TensorFlow's words instead of ours).
             with tf.control_dependencies(check_ids(cluster_id, tf.shape(image)[0])):
                 x = to_model_input(image)
-            return {sig.IMAGE: translate(x, cluster_id)}
+                rows = tf.gather(conditions, cluster_id)
+            return {sig.IMAGE: generate(x, rows)}
 
         @tf.function(
             input_signature=[
@@ -256,25 +369,10 @@ class ServingModule(tf.Module):
             ]
         )
         def translate_bytes(image_bytes, cluster_id):
-            def decode(data):
-                # The training pipeline's decoding, in-graph (data/images.py): EXIF
-                # orientation, 16-bit, alpha over black; WebP and odd BMPs are refused.
-                from xplore_tf.data import images as images_lib
-
-                image = images_lib.decode_image_bytes(data)
-                return to_model_input(image[tf.newaxis])[0]
-
             with tf.control_dependencies(check_ids(cluster_id, tf.shape(image_bytes)[0])):
-                images = tf.map_fn(
-                    decode,
-                    image_bytes,
-                    fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
-                )
-            out = translate(images, cluster_id)
-            encoded = tf.map_fn(
-                tf.io.encode_png, out, fn_output_signature=tf.TensorSpec([], tf.string)
-            )
-            return {sig.IMAGE_BYTES: encoded}
+                images = decode(image_bytes)
+                rows = tf.gather(conditions, cluster_id)
+            return {sig.IMAGE_BYTES: encode(generate(images, rows))}
 
         @tf.function(input_signature=[])
         def clusters():
@@ -298,30 +396,220 @@ class ServingModule(tf.Module):
                 sig.NAME: tf.tile(cluster_names[tf.newaxis], [n, 1]),
             }
 
-        self.serving_default = serving_default
-        self.translate_bytes = translate_bytes
-        self.clusters = clusters
-        self.clusters_batched = clusters_batched
+        self.functions = {
+            sig.SERVING_DEFAULT: serving_default,
+            sig.TRANSLATE_BYTES: translate_bytes,
+            sig.CLUSTERS: clusters,
+            sig.CLUSTERS_BATCHED: clusters_batched,
+        }
+        if space is not None:
+            self.functions.update(
+                _beyond_clusters_functions(
+                    stats,
+                    space,
+                    condition=condition,
+                    conditions=conditions,
+                    size=size,
+                    decode_one=decode_one,
+                    decode=decode,
+                    to_model_input=to_model_input,
+                    generate=generate,
+                    encode=encode,
+                    check_ids=check_ids,
+                    same_batch=same_batch,
+                )
+            )
 
     def signature_functions(self) -> dict:
         """{signature name: tf.function}, callable with the signatures' keyword inputs."""
+        return dict(self.functions)
+
+
+def _beyond_clusters_functions(
+    stats: artifacts.ClusterStats,
+    space: ClusteringSpace,
+    *,
+    condition: str,
+    conditions,
+    size: int,
+    decode_one,
+    decode,
+    to_model_input,
+    generate,
+    encode,
+    check_ids,
+    same_batch,
+) -> dict:
+    """The strength, mix and reference-group signatures of `ServingModule` (docs/beyond.md)."""
+    k, dim = stats.num_clusters, stats.dim
+    cond_dim = int(conditions.shape[1])
+    std_from = dim if condition == "mean_std" else None
+    extractor = space.extractor
+    feature_size = extractor.input_size
+    centroids = tf.constant(stats.centroids.astype(np.float32), name="centroids")
+    radii = tf.constant(space_lib.cluster_radii(stats.stds), name="cluster_radii")
+    pca_mean = tf.constant(stats.pca_mean.astype(np.float32), name="pca_mean")
+    pca_matrix = tf.constant(stats.pca_matrix.astype(np.float32), name="pca_matrix")
+    bound = sig.MAX_STRENGTH
+    model_image = tf.TensorSpec([size, size, 3], tf.uint8)
+    feature_image = tf.TensorSpec([feature_size, feature_size, 3], tf.uint8)
+
+    def to_feature_input(images):
+        """uint8 [N,H,W,3] -> uint8 [N,E,E,3], framed as the clustering stage frames files."""
+        return frame_images(
+            images, size=feature_size, crop_size=space.crop_size, framing=space.framing
+        )
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def decode_both(image_bytes):
+        """string [N] -> (model inputs uint8 [N,S,S,3], feature inputs uint8 [N,E,E,3])."""
+
+        def one(data):
+            image = decode_one(data)[tf.newaxis]
+            return to_model_input(image)[0], to_feature_input(image)[0]
+
+        return tf.map_fn(one, image_bytes, fn_output_signature=(model_image, feature_image))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, feature_size, feature_size, 3], tf.uint8)])
+    def points_of(feature_images):
+        """uint8 [N,E,E,3] -> points [N,d] of the clustering space (empty in, empty out)."""
+
+        def run():
+            feats = extractor(tf.cast(feature_images, tf.float32))
+            return space_lib.to_space_ops(feats, pca_mean, pca_matrix, l2_after=space.l2_after)
+
+        out = tf.cond(tf.shape(feature_images)[0] > 0, run, lambda: tf.zeros([0, dim], tf.float32))
+        return tf.ensure_shape(out, [None, dim])
+
+    def translate_blended(image_bytes, weights):
+        """Toward s_src + sum_i w_i (s_i - s_src) -> (PNG bytes [N], s_src's cluster [N])."""
+        images, feature_images = decode_both(image_bytes)
+        source = space_lib.nearest_cluster_ops(points_of(feature_images), centroids)
+        blended = space_lib.blend_conditions(
+            tf.gather(conditions, source), weights, conditions, std_from=std_from
+        )
+        return {sig.IMAGE_BYTES: encode(generate(images, blended)), sig.SOURCE_CLUSTER: source}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=sig.IMAGE_BYTES),
+            tf.TensorSpec([None], tf.int32, name=sig.CLUSTER_ID),
+            tf.TensorSpec([None], tf.float32, name=sig.STRENGTH),
+        ]
+    )
+    def translate_strength(image_bytes, cluster_id, strength):
+        n = tf.shape(image_bytes)[0]
+        message = f"strength must be in [0, {bound:g}]"
+        checks = check_ids(cluster_id, n) + [
+            same_batch(strength, n, sig.STRENGTH),
+            tf.debugging.assert_greater_equal(strength, 0.0, message=message),
+            tf.debugging.assert_less_equal(strength, bound, message=message),
+        ]
+        with tf.control_dependencies(checks):
+            weights = tf.one_hot(cluster_id, k, dtype=tf.float32) * strength[:, tf.newaxis]
+        return translate_blended(image_bytes, weights)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=sig.IMAGE_BYTES),
+            tf.TensorSpec([None, k], tf.float32, name=sig.CLUSTER_WEIGHTS),
+        ]
+    )
+    def translate_mix(image_bytes, cluster_weights):
+        message = f"cluster_weights must be >= 0 and sum to at most {bound:g} per image"
+        checks = [
+            same_batch(cluster_weights, tf.shape(image_bytes)[0], sig.CLUSTER_WEIGHTS),
+            tf.debugging.assert_greater_equal(cluster_weights, 0.0, message=message),
+            tf.debugging.assert_less_equal(
+                tf.reduce_sum(cluster_weights, axis=1), bound * (1.0 + 1e-6), message=message
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            weights = tf.identity(cluster_weights)
+        return translate_blended(image_bytes, weights)
+
+    functions = {sig.TRANSLATE_STRENGTH: translate_strength, sig.TRANSLATE_MIX: translate_mix}
+    if condition == "onehot":
+        logging.info(
+            "--condition=onehot: no %s/%s signatures (a group has no cluster id)",
+            sig.REFERENCE_CONDITION,
+            sig.TRANSLATE_CONDITION,
+        )
+        return functions
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name=sig.REFERENCE_BYTES)])
+    def reference_condition(reference_bytes):
+        """N groups of M encoded images -> their conditions and distances to the clusters."""
+        shape = tf.shape(reference_bytes)
+        n, m = shape[0], shape[1]
+        checks = [
+            tf.debugging.assert_equal(
+                tf.logical_or(tf.equal(n, 0), m > 0),
+                True,
+                message="a reference group needs at least one image (reference_bytes [N,M], M >= 1)",
+            )
+        ]
+        with tf.control_dependencies(checks):
+            flat = tf.reshape(reference_bytes, [-1])
+        feature_images = tf.map_fn(
+            lambda data: to_feature_input(decode_one(data)[tf.newaxis])[0],
+            flat,
+            fn_output_signature=feature_image,
+        )
+        points = tf.reshape(points_of(feature_images), [n, m, dim])
+        mean, std = space_lib.group_statistics_ops(points)
+        nearest, distance, relative = space_lib.distances_to_clusters_ops(mean, centroids, radii)
+        group = space_lib.group_condition_ops(mean, std, mode=condition)
         return {
-            sig.SERVING_DEFAULT: self.serving_default,
-            sig.TRANSLATE_BYTES: self.translate_bytes,
-            sig.CLUSTERS: self.clusters,
-            sig.CLUSTERS_BATCHED: self.clusters_batched,
+            sig.CONDITION: tf.ensure_shape(group, [None, cond_dim]),
+            sig.NEAREST_CLUSTER: nearest,
+            sig.DISTANCE: distance,
+            sig.RELATIVE_DISTANCE: relative,
         }
 
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=sig.IMAGE_BYTES),
+            tf.TensorSpec([None, cond_dim], tf.float32, name=sig.CONDITION),
+        ]
+    )
+    def translate_condition(image_bytes, condition):  # noqa: F811 (the input's name)
+        checks = [
+            same_batch(condition, tf.shape(image_bytes)[0], sig.CONDITION),
+            tf.debugging.assert_all_finite(condition, "condition must be finite"),
+        ]
+        with tf.control_dependencies(checks):
+            images = decode(image_bytes)
+        return {sig.IMAGE_BYTES: encode(generate(images, condition))}
 
-def serving_module(config: Config, loaded: LoadedGenerator):
-    """The `tf.Module` that is exported: also callable in process (translate, tests)."""
-    return ServingModule(
+    functions[sig.REFERENCE_CONDITION] = reference_condition
+    functions[sig.TRANSLATE_CONDITION] = translate_condition
+    return functions
+
+
+def serving_module(config: Config, loaded: LoadedGenerator) -> ServingModule:
+    """The `tf.Module` that is exported: also callable in process (translate, tests).
+
+    The beyond-clusters signatures are left out, with a warning saying why, when the
+    clustering space cannot be rebuilt here (`optional_clustering_space`).
+    """
+    space, reason = optional_clustering_space(config, loaded.stats)
+    if space is None:
+        logging.warning(
+            "no %s signatures in this model (they run the clustering extractor in-graph): %s",
+            "/".join(sig.BEYOND_SIGNATURES),
+            reason,
+        )
+    module = ServingModule(
         loaded.generator,
         loaded.stats,
         condition=config.model.condition,
         crop_size=config.data.crop_size,
         names=cluster_names(config, loaded.stats.num_clusters),
+        space=space,
     )
+    module.beyond_clusters_reason = reason
+    return module
 
 
 def existing_versions(model_dir: str) -> list[int]:
@@ -374,6 +662,28 @@ def _remove_orphaned_temp_dirs(model_dir: str) -> None:
             pass  # alive, another user's
 
 
+def _beyond_clusters_metadata(
+    config: Config, loaded: LoadedGenerator, module: ServingModule
+) -> dict:
+    """What assets.extra/xplore_tf.json says of the beyond-clusters signatures."""
+    if module.beyond_clusters_reason:
+        return {"beyond_clusters_missing": module.beyond_clusters_reason}
+    return {
+        "max_strength": sig.MAX_STRENGTH,
+        "far_from_clusters": sig.FAR_FROM_CLUSTERS,
+        "clustering_space": {
+            "extractor": loaded.stats.extractor,
+            "input_size": loaded.stats.image_size,
+            "framing": config.cluster.feature_framing,
+            "crop_size": loaded.stats.crop_size,
+            "blocks": list(config.cluster.feature_blocks),
+            "mirror": config.cluster.feature_mirror,
+            "pca_dim": loaded.stats.dim,
+            "pca_l2": config.cluster.pca_l2,
+        },
+    }
+
+
 def export(
     config: Config, *, checkpoint: str | None = None, version: int | None = None
 ) -> ExportResult:
@@ -419,6 +729,7 @@ def export(
                 "clusters_fingerprint": loaded.clusters_fingerprint,
                 "untrained": loaded.untrained,
                 "signatures": sorted(functions),
+                **_beyond_clusters_metadata(config, loaded, module),
                 "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             },
         )

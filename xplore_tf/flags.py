@@ -13,6 +13,7 @@ import os
 
 from absl import flags, logging
 
+from serving import signatures as sig
 from xplore_tf import config as config_lib
 from xplore_tf import io_utils
 
@@ -451,7 +452,27 @@ flags.DEFINE_string(
     "cluster",
     "",
     "`xplore_tf.translate`: target cluster, an id in [0, k) or a name from "
-    "WORKDIR/clusters/cluster_names.json.",
+    "WORKDIR/clusters/cluster_names.json; or several with weights, ID_OR_NAME:WEIGHT,... "
+    "(e.g. 12:1.0,31:0.5: condition = s_src + sum_i w_i (s_i - s_src), s_src the input's "
+    f"own cluster; weights >= 0 summing to at most {sig.MAX_STRENGTH:g}; docs/beyond.md).",
+)
+flags.DEFINE_float(
+    "strength",
+    None,
+    "`xplore_tf.translate`: attribute strength alpha toward --cluster: condition = s_src + "
+    "alpha (s_target - s_src), s_src = the statistics of the input's nearest cluster; 0 = "
+    f"the input's own cluster, 1 = the target's, up to {sig.MAX_STRENGTH:g} extrapolates. "
+    "Unset = the plain cluster translation (alpha = 1 without finding s_src).",
+    lower_bound=0.0,
+    upper_bound=sig.MAX_STRENGTH,
+)
+flags.DEFINE_string(
+    "reference_dir",
+    "",
+    "`xplore_tf.translate`: translate toward a reference group instead of a cluster: the "
+    "mean and std of this folder's images in the clustering space (computed as cluster "
+    "statistics are), e.g. 20-50 photos showing one attribute. Warns when the group lies "
+    "far from every training cluster.",
 )
 flags.DEFINE_bool(
     "all_clusters",
@@ -631,6 +652,14 @@ flags.DEFINE_string(
     "(inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5) to also report FID. "
     "Empty = only the Fréchet distance in the clustering extractor's feature space.",
 )
+flags.DEFINE_list(
+    "strengths",
+    [],
+    "Strength curve (docs/beyond.md): translate the held-out images into each transfer "
+    "attribute's cluster at these strengths alpha (comma separated, each in "
+    f"[0, {sig.MAX_STRENGTH:g}], e.g. 0,0.25,0.5,0.75,1,1.25) and report transfer rate, "
+    "identity and L1 to the input per alpha. Empty = no curve.",
+)
 flags.DEFINE_integer(
     "eval_batch_size",
     32,
@@ -650,6 +679,18 @@ flags.DEFINE_integer(
     "then the largest others.",
     lower_bound=1,
 )
+
+
+@flags.validator(
+    "strengths",
+    message=f"--strengths: expected numbers in [0, {sig.MAX_STRENGTH:g}], comma separated",
+)
+def _check_strengths(values) -> bool:
+    try:
+        alphas = [float(v) for v in values]
+    except ValueError:
+        return False
+    return all(0.0 <= a <= sig.MAX_STRENGTH for a in alphas)
 
 
 @flags.multi_flags_validator(
@@ -826,6 +867,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             identity_regressor_members=f.identity_regressor_members,
             inception_weights=_abspath(f.inception_weights),
             batch_size=f.eval_batch_size,
+            strengths=tuple(float(v) for v in f.strengths),
             report_images=f.report_images,
             report_clusters=f.report_clusters,
         ),

@@ -6,6 +6,9 @@ each cluster), without a server: with an exported SavedModel (--saved_model=VERS
 G_ema of the run's latest checkpoint (or --checkpoint). Output as serving/client.py writes it.
 With --paste_back each image is a photo: its faces are detected, aligned, translated and
 blended back, and the whole photo is written (xplore_tf/translate_lib.py, serving/faces.py).
+Beyond fixed clusters (docs/beyond.md): --strength=0.5 (half way from the input's own
+cluster), --cluster=12:1.0,31:0.5 (a weighted combination), --reference_dir=DIR (toward the
+statistics of a folder of photos).
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ def main(argv: list[str]) -> None:
         out=f.out,
         cluster=f.cluster,
         all_clusters=f.all_clusters,
+        strength=f.strength,
+        reference_dir=os.path.abspath(os.path.expanduser(f.reference_dir))
+        if f.reference_dir
+        else "",
         saved_model=os.path.abspath(os.path.expanduser(f.saved_model)) if f.saved_model else "",
         paste_back=config.prepare.paste_back,
     )

@@ -3,23 +3,33 @@
 Runs the same signature functions a server would: those of an exported SavedModel
 (`saved_model`), or of the export module built in memory from the run's G_ema checkpoint
 (no export written). Inputs are read, named and written exactly as `serving/client.py`
-does (`serving/client_common.py`), so a local translation equals a served one.
+does (`serving/client_common.py`, `serving/beyond_clusters.py`), so a local translation
+equals a served one: into a cluster, with a strength, into a weighted combination of
+clusters, or toward a reference group of images (docs/beyond.md).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from absl import logging
+
+from serving import beyond_clusters as bc
 from serving import client_common as common
 from serving import signatures as sig
 from xplore_tf.config import Config
+
+METADATA = os.path.join("assets.extra", "xplore_tf.json")  # = export_lib.METADATA
 
 
 class Translator:
     """The signature functions of one model, called with numpy in and numpy out."""
 
-    def __init__(self, functions: dict, *, source: str, keep_alive: object = None):
+    def __init__(
+        self, functions: dict, *, source: str, keep_alive: object = None, missing_reason: str = ""
+    ):
         missing = [s for s in (sig.TRANSLATE_BYTES, sig.CLUSTERS) if s not in functions]
         if missing:
             raise ValueError(
@@ -28,6 +38,10 @@ class Translator:
         self.functions = functions
         self.source = source
         self._keep_alive = keep_alive  # a loaded SavedModel owns the variables
+        # Why the beyond-clusters signatures are absent, when they are.
+        self.missing_reason = missing_reason or (
+            "exported before they existed: export the checkpoint again"
+        )
 
     @classmethod
     def from_saved_model(cls, path: str) -> Translator:
@@ -39,7 +53,13 @@ class Translator:
                 "e.g. WORKDIR/export/xplore/1)"
             )
         loaded = tf.saved_model.load(path)
-        return cls(dict(loaded.signatures), source=path, keep_alive=loaded)
+        reason = ""
+        try:
+            with open(os.path.join(path, METADATA), encoding="utf-8") as f:
+                reason = json.load(f).get("beyond_clusters_missing", "")
+        except (OSError, ValueError):
+            pass
+        return cls(dict(loaded.signatures), source=path, keep_alive=loaded, missing_reason=reason)
 
     @classmethod
     def from_checkpoint(cls, config: Config, checkpoint: str | None = None) -> Translator:
@@ -48,7 +68,33 @@ class Translator:
         loaded = export_lib.load_generator(config, checkpoint)
         module = export_lib.serving_module(config, loaded)
         source = loaded.checkpoint or "an untrained generator"
-        return cls(module.signature_functions(), source=source, keep_alive=module)
+        return cls(
+            module.signature_functions(),
+            source=source,
+            keep_alive=module,
+            missing_reason=module.beyond_clusters_reason,
+        )
+
+    def predict(self, name: str, inputs: dict) -> dict:
+        """One signature call, numpy in and out (as `ServingClient.predict` over gRPC).
+
+        Raises:
+            ValueError: the model has no such signature (and why), or refuses the inputs
+                (InvalidArgumentError's message, shortened to its lines that matter).
+        """
+        import tensorflow as tf
+
+        if name not in self.functions:
+            raise ValueError(
+                f"{self.source}: the model has no {name} signature ({self.missing_reason})"
+            )
+        fn = self.functions[name]
+        dtypes = _input_dtypes(fn)
+        try:
+            out = fn(**{k: tf.constant(v, dtypes[k]) for k, v in inputs.items()})
+        except tf.errors.InvalidArgumentError as e:
+            raise ValueError(_short(e.message)) from None
+        return {k: v.numpy() for k, v in out.items()}
 
     def clusters(self) -> common.ClusterInfo:
         outputs = self.functions[sig.CLUSTERS]()
@@ -79,6 +125,13 @@ class Translator:
         return out
 
 
+def _input_dtypes(fn) -> dict:
+    """{input name: dtype} of a signature (a loaded ConcreteFunction or a tf.function)."""
+    concrete = fn if hasattr(fn, "structured_input_signature") else fn.get_concrete_function()
+    args, kwargs = concrete.structured_input_signature
+    return {k: v.dtype for k, v in kwargs.items()} or {spec.name: spec.dtype for spec in args}
+
+
 def _short(message: str) -> str:
     keep = [
         line.strip()
@@ -98,12 +151,20 @@ def translate_files(
     out: str,
     cluster: str | int | None = None,
     all_clusters: bool = False,
+    strength: float | None = None,
+    reference_dir: str = "",
     saved_model: str = "",
     checkpoint: str | None = None,
     max_batch: int = 16,
     paste_back: bool = False,
 ) -> list[str]:
     """Translates image files into `cluster` (id or name), or into every cluster as one grid.
+
+    Beyond fixed clusters (docs/beyond.md): `strength` alpha in [0, MAX_STRENGTH] moves the
+    condition from the input's own cluster (0) to the target (1) and past it; `cluster` as
+    `12:1.0,31:0.5` is a weighted combination; `reference_dir` translates toward the
+    statistics of that folder's images instead of a cluster (warning when the group lies
+    far from every training cluster).
 
     With `paste_back`, each file is a photo: its faces are detected and aligned
     (`config.prepare`: detector, faces, aligned_size, min_face_size/score, paste_feather;
@@ -114,8 +175,15 @@ def translate_files(
     the training pipeline could not decode is a ValueError (ImageError) naming it.
 
     Output naming (see `client_common.output_paths`): `out` is a folder
-    (`<stem>_c<cluster:03d>.png`; the grid is `all_clusters.png`), a .png file, or a pattern
+    (`<stem>_c<cluster:03d>.png`, `<stem>_c012_s0.5.png`, `<stem>_mix_c012x1_c031x0.5.png`,
+    `<stem>_ref_<folder>.png`; the grid is `all_clusters.png`), a .png file, or a pattern
     with {stem}, {index}, {cluster}; empty = WORKDIR/translate. Returns the files written.
+
+    Raises:
+        ValueError: contradicting or malformed options (one line naming the flag), an
+            unreadable input, a reference folder without readable images, a request the
+            model refuses, or a model without the signature the options need.
+        FileNotFoundError: an input file that does not exist.
     """
     paths = list(images)
     if not paths:
@@ -124,16 +192,31 @@ def translate_files(
     if missing:
         raise FileNotFoundError(f"--images: no such file: {', '.join(missing)}")
     has_cluster = cluster is not None and str(cluster).strip() != ""
-    if not all_clusters and not has_cluster:
-        raise ValueError("pass --cluster=ID_OR_NAME or --all_clusters")
+    if reference_dir:
+        if has_cluster or all_clusters or strength is not None:
+            raise ValueError(
+                "--reference_dir is the target: pass it without --cluster, --all_clusters "
+                "and --strength"
+            )
+    elif not all_clusters and not has_cluster:
+        raise ValueError("pass --cluster=ID_OR_NAME, --all_clusters or --reference_dir=DIR")
     if all_clusters and has_cluster:
         raise ValueError(f"pass --cluster={cluster} or --all_clusters, not both")
     if paste_back and all_clusters:
         raise ValueError("--paste_back writes whole photos into one cluster: pass --cluster")
+    weights = bc.parse_cluster_weights(str(cluster)) if has_cluster else None
+    if strength is not None:
+        strength = bc.check_strength(strength)
+        if weights is not None:
+            raise ValueError(
+                f"--strength applies to one --cluster; --cluster={cluster} has weights already "
+                "(scale them instead)"
+            )
     out = out or os.path.join(config.workdir, "translate")
     # Every input is decoded here first, by the training pipeline's rules: a file that
     # cannot be read is one ImageError line naming it, before any model is loaded.
     encoded = [common.read_image_bytes(p) for p in paths]
+    reference = _read_reference(reference_dir) if reference_dir else None
     if paste_back:
         _check_detector(config)
     translator = (
@@ -145,28 +228,98 @@ def translate_files(
         ids = [int(i) for i in translator.clusters().ids]
         rows = []
         for data in encoded:
-            outs = [
-                common.decode(b)
-                for b in translator.translate_bytes([data] * len(ids), ids, max_batch=max_batch)
-            ]
+            batch = [data] * len(ids)
+            if strength is None:
+                pngs = translator.translate_bytes(batch, ids, max_batch=max_batch)
+            else:
+                pngs, _ = bc.translate_strength(
+                    translator.predict, batch, ids, [strength] * len(ids), max_batch=max_batch
+                )
+            outs = [common.decode(b) for b in pngs]
             rows.append([common.thumbnail(data, outs[0].shape[0]), *outs])
         path = common.grid_path(out)
         common.write_file(path, common.png_bytes(common.grid(rows)))
         return [path]
-    info = None if common.is_cluster_id(cluster) else translator.clusters()
-    target = common.resolve_cluster(cluster, info)
-    ids = [target] * len(paths)
-    outputs = common.output_paths(out, paths, ids)
+    translate_pngs, label = _translation(
+        translator, cluster, weights, strength, reference_dir, reference, max_batch
+    )
+    outputs = common.output_paths(out, paths, [label] * len(paths))
     if paste_back:
         pngs = [
-            _paste_back(config, translator, path, data, target, saved_model, max_batch)
+            _paste_back(config, translate_pngs, path, data, saved_model)
             for path, data in zip(paths, encoded, strict=True)
         ]
     else:
-        pngs = translator.translate_bytes(encoded, ids, max_batch=max_batch)
+        pngs = translate_pngs(encoded)
     for path, png in zip(outputs, pngs, strict=True):
         common.write_file(path, png)
     return outputs
+
+
+def _read_reference(folder: str) -> bc.ReferenceImages:
+    """The reference folder's images, listed as the clustering stage lists a folder."""
+    from xplore_tf.clustering import space
+
+    listed = space.list_reference_images(folder)
+    group = bc.read_reference_images(folder, listed)
+    for rel, reason in group.skipped:
+        logging.warning("--reference_dir: skipping unreadable image %s: %s", rel, reason)
+    if group.duplicates:
+        logging.info("--reference_dir: %d exact duplicate(s) counted once", len(group.duplicates))
+    return group
+
+
+def _translation(
+    translator: Translator,
+    cluster: str | int | None,
+    weights: list[tuple[str, float]] | None,
+    strength: float | None,
+    reference_dir: str,
+    reference: bc.ReferenceImages | None,
+    max_batch: int,
+) -> tuple[Callable[[list[bytes]], list[bytes]], int | str]:
+    """(encoded images -> PNG bytes, output label) for the chosen target."""
+    predict = translator.predict
+    if reference is not None:
+        ref = bc.reference_condition(predict, reference.encoded)
+        logging.info(
+            "--reference_dir: %d images; nearest training cluster %d at distance %.3g "
+            "(%.2fx its RMS radius)",
+            len(reference.encoded),
+            ref.nearest_cluster,
+            ref.distance,
+            ref.relative_distance,
+        )
+        if ref.far:
+            logging.warning("%s", ref.warning(reference_dir))
+        return (
+            lambda pngs: bc.translate_condition(predict, pngs, ref.condition, max_batch=max_batch),
+            bc.reference_label(reference_dir),
+        )
+    if weights is not None:
+        needs_names = any(not common.is_cluster_id(t) for t, _ in weights)
+        info = translator.clusters()
+        resolved = [
+            (common.resolve_cluster(t, info if needs_names else None), w) for t, w in weights
+        ]
+        vector = bc.weight_vector(resolved, len(info.ids))
+        return (
+            lambda pngs: bc.translate_mix(predict, pngs, vector, max_batch=max_batch)[0],
+            bc.mix_label(resolved),
+        )
+    info = None if common.is_cluster_id(cluster) else translator.clusters()
+    target = common.resolve_cluster(cluster, info)
+    if strength is not None:
+        return (
+            lambda pngs: bc.translate_strength(
+                predict, pngs, [target] * len(pngs), [strength] * len(pngs), max_batch=max_batch
+            )[0],
+            bc.strength_label(target, strength),
+        )
+    return (
+        lambda pngs: translator.translate_bytes(pngs, [target] * len(pngs), max_batch=max_batch),
+        target,
+    )
 
 
 def _check_detector(config: Config) -> None:
@@ -193,16 +346,12 @@ def _model_crop_size(config: Config, saved_model: str) -> int:
 
 def _paste_back(
     config: Config,
-    translator: Translator,
+    translate_pngs: Callable[[list[bytes]], list[bytes]],
     path: str,
     data: bytes,
-    cluster: int,
     saved_model: str,
-    max_batch: int,
 ) -> bytes:
-    """PNG bytes of the photo at `path` with every face translated into `cluster`."""
-    from absl import logging
-
+    """PNG bytes of the photo at `path` with every face translated by `translate_pngs`."""
     from serving import faces
 
     p = config.prepare
@@ -215,11 +364,7 @@ def _paste_back(
         feather=p.paste_feather,
         crop_size=_model_crop_size(config, saved_model),
     )
-    photo, found = faces.translate_photo(
-        common.decode(data, path),
-        lambda pngs: translator.translate_bytes(pngs, [cluster] * len(pngs), max_batch=max_batch),
-        options,
-    )
+    photo, found = faces.translate_photo(common.decode(data, path), translate_pngs, options)
     if not found:
         logging.warning("%s: no face found; written unchanged", path)
     return common.png_bytes(photo)

@@ -92,6 +92,21 @@ def _perfect_translator(config):
     return translate
 
 
+def _perfect_strength(config):
+    """Below strength 0.5 the input itself, from 0.5 on the perfect translation."""
+    perfect = _perfect_translator(config)
+
+    def strength(images, cluster_ids, strengths, source_ids):
+        assert len(images) == len(cluster_ids) == len(strengths) == len(source_ids)
+        out = images.copy()
+        strong = np.asarray(strengths) >= 0.5
+        if strong.any():
+            out[strong] = perfect(images[strong], np.asarray(cluster_ids)[strong])
+        return out
+
+    return strength
+
+
 def _noise(images, cluster_ids):
     rng = np.random.default_rng(int(cluster_ids[0]) + 100 * len(images))
     return rng.integers(0, 256, images.shape, dtype=np.uint8)
@@ -99,7 +114,14 @@ def _noise(images, cluster_ids):
 
 def test_perfect_and_random_generators_score_far_apart(tmp_path):
     config = _background_clusters_run(tmp_path)
-    perfect = pipeline.run_evaluation(config, translate_fn=_perfect_translator(config))
+    config = dataclasses.replace(
+        config, eval=dataclasses.replace(config.eval, strengths=(1.0, 0.0, 0.25, 0.5))
+    )
+    perfect = pipeline.run_evaluation(
+        config,
+        translate_fn=_perfect_translator(config),
+        strength_fn=_perfect_strength(config),
+    )
     noise = pipeline.run_evaluation(config, translate_fn=_noise)
 
     for m in (perfect, noise):
@@ -139,6 +161,24 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path):
     assert pr["fd_pixels"] < 3 * pr["fd_pixels_real_reference"]
     assert nr["fd_pixels"] > 10 * pr["fd_pixels"]
 
+    # Strength curve: alpha sorted; below 0.5 the input comes back (no transfer, the
+    # person kept, L1 = 0); from 0.5 on the perfect translation (the transfer section's).
+    sc = perfect["strength_curve"]
+    assert sc["status"] == "ok" and sc["strengths"] == [0.0, 0.25, 0.5, 1.0]
+    assert sorted(sc["targets"]) == sorted(ta) and sc["transfer_monotonic"]
+    by_alpha = {p["strength"]: p for p in sc["curve"]}
+    assert by_alpha[0.0]["mean_l1_to_input"] == 0.0 == by_alpha[0.25]["mean_l1_to_input"]
+    assert by_alpha[0.0]["mean_rate_lacking"] == pytest.approx(sc["baseline_lacking"])
+    assert by_alpha[1.0]["mean_rate_lacking"] == pytest.approx(
+        perfect["transfer"]["mean_rate_lacking"]
+    )
+    assert by_alpha[0.0]["mean_identity_verified"] > by_alpha[1.0]["mean_identity_verified"] - 0.05
+    assert by_alpha[0.0]["mean_identity_verified"] > 0.9
+    assert noise["strength_curve"] == {
+        "status": "skipped",
+        "reason": "no strength_fn: evaluating a custom translate_fn",
+    }
+
     # The report of the last run (noise) is on disk, with its matrix.
     eval_dir = tmp_path / "eval"
     with open(eval_dir / "metrics.json") as f:
@@ -153,6 +193,7 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path):
     }
     text = pipeline.format_summary(perfect)
     assert "background_0" in text and "fd_pixels" in text and "geometry" in text
+    assert "strength curve (100 held-out images into 4 attribute clusters" in text
 
 
 def test_translate_fn_output_is_checked():
@@ -205,6 +246,7 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path):
         "--identity_regressor_members=1",
         "--report_images=2",
         "--report_clusters=3",
+        "--strengths=1,0",
     )
     assert res.returncode == 0, res.stderr[-3000:]
     with open(tmp_path / "eval" / "metrics.json") as f:
@@ -216,3 +258,12 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path):
     assert metrics["realism"]["fd_pixels"] >= 0 and metrics["identity"]["embedder"] == "geometry"
     assert (tmp_path / "eval" / "report.html").stat().st_size > 1000
     assert "realism: fd_pixels" in res.stdout and "metrics.json" in res.stdout
+    # The strength curve's alpha = 1 is exactly the transfer section's translation.
+    sc = metrics["strength_curve"]
+    assert sc["status"] == "ok" and sc["strengths"] == [0.0, 1.0]
+    at_one = {r["attribute"]: r["rate_all"] for r in sc["curve"][1]["attributes"]}
+    assert at_one == {r["attribute"]: r["rate_all"] for r in metrics["transfer"]["attributes"]}
+    assert (
+        "strength curve (" in res.stdout
+        and "Strength curve" in (tmp_path / "eval" / "report.html").read_text()
+    )

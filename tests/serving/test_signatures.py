@@ -17,9 +17,26 @@ def test_signatures_module_is_pure_constants():
         tree = ast.parse(f.read())
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert sig.SERVING_DEFAULT == "serving_default"  # TF Serving's default signature key
-    assert len(set(sig.SIGNATURES)) == 4 and sig.CLUSTERS_BATCHED in sig.SIGNATURES
-    keys = {sig.IMAGE, sig.IMAGE_BYTES, sig.CLUSTER_ID, sig.SIZE, sig.NAME, sig.ROWS}
-    assert len(keys) == 6 and all(k.isidentifier() for k in keys)
+    assert len(set(sig.SIGNATURES)) == 8 and sig.CLUSTERS_BATCHED in sig.SIGNATURES
+    assert sig.SIGNATURES == sig.BASE_SIGNATURES + sig.BEYOND_SIGNATURES
+    keys = {
+        sig.IMAGE,
+        sig.IMAGE_BYTES,
+        sig.CLUSTER_ID,
+        sig.SIZE,
+        sig.NAME,
+        sig.ROWS,
+        sig.STRENGTH,
+        sig.CLUSTER_WEIGHTS,
+        sig.SOURCE_CLUSTER,
+        sig.REFERENCE_BYTES,
+        sig.CONDITION,
+        sig.NEAREST_CLUSTER,
+        sig.DISTANCE,
+        sig.RELATIVE_DISTANCE,
+    }
+    assert len(keys) == 14 and all(k.isidentifier() for k in keys)
+    assert sig.MAX_STRENGTH >= 1.25  # the strength curve of docs/beyond.md reaches 1.25
 
 
 def test_models_config_is_a_valid_model_server_config():

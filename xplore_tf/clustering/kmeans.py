@@ -12,6 +12,10 @@ import dataclasses
 import numpy as np
 from absl import logging
 
+# Floor of every stored per-dimension std sigma_k (a zero would be an ASIN input the
+# generator never sees); reference groups and blended conditions use it too.
+MIN_STD = 1e-6
+
 
 @dataclasses.dataclass(frozen=True)
 class Clustering:
@@ -128,7 +132,7 @@ def discover_clusters(
     seed: int = 0,
     max_points_per_centroid: int = 0,
     min_cluster_size: int = 2,
-    min_std: float = 1e-6,
+    min_std: float = MIN_STD,
 ) -> Clustering:
     """k-means, then merges clusters too small or without spread into their nearest ones."""
     centroids, objective = faiss_kmeans(

@@ -52,3 +52,13 @@ def fit_pca(
 def apply_pca(x: np.ndarray, mean: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Projects x [N, D] to [N, d]."""
     return ((np.asarray(x, np.float32) - mean) @ matrix).astype(np.float32)
+
+
+def to_space(
+    feats: np.ndarray, mean: np.ndarray, matrix: np.ndarray, *, l2_after: bool
+) -> np.ndarray:
+    """Pooled features [N, D] -> points [N, d] of the clustering space: L2, PCA, L2 again
+    when `l2_after` (--pca_l2). The transform `cluster` fits (`pipeline.clustering_space`)
+    and applies to new images (`clustering/space.py`)."""
+    points = apply_pca(l2_normalize(feats), mean, matrix)
+    return l2_normalize(points) if l2_after else points

@@ -167,6 +167,24 @@ def run_clustering(config: Config) -> dict:
     return {**common, "sweep": summaries, "k_sweep_html": page}
 
 
+def clustering_extractor(config: Config) -> features_lib.FeatureExtractor:
+    """The extractor `cluster` runs: --feature_extractor with --feature_weights at
+    --feature_input_size, the --feature_blocks pooled, averaged with the mirror image under
+    --feature_mirror. [N, S, S, 3] float32 in [0, 255] -> [N, D].
+
+    Raises:
+        ValueError, FileNotFoundError: as `features.build_extractor`, `blocks.with_blocks`.
+    """
+    c = config.cluster
+    extractor = features_lib.build_extractor(
+        c.feature_extractor, c.feature_weights or None, input_size=c.feature_input_size
+    )
+    extractor = blocks_lib.with_blocks(extractor, c.feature_blocks)
+    if c.feature_mirror:
+        extractor = blocks_lib.with_mirror_average(extractor)
+    return extractor
+
+
 @dataclasses.dataclass(frozen=True)
 class _Features:
     kept: np.ndarray  # [M] int64 indices into rel_paths
@@ -209,12 +227,7 @@ def _features(config: Config, root: str, rel_paths: list[str]) -> _Features:
                 hit.images_per_second,
                 True,
             )
-    extractor = features_lib.build_extractor(
-        c.feature_extractor, c.feature_weights or None, input_size=c.feature_input_size
-    )
-    extractor = blocks_lib.with_blocks(extractor, c.feature_blocks)
-    if c.feature_mirror:
-        extractor = blocks_lib.with_mirror_average(extractor)
+    extractor = clustering_extractor(config)
     skip_log = images_lib.SkipLog()
     kept, feats, timing = extract.extract_features(
         extractor,
@@ -278,9 +291,7 @@ def clustering_space(feats: np.ndarray, config: Config) -> Space:
             feats.shape[1],
             len(feats),
         )
-    points = pca.apply_pca(normalized, pca_mean, pca_matrix)
-    if c.pca_l2:
-        points = pca.l2_normalize(points)
+    points = pca.to_space(feats, pca_mean, pca_matrix, l2_after=c.pca_l2)
     description = (
         f"l2 -> pca {pca_matrix.shape[1]}{' whitened' if c.pca_whiten else ''}"
         f"{' -> l2' if c.pca_l2 else ''}"

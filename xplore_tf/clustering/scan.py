@@ -243,7 +243,7 @@ def clustering_from_probs(
     probs: np.ndarray,
     *,
     min_cluster_size: int = 2,
-    min_std: float = 1e-6,
+    min_std: float = kmeans.MIN_STD,
     objective: float = 0.0,
 ) -> kmeans.Clustering:
     """Pseudo-labels and statistics from a head's probabilities probs [N, k] over points x [N, d].

@@ -221,6 +221,41 @@ def render(metrics: dict, *, matrix: TranslationMatrix | None = None) -> str:
     else:
         parts.append(_section_status(rl))
 
+    # ---- strength curve (docs/beyond.md), with --strengths
+    sc = metrics.get("strength_curve")
+    if sc is not None:
+        parts.append("<h2>Strength curve</h2>")
+        if sc.get("status") == "ok":
+            rows = [
+                [
+                    _num(p["strength"], "g"),
+                    _num(p["mean_rate_lacking"]),
+                    _num(p["mean_rate_all"]),
+                    _num(p["mean_identity_verified"]),
+                    _num(p["mean_l1_to_input"], ".4f"),
+                ]
+                for p in sc["curve"]
+            ]
+            parts.append(
+                f"<p>{sc['eval_images']} held-out images translated into the clusters of "
+                f"{_e(', '.join(sc['targets']))} with condition s_src + alpha (s_target - s_src), "
+                f"s_src = the statistics of each input's nearest cluster; baseline (untranslated, "
+                f"lacking) {_num(sc['baseline_lacking'])}. Transfer monotonic in alpha: "
+                f"{'yes' if sc['transfer_monotonic'] else 'no'}.</p>"
+                + _table(
+                    [
+                        "alpha",
+                        "transfer (lacking)",
+                        "transfer (all)",
+                        "identity verified",
+                        "L1 to input",
+                    ],
+                    rows,
+                )
+            )
+        else:
+            parts.append(_section_status(sc))
+
     # ---- discovery
     disc = metrics.get("discovery", {})
     parts.append("<h2>Attribute discovery</h2>")

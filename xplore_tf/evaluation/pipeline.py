@@ -35,6 +35,10 @@ from xplore_tf.evaluation import html_report, identity, realism, transfer
 
 # translate_fn(images uint8 [N,S,S,3], cluster_ids int [N]) -> uint8 [N,S,S,3]
 TranslateFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# strength_fn(images uint8 [N,S,S,3], cluster_ids int [N], strengths float [N],
+#             source_ids int [N]) -> uint8 [N,S,S,3]: condition s_src + alpha (s_t - s_src)
+# with s_src = the condition of each input's own cluster source_ids (docs/beyond.md).
+StrengthFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 SCHEMA_VERSION = 1
 METRICS = "metrics.json"
@@ -42,6 +46,7 @@ REPORT = "report.html"
 MATRIX = "translation_matrix.png"
 DISCOVERY = "discovery.json"
 SECTIONS = ("transfer", "identity", "realism")
+STRENGTH_CURVE = "strength_curve"  # with --strengths (docs/beyond.md)
 
 
 # ---------------------------------------------------------------- discovery
@@ -101,49 +106,93 @@ def checkpoint_translate_fn(
     config: Config, checkpoint: str, *, batch_size: int = 32
 ) -> tuple[TranslateFn, int | None]:
     """G_ema of `checkpoint` as a translate_fn (no noise at inference), and its step."""
+    translate, _, step = checkpoint_generator_fns(config, checkpoint, batch_size=batch_size)
+    return translate, step
+
+
+def checkpoint_generator_fns(
+    config: Config, checkpoint: str, *, batch_size: int = 32
+) -> tuple[TranslateFn, StrengthFn, int | None]:
+    """G_ema of `checkpoint` as a translate_fn and a strength_fn, and its step.
+
+    Both condition G as the exported model does: translate_fn on the cluster's row of the
+    condition table, strength_fn on `space.blend_conditions` (alpha = 0 gives exactly the
+    source row, alpha = 1 exactly the target row). Cluster ids outside [0, k) and
+    strengths outside [0, MAX_STRENGTH] are ValueErrors.
+    """
     import tensorflow as tf
 
+    from serving import signatures as sig
     from xplore_tf import export_lib
+    from xplore_tf.clustering import space
     from xplore_tf.models.generator import condition_vector
 
     loaded = export_lib.load_generator(config, checkpoint, allow_untrained=False)
     generator, stats = loaded.generator, loaded.stats
-    centroids = tf.constant(stats.centroids, tf.float32)
-    stds = tf.constant(stats.stds, tf.float32)
     mode = config.model.condition
+    k = stats.num_clusters
+    table = tf.constant(
+        np.asarray(condition_vector(np.arange(k), stats.centroids, stats.stds, mode=mode)),
+        tf.float32,
+    )
+    std_from = stats.dim if mode == "mean_std" else None
 
     @tf.function(reduce_retracing=True)
-    def _translate(images, cluster_ids):
+    def _generate(images, conditions):
         x = tf.cast(images, tf.float32) / 127.5 - 1.0
-        y = generator(
-            (x, condition_vector(cluster_ids, centroids, stds, mode=mode)), training=False
-        )
+        y = generator((x, conditions), training=False)
         return tf.cast(tf.clip_by_value((y + 1.0) * 127.5 + 0.5, 0.0, 255.0), tf.uint8)
 
-    def translate(images: np.ndarray, cluster_ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(cluster_ids, np.int32)
-        if ids.size and (ids.min() < 0 or ids.max() >= stats.num_clusters):
-            raise ValueError(f"cluster ids must be in [0, {stats.num_clusters})")
+    def check_ids(ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int32)
+        if ids.size and (ids.min() < 0 or ids.max() >= k):
+            raise ValueError(f"cluster ids must be in [0, {k})")
+        return ids
+
+    def run(images: np.ndarray, conditions) -> np.ndarray:
         return np.concatenate(
             [
-                _translate(
-                    tf.constant(images[i : i + batch_size]), tf.constant(ids[i : i + batch_size])
+                _generate(
+                    tf.constant(images[i : i + batch_size]), conditions[i : i + batch_size]
                 ).numpy()
                 for i in range(0, len(images), batch_size)
             ]
         )
 
-    return translate, loaded.step
+    def translate(images: np.ndarray, cluster_ids: np.ndarray) -> np.ndarray:
+        return run(images, tf.gather(table, check_ids(cluster_ids)))
+
+    def strength(images, cluster_ids, strengths, source_ids) -> np.ndarray:
+        alphas = np.asarray(strengths, np.float32)
+        if alphas.size and not (
+            np.isfinite(alphas).all() and 0 <= alphas.min() and alphas.max() <= sig.MAX_STRENGTH
+        ):
+            raise ValueError(f"strengths must be in [0, {sig.MAX_STRENGTH:g}]")
+        source = tf.gather(table, check_ids(source_ids))
+        weights = tf.one_hot(check_ids(cluster_ids), k) * alphas[:, None]
+        return run(images, space.blend_conditions(source, weights, table, std_from=std_from))
+
+    return translate, strength, loaded.step
 
 
 def translate_all(
-    translate_fn: TranslateFn, images: np.ndarray, clusters: np.ndarray, *, batch_size: int
+    translate_fn: TranslateFn | StrengthFn,
+    images: np.ndarray,
+    clusters: np.ndarray,
+    *,
+    batch_size: int,
+    extra: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
-    """Runs translate_fn batch by batch and checks its output: uint8, same shape as input."""
+    """Runs translate_fn batch by batch and checks its output: uint8, same shape as input.
+
+    `extra` per-image arrays [N] (a StrengthFn's strengths and source ids) are sliced
+    alongside and passed after the cluster ids.
+    """
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size]
-        y = np.asarray(translate_fn(x, np.asarray(clusters[i : i + batch_size], np.int32)))
+        more = [np.asarray(a)[i : i + batch_size] for a in extra]
+        y = np.asarray(translate_fn(x, np.asarray(clusters[i : i + batch_size], np.int32), *more))
         if y.shape != x.shape or y.dtype != np.uint8:
             raise ValueError(
                 f"translate_fn returned {y.dtype} {y.shape} for uint8 {x.shape}; expected the same"
@@ -385,12 +434,19 @@ def _distance_summary(distances: np.ndarray, threshold: float | None) -> dict:
 
 
 # ---------------------------------------------------------------- the evaluation
-def run_evaluation(config: Config, *, translate_fn: TranslateFn | None = None) -> dict:
+def run_evaluation(
+    config: Config,
+    *,
+    translate_fn: TranslateFn | None = None,
+    strength_fn: StrengthFn | None = None,
+) -> dict:
     """Every metric of the run; writes WORKDIR/eval/{metrics.json, report.html}.
 
     translate_fn(images uint8 [N,S,S,3], cluster_ids [N]) -> uint8 [N,S,S,3]; default: G_ema
     of the run's latest checkpoint (--checkpoint to pick one). Without a checkpoint, only
     the discovery report is computed and the other sections say why they were skipped.
+    With --strengths, also the strength curve (`strength_curve`, docs/beyond.md) through
+    strength_fn (see StrengthFn; default: the same G_ema; skipped without one).
     """
     start = time.perf_counter()
     e = config.eval
@@ -423,7 +479,7 @@ def run_evaluation(config: Config, *, translate_fn: TranslateFn | None = None) -
     if translate_fn is None:
         checkpoint = checkpoints.latest(config)
         if checkpoint:
-            translate_fn, step = checkpoint_translate_fn(
+            translate_fn, strength_fn, step = checkpoint_generator_fns(
                 config, checkpoint, batch_size=e.batch_size
             )
             metrics["checkpoint"], metrics["step"] = checkpoint, step
@@ -433,11 +489,19 @@ def run_evaluation(config: Config, *, translate_fn: TranslateFn | None = None) -
                 "(python -m xplore_tf.train) or pass --checkpoint"
             )
             metrics.update({s: _skipped(reason) for s in SECTIONS})
+            if e.strengths:
+                metrics[STRENGTH_CURVE] = _skipped(reason)
     else:
         metrics["checkpoint"] = "translate_fn"
     if translate_fn is not None:
         section_metrics, matrix = _translation_metrics(
-            config, discovery, stats, data, translate_fn, names=cluster_names
+            config,
+            discovery,
+            stats,
+            data,
+            translate_fn,
+            names=cluster_names,
+            strength_fn=strength_fn,
         )
         metrics.update(section_metrics)
     metrics["clusters"] = _cluster_table(stats, data, metrics, cluster_names)
@@ -460,6 +524,7 @@ def _translation_metrics(
     translate_fn: TranslateFn,
     *,
     names: dict[int, str],
+    strength_fn: StrengthFn | None = None,
 ) -> tuple[dict, html_report.TranslationMatrix | None]:
     e = config.eval
     n = len(data.paths)
@@ -479,7 +544,10 @@ def _translation_metrics(
     eval_count = min(e.eval_images, available)
     if eval_count < 2:
         reason = f"only {available} labelled images available for evaluation; need at least 2"
-        return {s: _skipped(reason) for s in SECTIONS}, None
+        skipped = {s: _skipped(reason) for s in SECTIONS}
+        if e.strengths:
+            skipped[STRENGTH_CURVE] = _skipped(reason)
+        return skipped, None
     if eval_count < e.eval_images:
         logging.warning(
             "--eval_images=%d reduced to %d (%s)", e.eval_images, eval_count, source_note
@@ -670,6 +738,28 @@ def _translation_metrics(
             identity_into=identity_into,
         )
 
+    # ---- strength curve (docs/beyond.md)
+    if e.strengths:
+        threshold = out["identity"].get("threshold") if embedder is not None else None
+        out[STRENGTH_CURVE] = _strength_curve(
+            config,
+            stats,
+            strength_fn,
+            targets=targets,
+            attrs=attrs,
+            x_eval=x_eval,
+            eval_paths=[data.paths[i] for i in eval_idx],
+            own_clusters=data.clusters[eval_idx],
+            y_eval=y_eval,
+            input_decisions=input_decisions,
+            judge=lambda y: (
+                probabilities(y, features(y) if not e.attribute_classifier else None) >= 0.5
+            ),
+            embedder=embedder,
+            emb_eval=emb_eval,
+            threshold=threshold,
+        )
+
     # ---- realism
     f_random = features(x_random)
     fd_key = f"fd_{extractor_name}"
@@ -723,6 +813,133 @@ def _translation_metrics(
         row_labels=[data.paths[i] for i in eval_idx[rows]],
     )
     return out, matrix
+
+
+def _source_clusters(
+    config: Config,
+    stats: artifacts.ClusterStats,
+    paths: Sequence[str],
+    own_clusters: np.ndarray,
+) -> np.ndarray:
+    """Each image's nearest centroid after the clustering extractor + PCA (s_src's cluster),
+    as the exported model finds it; images the extractor cannot read keep their
+    assignment. Raises ValueError/FileNotFoundError when the space cannot be rebuilt."""
+    from xplore_tf.clustering import space
+
+    space.check_same_space(config, stats)
+    root = sources.resolve_images_dir(config)
+    kept, points = space.embed_files(config, stats, root, list(paths))
+    source = np.asarray(own_clusters, np.int32).copy()
+    if len(kept):
+        source[kept] = np.asarray(space.nearest_cluster_ops(points, stats.centroids))
+    return source
+
+
+def _strength_curve(
+    config: Config,
+    stats: artifacts.ClusterStats,
+    strength_fn: StrengthFn | None,
+    *,
+    targets: Sequence[transfer.TransferTarget],
+    attrs: Sequence[str],
+    x_eval: np.ndarray,
+    eval_paths: Sequence[str],
+    own_clusters: np.ndarray,
+    y_eval: np.ndarray,
+    input_decisions: np.ndarray,
+    judge: Callable[[np.ndarray], np.ndarray],
+    embedder,
+    emb_eval: np.ndarray | None,
+    threshold: float | None,
+) -> dict:
+    """Transfer, identity and L1 to the input per strength alpha (docs/beyond.md).
+
+    Every held-out image is translated into each transfer attribute's cluster with
+    condition s_src + alpha (s_target - s_src), s_src from its nearest centroid
+    (`_source_clusters`). alpha = 0 is G(x, s_src), the self-reconstruction: its L1 is the
+    generator's reconstruction error; alpha = 1 is the transfer section's translation.
+    """
+    e = config.eval
+    alphas = sorted(set(float(a) for a in e.strengths))
+    if strength_fn is None:
+        return _skipped("no strength_fn: evaluating a custom translate_fn")
+    if not targets:
+        return _skipped(f"no attribute's best cluster reaches precision {e.transfer_min_precision}")
+    try:
+        source = _source_clusters(config, stats, eval_paths, own_clusters)
+    except (ValueError, FileNotFoundError) as error:
+        return _skipped(f"the clustering space cannot be rebuilt here: {error}")
+    n = len(x_eval)
+    moved = float(np.mean(source != np.asarray(own_clusters)))
+    progress = _Progress(len(alphas) * len(targets) * n)
+    per_alpha = []
+    for alpha in alphas:
+        rows = []
+        for t in targets:
+            j = attrs.index(t.attribute)
+            y = translate_all(
+                strength_fn,
+                x_eval,
+                np.full(n, t.cluster),
+                batch_size=e.batch_size,
+                extra=(np.full(n, alpha, np.float32), source),
+            )
+            progress.add(n, f"strength {alpha:g} into cluster {t.cluster}")
+            rates = transfer.transfer_rates(
+                input_decisions=input_decisions[:, j],
+                translated_decisions=judge(y)[:, j],
+                truth=y_eval[:, j],
+            )
+            row = {
+                "attribute": t.attribute,
+                "cluster": t.cluster,
+                "rate_all": rates.rate_all,
+                "rate_lacking": rates.rate_lacking,
+                "l1_to_input": float(np.mean(np.abs(y.astype(np.float32) - x_eval)) / 255.0),
+            }
+            if embedder is not None:
+                distances = identity.row_distances(emb_eval, embedder.embed(y))
+                row["identity_mean_distance"] = float(np.mean(distances))
+                row["identity_verified"] = (
+                    identity.verification_rate(distances, threshold)
+                    if threshold is not None
+                    else None
+                )
+            rows.append(row)
+        per_alpha.append(
+            {
+                "strength": alpha,
+                "mean_rate_lacking": _mean([r["rate_lacking"] for r in rows]),
+                "mean_rate_all": _mean([r["rate_all"] for r in rows]),
+                "mean_identity_verified": _mean([r.get("identity_verified") for r in rows]),
+                "mean_identity_distance": _mean([r.get("identity_mean_distance") for r in rows]),
+                "mean_l1_to_input": _mean([r["l1_to_input"] for r in rows]),
+                "attributes": rows,
+            }
+        )
+    curve = [p["mean_rate_lacking"] for p in per_alpha]
+    known = [v for v in curve if v is not None]
+    return {
+        "status": "ok",
+        "strengths": alphas,
+        "eval_images": int(n),
+        "targets": [t.attribute for t in targets],
+        "source": "nearest centroid of each input (clustering extractor + PCA)",
+        "source_differs_from_assignment": moved,
+        "identity_threshold": threshold,
+        "curve": per_alpha,
+        "transfer_monotonic": bool(len(known) == len(curve) and np.all(np.diff(known) >= 0)),
+        "baseline_lacking": _mean(
+            [
+                transfer.transfer_rates(
+                    input_decisions=input_decisions[:, attrs.index(t.attribute)],
+                    translated_decisions=input_decisions[:, attrs.index(t.attribute)],
+                    truth=y_eval[:, attrs.index(t.attribute)],
+                ).baseline_lacking
+                for t in targets
+            ]
+        ),
+    }
 
 
 def _identity_section(
@@ -904,6 +1121,28 @@ def format_summary(metrics: dict) -> str:
                 f"  {label:<27} mean distance {_fmt(s['mean_distance'])}  "
                 f"verified same {_fmt(s['verification_rate'])}  ({s['pairs']} pairs)"
             )
+    sc = metrics.get(STRENGTH_CURVE)
+    if sc is not None and sc.get("status") != "ok":
+        lines.append(f"strength curve: skipped ({sc.get('reason', '')})")
+    elif sc is not None:
+        lines.append(
+            f"strength curve ({sc['eval_images']} held-out images into {len(sc['targets'])} "
+            f"attribute clusters; condition = s_src + alpha (s_target - s_src); baseline "
+            f"lacking {_fmt(sc['baseline_lacking'])}; transfer monotonic in alpha: "
+            f"{'yes' if sc['transfer_monotonic'] else 'NO'}):"
+        )
+        header = f"  {'alpha':>6} {'lacking':>8} {'all':>6} {'identity':>9} {'L1 to input':>12}"
+        lines += [header, "  " + "-" * (len(header) - 2)]
+        for p in sc["curve"]:
+            lines.append(
+                f"  {p['strength']:>6g} {_fmt(p['mean_rate_lacking']):>8} "
+                f"{_fmt(p['mean_rate_all']):>6} {_fmt(p['mean_identity_verified']):>9} "
+                f"{_fmt(p['mean_l1_to_input'], '.4f'):>12}"
+            )
+        lines.append(
+            "  (lacking/all = transfer rate among inputs lacking the attribute / all inputs; "
+            "identity = verified as the input's person; L1 in [0, 1] per pixel)"
+        )
     re_ = metrics.get("realism", {})
     if re_.get("status") != "ok":
         lines.append(f"realism: skipped ({re_.get('reason', '')})")
@@ -924,7 +1163,9 @@ def format_summary(metrics: dict) -> str:
 
 __all__ = [
     "Discovery",
+    "StrengthFn",
     "TranslateFn",
+    "checkpoint_generator_fns",
     "checkpoint_translate_fn",
     "format_summary",
     "run_discovery",

@@ -1,0 +1,314 @@
+"""Client side of the beyond-clusters signatures (docs/beyond.md): numpy + Pillow only.
+
+Shared by `serving/client.py` (over gRPC) and `xplore_tf.translate` (in process), which
+both hand in a `predict(signature_name, inputs) -> outputs` callable, so a local and a
+served translation build the same requests and read the same answers:
+
+- strength: `--cluster=12 --strength=0.5` -> `translate_strength`;
+- combination: `--cluster=12:1.0,31:0.5` -> `translate_mix` with a weight vector [k];
+- reference group: `--reference_dir=DIR` -> `reference_condition` on the folder's images
+  (one group), then `translate_condition` with that condition.
+
+Every bad input is a ValueError with one line naming the flag and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from serving import client_common as common
+from serving import signatures as sig
+
+# predict(signature name, {input key: numpy array}) -> {output key: numpy array}
+Predict = Callable[[str, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+# What the reference folder lists: the clustering stage's image files.
+REFERENCE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def check_strength(value: float, flag: str = "--strength") -> float:
+    """`value` as a float in [0, MAX_STRENGTH], else a ValueError naming `flag`."""
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag}={value!r} is not a number") from None
+    if not (math.isfinite(alpha) and 0.0 <= alpha <= sig.MAX_STRENGTH):
+        raise ValueError(
+            f"{flag}={value}: expected a number in [0, {sig.MAX_STRENGTH:g}] (0 = the input's own "
+            f"cluster, 1 = the target cluster, above 1 extrapolates up to {sig.MAX_STRENGTH:g})"
+        )
+    return alpha
+
+
+def parse_cluster_weights(text: str) -> list[tuple[str, float]] | None:
+    """`12:1.0,blond:0.5` -> [("12", 1.0), ("blond", 0.5)]; None for a plain `12` or `blond`.
+
+    Targets are ids or names (resolved later); weights are finite, >= 0, at most
+    MAX_STRENGTH in sum; a target appears once.
+
+    Raises:
+        ValueError: one line naming --cluster and the expected form.
+    """
+    text = str(text).strip()
+    if ":" not in text:
+        return None
+    form = "expected ID_OR_NAME:WEIGHT[,ID_OR_NAME:WEIGHT...], e.g. 12:1.0,31:0.5"
+    pairs: list[tuple[str, float]] = []
+    for item in text.split(","):
+        target, colon, weight = item.strip().rpartition(":")
+        target = target.strip()
+        if not colon or not target:
+            raise ValueError(f"--cluster={text}: {item.strip()!r} has no target; {form}")
+        try:
+            w = float(weight)
+        except ValueError:
+            raise ValueError(
+                f"--cluster={text}: weight {weight.strip()!r} is not a number; {form}"
+            ) from None
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"--cluster={text}: weight {weight.strip()} must be a number >= 0")
+        if target in [t for t, _ in pairs]:
+            raise ValueError(f"--cluster={text}: {target!r} is given twice")
+        pairs.append((target, w))
+    total = sum(w for _, w in pairs)
+    if total > sig.MAX_STRENGTH * (1 + 1e-6):
+        raise ValueError(
+            f"--cluster={text}: the weights sum to {total:g}; at most {sig.MAX_STRENGTH:g} "
+            "(the condition extrapolates past the targets beyond 1)"
+        )
+    return pairs
+
+
+def weight_vector(pairs: Sequence[tuple[int, float]], num_clusters: int) -> np.ndarray:
+    """[(cluster id, weight)] -> float32 [k] for `translate_mix`.
+
+    Raises:
+        ValueError: an id outside [0, k) (an unknown cluster), or one id twice.
+    """
+    weights = np.zeros(num_clusters, np.float32)
+    for cluster, w in pairs:
+        if not 0 <= cluster < num_clusters:
+            raise ValueError(
+                f"--cluster: cluster {cluster} does not exist (ids are 0..{num_clusters - 1})"
+            )
+        if weights[cluster]:
+            raise ValueError(f"--cluster: cluster {cluster} is given twice")
+        weights[cluster] = w
+    return weights
+
+
+def strength_label(cluster: int, strength: float) -> str:
+    """Output-name label of a strength translation: `c012_s0.5`."""
+    return f"c{cluster:03d}_s{strength:g}"
+
+
+def mix_label(pairs: Sequence[tuple[int, float]]) -> str:
+    """Output-name label of a combination: `mix_c012x1_c031x0.5`."""
+    return "mix_" + "_".join(f"c{c:03d}x{w:g}" for c, w in pairs)
+
+
+def reference_label(folder: str) -> str:
+    """Output-name label of a reference-group translation: `ref_<folder name>`."""
+    return "ref_" + (os.path.basename(os.path.normpath(folder)) or "group")
+
+
+# ---------------------------------------------------------------------- reference folders
+@dataclasses.dataclass
+class ReferenceImages:
+    """The encoded images of a reference folder, as the clustering stage would take them."""
+
+    names: list[str]  # relative paths of the images used
+    encoded: list[bytes]  # what is sent (`client_common.read_image_bytes`)
+    skipped: list[tuple[str, str]]  # (relative path, reason) of unreadable files
+    duplicates: dict[str, str]  # exact copies left out: {copy: original}
+
+
+def list_reference_files(folder: str) -> list[str]:
+    """Image files below `folder` (recursive, hidden ones left out), sorted relative paths.
+
+    Raises:
+        ValueError: `folder` is not a folder, or holds no image file.
+    """
+    if not os.path.isdir(folder):
+        raise ValueError(f"--reference_dir: {folder!r} is not a folder")
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if (
+                not name.startswith(".")
+                and os.path.splitext(name)[1].lower() in REFERENCE_EXTENSIONS
+            ):
+                found.append(os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"))
+    if not found:
+        raise ValueError(
+            f"--reference_dir: {folder}: no images found (looked for {', '.join(REFERENCE_EXTENSIONS)})"
+        )
+    return sorted(found)
+
+
+def read_reference_images(folder: str, rel_paths: Sequence[str] | None = None) -> ReferenceImages:
+    """Reads a reference folder by the clustering stage's rules: every image once (exact
+    copies counted once), unreadable files skipped with their reason.
+
+    `rel_paths` (default: `list_reference_files`) lets the caller list the folder its way.
+
+    Raises:
+        ValueError: no image in the folder, or none readable.
+    """
+    paths = list(rel_paths) if rel_paths is not None else list_reference_files(folder)
+    names, encoded, skipped, duplicates = [], [], [], {}
+    first: dict[str, str] = {}
+    for rel in paths:
+        path = os.path.join(folder, rel)
+        try:
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            if digest in first:
+                duplicates[rel] = first[digest]
+                continue
+            first[digest] = rel
+            encoded.append(common.read_image_bytes(path))
+            names.append(rel)
+        except (OSError, common.ImageError) as e:
+            skipped.append((rel, getattr(e, "reason", None) or str(e)))
+    if not encoded:
+        example = f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise ValueError(
+            f"--reference_dir: {folder}: none of its {len(paths)} images is readable{example}"
+        )
+    return ReferenceImages(names, encoded, skipped, duplicates)
+
+
+# ---------------------------------------------------------------------- requests
+def _batches(n: int, max_batch: int):
+    for start in range(0, n, max_batch):
+        yield slice(start, start + max_batch)
+
+
+def _strings(items: Sequence[bytes]) -> np.ndarray:
+    data = np.empty(len(items), dtype=object)
+    data[:] = list(items)
+    return data
+
+
+def translate_strength(
+    predict: Predict,
+    encoded: Sequence[bytes],
+    cluster_ids: Sequence[int],
+    strengths: Sequence[float],
+    *,
+    max_batch: int = 16,
+) -> tuple[list[bytes], list[int]]:
+    """Encoded images toward clusters with strengths -> (PNG bytes, each input's own cluster)."""
+    if not len(encoded) == len(cluster_ids) == len(strengths):
+        raise ValueError(
+            f"{len(encoded)} images, {len(cluster_ids)} clusters, {len(strengths)} strengths"
+        )
+    pngs, sources = [], []
+    for chunk in _batches(len(encoded), max_batch):
+        out = predict(
+            sig.TRANSLATE_STRENGTH,
+            {
+                sig.IMAGE_BYTES: _strings(encoded[chunk]),
+                sig.CLUSTER_ID: np.asarray(cluster_ids[chunk], np.int32),
+                sig.STRENGTH: np.asarray(strengths[chunk], np.float32),
+            },
+        )
+        pngs.extend(bytes(b) for b in out[sig.IMAGE_BYTES])
+        sources.extend(int(c) for c in out[sig.SOURCE_CLUSTER])
+    return pngs, sources
+
+
+def translate_mix(
+    predict: Predict, encoded: Sequence[bytes], weights: np.ndarray, *, max_batch: int = 16
+) -> tuple[list[bytes], list[int]]:
+    """Encoded images toward a weighted set of clusters (weights [k], the same for every
+    image) -> (PNG bytes, each input's own cluster)."""
+    weights = np.asarray(weights, np.float32)
+    pngs, sources = [], []
+    for chunk in _batches(len(encoded), max_batch):
+        batch = _strings(encoded[chunk])
+        out = predict(
+            sig.TRANSLATE_MIX,
+            {sig.IMAGE_BYTES: batch, sig.CLUSTER_WEIGHTS: np.tile(weights, (len(batch), 1))},
+        )
+        pngs.extend(bytes(b) for b in out[sig.IMAGE_BYTES])
+        sources.extend(int(c) for c in out[sig.SOURCE_CLUSTER])
+    return pngs, sources
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceCondition:
+    """A reference group's condition and where it lies among the training clusters."""
+
+    condition: np.ndarray  # float32 [C]
+    nearest_cluster: int
+    distance: float  # from the group's mean to that cluster's centroid (clustering space)
+    relative_distance: float  # distance / that cluster's RMS radius
+
+    @property
+    def far(self) -> bool:
+        return self.relative_distance > sig.FAR_FROM_CLUSTERS
+
+    def warning(self, folder: str) -> str:
+        """One line for the user when the group is far from every training cluster."""
+        return (
+            f"--reference_dir: {folder} lies far from every training cluster: its mean is "
+            f"{self.distance:.3g} from the nearest centroid (cluster {self.nearest_cluster}), "
+            f"{self.relative_distance:.2f}x that cluster's RMS radius (> {sig.FAR_FROM_CLUSTERS:g}); "
+            "the generator never saw such statistics, expect weaker or odd translations"
+        )
+
+
+def reference_condition(predict: Predict, encoded: Sequence[bytes]) -> ReferenceCondition:
+    """The condition of one group of encoded images (`reference_condition`, [1, M])."""
+    group = _strings(encoded).reshape(1, -1)
+    out = predict(sig.REFERENCE_CONDITION, {sig.REFERENCE_BYTES: group})
+    return ReferenceCondition(
+        condition=np.asarray(out[sig.CONDITION], np.float32)[0],
+        nearest_cluster=int(np.asarray(out[sig.NEAREST_CLUSTER])[0]),
+        distance=float(np.asarray(out[sig.DISTANCE])[0]),
+        relative_distance=float(np.asarray(out[sig.RELATIVE_DISTANCE])[0]),
+    )
+
+
+def translate_condition(
+    predict: Predict, encoded: Sequence[bytes], condition: np.ndarray, *, max_batch: int = 16
+) -> list[bytes]:
+    """Encoded images under one condition [C] (e.g. a reference group's) -> PNG bytes."""
+    condition = np.asarray(condition, np.float32)
+    pngs = []
+    for chunk in _batches(len(encoded), max_batch):
+        batch = _strings(encoded[chunk])
+        out = predict(
+            sig.TRANSLATE_CONDITION,
+            {sig.IMAGE_BYTES: batch, sig.CONDITION: np.tile(condition, (len(batch), 1))},
+        )
+        pngs.extend(bytes(b) for b in out[sig.IMAGE_BYTES])
+    return pngs
+
+
+__all__ = [
+    "Predict",
+    "ReferenceCondition",
+    "ReferenceImages",
+    "check_strength",
+    "list_reference_files",
+    "mix_label",
+    "parse_cluster_weights",
+    "read_reference_images",
+    "reference_condition",
+    "reference_label",
+    "strength_label",
+    "translate_condition",
+    "translate_mix",
+    "translate_strength",
+    "weight_vector",
+]

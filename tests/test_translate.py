@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
 import pytest
 from absl import flags
-from tests_support import TINY_MODEL_FLAGS, tiny_export, tiny_trained_run
+from tests_support import (
+    TINY_MODEL_FLAGS,
+    call_signature,
+    file_bytes,
+    load_saved_model,
+    tiny_export,
+    tiny_trained_run,
+)
 
 from serving import client_common as common
 from serving import signatures as sig
@@ -43,17 +49,10 @@ def _pixels(path: str) -> np.ndarray:
         return common.decode(f.read())
 
 
-@functools.lru_cache(maxsize=2)
-def _load(path: str):
-    import tensorflow as tf
-
-    return tf.saved_model.load(path)
-
-
 def _served(saved_model: str, path: str, cluster: int) -> np.ndarray:
     import tensorflow as tf
 
-    loaded = _load(saved_model)
+    loaded = load_saved_model(saved_model)
     with open(path, "rb") as f:
         data = f.read()
     out = loaded.signatures[sig.TRANSLATE_BYTES](
@@ -150,7 +149,7 @@ def test_translate_binary(run, images, tmp_path, parsed_flags, capsys):
 def _served_pixels(saved_model: str, pixels: np.ndarray, cluster: int) -> np.ndarray:
     import tensorflow as tf
 
-    out = _load(saved_model).signatures[sig.SERVING_DEFAULT](
+    out = load_saved_model(saved_model).signatures[sig.SERVING_DEFAULT](
         image=tf.constant(pixels[None]), cluster_id=tf.constant([cluster])
     )
     return out[sig.IMAGE].numpy()[0]
@@ -232,21 +231,6 @@ def test_contradicting_flags_are_errors(run, saved_model, images, tmp_path, pars
 
 
 # ---------------------------------------------------------------- beyond fixed clusters
-def _served_beyond(saved_model: str, name: str, **inputs) -> dict:
-    import tensorflow as tf
-
-    fn = _load(saved_model).signatures[name]
-    specs = fn.structured_input_signature[1]
-    out = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in out.items()}
-
-
-def _encoded(paths) -> np.ndarray:
-    out = np.empty(len(paths), object)
-    out[:] = [common.read_image_bytes(p) for p in paths]
-    return out
-
-
 @pytest.mark.parametrize("source", ["saved_model", "checkpoint"])
 def test_strength_and_mix_equal_the_served_signatures(run, saved_model, images, tmp_path, source):
     model = saved_model if source == "saved_model" else ""
@@ -254,10 +238,10 @@ def test_strength_and_mix_equal_the_served_signatures(run, saved_model, images, 
         run, images, cluster="Beta", strength=0.25, out=str(tmp_path), saved_model=model
     )
     assert written == [str(tmp_path / "a_c002_s0.25.png"), str(tmp_path / "b_c002_s0.25.png")]
-    served = _served_beyond(
+    served = call_signature(
         saved_model,
         sig.TRANSLATE_STRENGTH,
-        image_bytes=_encoded(images),
+        image_bytes=file_bytes(images),
         cluster_id=np.array([2, 2]),
         strength=np.array([0.25, 0.25]),
     )[sig.IMAGE_BYTES]
@@ -268,10 +252,10 @@ def test_strength_and_mix_equal_the_served_signatures(run, saved_model, images, 
         run, images[:1], cluster="1:0.5,alpha:1", out=str(tmp_path), saved_model=model
     )
     assert written == [str(tmp_path / "a_mix_c001x0.5_c000x1.png")]
-    served = _served_beyond(
+    served = call_signature(
         saved_model,
         sig.TRANSLATE_MIX,
-        image_bytes=_encoded(images[:1]),
+        image_bytes=file_bytes(images[:1]),
         cluster_weights=np.array([[1.0, 0.5, 0, 0]]),
     )[sig.IMAGE_BYTES]
     diff = np.abs(_pixels(written[0]).astype(int) - common.decode(served[0]).astype(int))
@@ -297,14 +281,14 @@ def test_reference_dir_translates_toward_the_groups_statistics(
     assert path == str(tmp_path / "a_ref_blond.png")
     assert "skipping unreadable image unreadable.jpg" in caplog.text
     assert "--reference_dir: 3 images; nearest training cluster" in caplog.text
-    group_bytes = _encoded(sorted(str(p) for p in group.rglob("r*.png")))
-    reference = _served_beyond(
+    group_bytes = file_bytes(sorted(str(p) for p in group.rglob("r*.png")))
+    reference = call_signature(
         saved_model, sig.REFERENCE_CONDITION, reference_bytes=group_bytes[None]
     )
-    served = _served_beyond(
+    served = call_signature(
         saved_model,
         sig.TRANSLATE_CONDITION,
-        image_bytes=_encoded(images[:1]),
+        image_bytes=file_bytes(images[:1]),
         condition=reference[sig.CONDITION],
     )[sig.IMAGE_BYTES][0]
     np.testing.assert_array_equal(_pixels(path), common.decode(served))

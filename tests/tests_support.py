@@ -96,6 +96,35 @@ def tiny_export(tmp_path_factory) -> str:
     return _SHARED["export"]
 
 
+def load_saved_model(path: str):
+    """tf.saved_model.load(path), once per path per session (loads take seconds)."""
+    if ("loaded", path) not in _SHARED:
+        import tensorflow as tf
+
+        _SHARED["loaded", path] = tf.saved_model.load(path)
+    return _SHARED["loaded", path]
+
+
+def call_signature(path: str, name: str, **inputs) -> dict[str, np.ndarray]:
+    """The SavedModel at `path` answering signature `name` in process: inputs cast to the
+    signature's dtypes, outputs as numpy (what a server must return)."""
+    import tensorflow as tf
+
+    fn = load_saved_model(path).signatures[name]
+    specs = fn.structured_input_signature[1]
+    out = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def file_bytes(paths) -> np.ndarray:
+    """object [N]: each file's bytes as the client sends them (`read_image_bytes`)."""
+    from serving import client_common
+
+    out = np.empty(len(paths), object)
+    out[:] = [client_common.read_image_bytes(p) for p in paths]
+    return out
+
+
 # The model of `tiny_config` as command-line flags, for tests that run the binaries.
 TINY_MODEL_FLAGS = [
     "--num_clusters=4",

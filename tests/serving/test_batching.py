@@ -19,7 +19,7 @@ import time
 import grpc
 import numpy as np
 import pytest
-from tests_support import PROJECT_ROOT, tiny_export
+from tests_support import PROJECT_ROOT, call_signature, tiny_export
 
 from serving import client as client_lib
 from serving import client_common as common
@@ -51,19 +51,8 @@ def base(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(base):
-    import tensorflow as tf
-
-    return tf.saved_model.load(os.path.join(base, "xplore", "1"))
-
-
-def _solo(loaded, signature: str, **inputs) -> dict[str, np.ndarray]:
-    """A signature run in process on one request's inputs (the unbatched answer)."""
-    import tensorflow as tf
-
-    fn = loaded.signatures[signature]
-    specs = fn.structured_input_signature[1]
-    out = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in out.items()}
+    """The served SavedModel's path, for its unbatched answers in process."""
+    return os.path.join(base, "xplore", "1")
 
 
 def _stub(port: int):
@@ -251,7 +240,7 @@ def test_serving_default_images_of_another_size_fail_the_whole_batch(pairs, load
     )
     for result, image, c in zip(results, images, (1, 3), strict=True):
         got = client_lib.parse_response(result)[sig.IMAGE]
-        expected = _solo(loaded, sig.SERVING_DEFAULT, image=image[None], cluster_id=[c])
+        expected = call_signature(loaded, sig.SERVING_DEFAULT, image=image[None], cluster_id=[c])
         assert _close(got, expected[sig.IMAGE])
 
 
@@ -266,7 +255,7 @@ def test_translate_bytes_batches_images_of_any_size(pairs, loaded):
     )
     for result, png, c in zip(results, pngs, (0, 2), strict=True):
         (got,) = client_lib.parse_response(result)[sig.IMAGE_BYTES]
-        expected = _solo(loaded, sig.TRANSLATE_BYTES, image_bytes=[png], cluster_id=[c])
+        expected = call_signature(loaded, sig.TRANSLATE_BYTES, image_bytes=[png], cluster_id=[c])
         assert _close(common.decode(got), common.decode(expected[sig.IMAGE_BYTES][0]))
 
 
@@ -467,17 +456,19 @@ def test_load_4_clients_x_250_requests_mixed_sizes_10_percent_malformed(base, lo
     for i, (h, w) in enumerate(BYTES_SIZES * 3):
         png = common.png_bytes(_images(1, h, w, seed=100 + i)[0])
         out = [
-            _solo(loaded, sig.TRANSLATE_BYTES, image_bytes=[png], cluster_id=[c]) for c in range(K)
+            call_signature(loaded, sig.TRANSLATE_BYTES, image_bytes=[png], cluster_id=[c])
+            for c in range(K)
         ]
         pngs.append((png, [common.decode(o[sig.IMAGE_BYTES][0]) for o in out]))
     pixels = []  # (uint8 [S,S,3], [expected per cluster]): serving_default gets S x S only
     for i in range(4):
         image = _images(1, seed=200 + i)[0]
         out = [
-            _solo(loaded, sig.SERVING_DEFAULT, image=image[None], cluster_id=[c]) for c in range(K)
+            call_signature(loaded, sig.SERVING_DEFAULT, image=image[None], cluster_id=[c])
+            for c in range(K)
         ]
         pixels.append((image, [o[sig.IMAGE][0] for o in out]))
-    table = _solo(loaded, sig.CLUSTERS)
+    table = call_signature(loaded, sig.CLUSTERS)
 
     server, port = dev_server.serve(base, port=0, batching=params)
     counts = {"good": 0, "good_correct": 0, "bad": 0, "bad_invalid_argument": 0}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
 import pytest
-from tests_support import face, tiny_export
+from tests_support import call_signature, face, file_bytes, tiny_export
 
 from serving import beyond_clusters as bc
 from serving import client as client_lib
@@ -103,32 +102,14 @@ def inputs(tmp_path_factory):
     return paths
 
 
-@functools.lru_cache(maxsize=1)
-def _load(base: str):
-    import tensorflow as tf
-
-    return tf.saved_model.load(os.path.join(base, "xplore", "1"))
-
-
 def _local(base: str, name: str, **inputs) -> dict:
     """The SavedModel's own answer, in process (what the server must return)."""
-    import tensorflow as tf
-
-    fn = _load(base).signatures[name]
-    specs = fn.structured_input_signature[1]
-    out = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in out.items()}
+    return call_signature(os.path.join(base, "xplore", "1"), name, **inputs)
 
 
 def _read(path: str) -> np.ndarray:
     with open(path, "rb") as f:
         return common.decode(f.read())
-
-
-def _bytes(paths) -> np.ndarray:
-    out = np.empty(len(paths), object)
-    out[:] = [common.read_image_bytes(p) for p in paths]
-    return out
 
 
 def test_client_strength_and_mix_are_the_served_translations(server, inputs, tmp_path):
@@ -139,7 +120,7 @@ def test_client_strength_and_mix_are_the_served_translations(server, inputs, tmp
     expected = _local(
         base,
         sig.TRANSLATE_STRENGTH,
-        image_bytes=_bytes(inputs),
+        image_bytes=file_bytes(inputs),
         cluster_id=np.array([2, 2]),
         strength=np.array([0.5, 0.5]),
     )[sig.IMAGE_BYTES]
@@ -148,7 +129,9 @@ def test_client_strength_and_mix_are_the_served_translations(server, inputs, tmp
     written = client_lib.run(client_lib.parse_args([*args, "--cluster=alpha:1,3:0.5"]))
     assert written[0] == str(tmp_path / "in0_mix_c000x1_c003x0.5.png")
     weights = np.tile(np.array([1.0, 0, 0, 0.5], np.float32), (2, 1))
-    expected = _local(base, sig.TRANSLATE_MIX, image_bytes=_bytes(inputs), cluster_weights=weights)
+    expected = _local(
+        base, sig.TRANSLATE_MIX, image_bytes=file_bytes(inputs), cluster_weights=weights
+    )
     for path, png in zip(written, expected[sig.IMAGE_BYTES], strict=True):
         np.testing.assert_array_equal(_read(path), common.decode(png))
 
@@ -170,13 +153,13 @@ def test_client_reference_group_warns_when_far(server, inputs, tmp_path, capsys)
     reference = _local(
         base,
         sig.REFERENCE_CONDITION,
-        reference_bytes=_bytes(sorted(str(p) for p in group.iterdir()))[None],
+        reference_bytes=file_bytes(sorted(str(p) for p in group.iterdir()))[None],
     )
     assert reference[sig.RELATIVE_DISTANCE][0] > sig.FAR_FROM_CLUSTERS
     expected = _local(
         base,
         sig.TRANSLATE_CONDITION,
-        image_bytes=_bytes(inputs[:1]),
+        image_bytes=file_bytes(inputs[:1]),
         condition=reference[sig.CONDITION],
     )[sig.IMAGE_BYTES][0]
     np.testing.assert_array_equal(_read(str(out / "in0_ref_group.png")), common.decode(expected))

@@ -11,10 +11,11 @@ import sys
 from tests_support import PROJECT_ROOT
 
 
-def test_killed_eight_times_ends_equal_to_an_uninterrupted_run(tmp_path):
-    # CI runs the full 20 kills (.ci/run); 8 here cover every phase at a test's cost.
+def test_killed_four_times_ends_equal_to_an_uninterrupted_run(tmp_path):
+    # CI runs the full 20 kills (.ci/run); 4 here (clustering, two in training or a
+    # checkpoint save, export) keep the suite's time down.
     res = subprocess.run(
-        [sys.executable, "-m", "tools.kill_resume", f"--out={tmp_path}", "--kills=8"],
+        [sys.executable, "-m", "tools.kill_resume", f"--out={tmp_path}", "--kills=4"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -26,8 +27,8 @@ def test_killed_eight_times_ends_equal_to_an_uninterrupted_run(tmp_path):
     assert tally["problems"] == [] and tally["final_weights_equal_uninterrupted"] is True
     # A round the kill missed (the phase ended sooner than in the uninterrupted run) is
     # counted, not failed; most land.
-    assert tally["kills"] >= 6 and len(tally["by_phase"]) >= 3, tally["by_phase"]
-    assert tally["resumed"] >= 4
+    assert tally["kills"] >= 3 and len(tally["by_phase"]) >= 2, tally["by_phase"]
+    assert tally["resumed"] >= 2
     assert tally["exports"] == ["1"]  # one export, however often the command ran after
 
 

@@ -86,6 +86,8 @@ class EvalConfig:
     inception_weights: str = ""  # InceptionV3 no-top .h5 for FID; empty = no FID
     batch_size: int = 32  # images per generator / extractor call
     strengths: tuple[float, ...] = ()  # strength curve alphas (docs/beyond.md); () = none
+    reference_group_size: int = 0  # held-out images per reference group; 0 = no groups
+    combinations: tuple[str, ...] = ()  # "a+b" attribute pairs translated at once; () = none
     report_images: int = 8  # rows of the translation matrix
     report_clusters: int = 10  # target-cluster columns of the translation matrix
 

@@ -661,6 +661,23 @@ flags.DEFINE_list(
     "identity and L1 to the input per alpha. Empty = no curve.",
 )
 flags.DEFINE_integer(
+    "reference_group_size",
+    0,
+    "Reference groups (docs/beyond.md): for each transfer attribute, this many held-out "
+    "images having it (by the labels) form a group; the other held-out images are translated "
+    "toward the group's statistics and toward the group's nearest cluster, and the "
+    "attribute's transfer is reported for both. 0 = off (the issue's measurement: 50).",
+    lower_bound=0,
+)
+flags.DEFINE_list(
+    "combinations",
+    [],
+    "Combined attributes (docs/beyond.md): attribute pairs 'a+b' (labels.csv column names, "
+    "each with a transfer cluster, e.g. hair_blond+glasses), translated into both clusters "
+    "at once (condition s_src + (s_a - s_src) + (s_b - s_src)); reports how often both are "
+    "present, beside translating into either alone. Empty = off.",
+)
+flags.DEFINE_integer(
     "eval_batch_size",
     32,
     "Images per generator / extractor call during evaluation.",
@@ -691,6 +708,16 @@ def _check_strengths(values) -> bool:
     except ValueError:
         return False
     return all(0.0 <= a <= sig.MAX_STRENGTH for a in alphas)
+
+
+@flags.validator(
+    "combinations",
+    message="--combinations: expected attribute pairs 'a+b' (two different labels.csv columns), "
+    "comma separated",
+)
+def _check_combinations(values) -> bool:
+    pairs = [v.split("+") for v in values]
+    return all(len(p) == 2 and all(p) and p[0] != p[1] for p in pairs)
 
 
 @flags.multi_flags_validator(
@@ -868,6 +895,8 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             inception_weights=_abspath(f.inception_weights),
             batch_size=f.eval_batch_size,
             strengths=tuple(float(v) for v in f.strengths),
+            reference_group_size=f.reference_group_size,
+            combinations=tuple(f.combinations),
             report_images=f.report_images,
             report_clusters=f.report_clusters,
         ),

@@ -13,7 +13,7 @@ from PIL import Image
 from tests_support import TINY_MODEL_FLAGS, run_binary, tiny_config
 
 from xplore_tf import config as config_lib
-from xplore_tf.clustering import artifacts
+from xplore_tf.clustering import artifacts, kmeans
 from xplore_tf.data import sources, synthetic
 from xplore_tf.evaluation import pipeline
 
@@ -107,6 +107,19 @@ def _perfect_strength(config):
     return strength
 
 
+class _PerfectCondition:
+    """A condition_fn that records its conditions and renders the perfect translation into
+    the cluster whose table row is nearest to each condition."""
+
+    def __init__(self, config, table):
+        self.perfect, self.table, self.calls = _perfect_translator(config), table, []
+
+    def __call__(self, images, conditions):
+        self.calls.append(np.asarray(conditions).copy())
+        d = ((conditions[:, None, :] - self.table[None]) ** 2).sum(-1)
+        return self.perfect(images, d.argmin(1))
+
+
 def _noise(images, cluster_ids):
     rng = np.random.default_rng(int(cluster_ids[0]) + 100 * len(images))
     return rng.integers(0, 256, images.shape, dtype=np.uint8)
@@ -115,12 +128,22 @@ def _noise(images, cluster_ids):
 def test_perfect_and_random_generators_score_far_apart(tmp_path):
     config = _background_clusters_run(tmp_path)
     config = dataclasses.replace(
-        config, eval=dataclasses.replace(config.eval, strengths=(1.0, 0.0, 0.25, 0.5))
+        config,
+        eval=dataclasses.replace(
+            config.eval,
+            strengths=(1.0, 0.0, 0.25, 0.5),
+            reference_group_size=20,
+            combinations=("background_0+background_1", "background_0+hair_pink"),
+        ),
     )
+    stats = artifacts.read_stats(os.path.join(config.clusters_dir, artifacts.STATS))
+    table = np.concatenate([stats.centroids, stats.stds], axis=1)  # condition = mean_std
+    condition_fn = _PerfectCondition(config, table)
     perfect = pipeline.run_evaluation(
         config,
         translate_fn=_perfect_translator(config),
         strength_fn=_perfect_strength(config),
+        condition_fn=condition_fn,
     )
     noise = pipeline.run_evaluation(config, translate_fn=_noise)
 
@@ -174,9 +197,47 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path):
     )
     assert by_alpha[0.0]["mean_identity_verified"] > by_alpha[1.0]["mean_identity_verified"] - 0.05
     assert by_alpha[0.0]["mean_identity_verified"] > 0.9
-    assert noise["strength_curve"] == {
+    custom = {
         "status": "skipped",
-        "reason": "no strength_fn: evaluating a custom translate_fn",
+        "reason": "evaluating a custom translate_fn: no generator to condition",
+    }
+    assert noise["strength_curve"] == noise["reference_groups"] == noise["combinations"] == custom
+
+    # Reference groups: 20 held-out images with each background; the 80 others are
+    # translated toward the group's statistics (pixels -> this run's PCA, which maps every
+    # image to 0: mean 0, std at the floor) and toward the group's nearest cluster.
+    rg = perfect["reference_groups"]
+    assert rg["status"] == "ok" and [g["attribute"] for g in rg["groups"]] == sorted(ta)
+    group_condition = np.concatenate([np.zeros(8), np.full(8, kmeans.MIN_STD)])
+    nearest = int(np.argmin(np.linalg.norm(stats.centroids, axis=1) / np.sqrt(8)))
+    recorded = np.concatenate(condition_fn.calls)  # in call order: groups, then the pair
+    np.testing.assert_allclose(recorded[: 4 * 80], np.tile(group_condition, (4 * 80, 1)))
+    for g in rg["groups"]:
+        assert (g["group_images"], g["inputs"], g["nearest_cluster"]) == (20, 80, nearest)
+        assert g["relative_distance"] == pytest.approx(
+            np.linalg.norm(stats.centroids[nearest]) / np.sqrt(8), rel=1e-5
+        )
+        # The perfect condition_fn renders the nearest cluster too: both toward-rates agree.
+        assert g["toward_group"]["rate_lacking"] == g["toward_nearest_cluster"]["rate_lacking"]
+
+    # Combinations: condition = s_src + (s_a - s_src) + (s_b - s_src), exactly; a face has
+    # one background, so both never appear; an attribute without a cluster is skipped.
+    combined, only_a, only_b = np.split(recorded[4 * 80 :], 3)
+    ok, missing = perfect["combinations"]["pairs"]
+    source = table[nearest]  # every image's nearest centroid (the space maps all to 0)
+    expected = source + (table[0] - source) + (table[1] - source)
+    expected[8:] = np.maximum(expected[8:], kmeans.MIN_STD)
+    np.testing.assert_allclose(combined, np.tile(expected, (len(combined), 1)), atol=1e-6)
+    np.testing.assert_allclose(only_a, np.tile(table[0], (len(only_a), 1)), atol=1e-6)
+    np.testing.assert_allclose(only_b, np.tile(table[1], (len(only_b), 1)), atol=1e-6)
+    assert ok["inputs_lacking_both"] == len(combined) > 40
+    assert ok["both_present"]["combined"] == 0.0 and ok["baseline_both_present"] == 0.0
+    assert missing == {
+        "pair": "background_0+hair_pink",
+        "status": "skipped",
+        "reason": "no transfer cluster for hair_pink (transfer targets: "
+        + ", ".join(sorted(ta))
+        + ")",
     }
 
     # The report of the last run (noise) is on disk, with its matrix.
@@ -194,6 +255,8 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path):
     text = pipeline.format_summary(perfect)
     assert "background_0" in text and "fd_pixels" in text and "geometry" in text
     assert "strength curve (100 held-out images into 4 attribute clusters" in text
+    assert "reference groups (20 held-out images" in text
+    assert "background_0+background_1" in text and "skipped (no transfer cluster" in text
 
 
 def test_translate_fn_output_is_checked():
@@ -247,6 +310,8 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path):
         "--report_images=2",
         "--report_clusters=3",
         "--strengths=1,0",
+        "--reference_group_size=2",
+        "--combinations=glasses+smile",
     )
     assert res.returncode == 0, res.stderr[-3000:]
     with open(tmp_path / "eval" / "metrics.json") as f:
@@ -263,7 +328,16 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path):
     assert sc["status"] == "ok" and sc["strengths"] == [0.0, 1.0]
     at_one = {r["attribute"]: r["rate_all"] for r in sc["curve"][1]["attributes"]}
     assert at_one == {r["attribute"]: r["rate_all"] for r in metrics["transfer"]["attributes"]}
-    assert (
-        "strength curve (" in res.stdout
-        and "Strength curve" in (tmp_path / "eval" / "report.html").read_text()
-    )
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert "strength curve (" in res.stdout and "Strength curve" in page
+    # Reference groups and combinations run through the checkpoint's G as well.
+    groups = [g for g in metrics["reference_groups"]["groups"] if g["status"] == "ok"]
+    assert groups and all(g["group_images"] == 2 for g in groups)
+    (pair,) = metrics["combinations"]["pairs"]
+    assert pair["status"] == "ok" and set(pair["both_present"]) == {
+        "combined",
+        "only glasses",
+        "only smile",
+    }
+    assert "Reference groups" in page and "Combined attributes" in page
+    assert "reference groups (2 held-out" in res.stdout and "glasses+smile" in res.stdout

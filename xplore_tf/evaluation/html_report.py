@@ -256,6 +256,83 @@ def render(metrics: dict, *, matrix: TranslationMatrix | None = None) -> str:
         else:
             parts.append(_section_status(sc))
 
+    # ---- reference groups, with --reference_group_size
+    rg = metrics.get("reference_groups")
+    if rg is not None:
+        parts.append("<h2>Reference groups</h2>")
+        if rg.get("status") == "ok":
+            rows = [
+                [
+                    _e(g["attribute"]),
+                    g["group_images"],
+                    f"{g['nearest_cluster']} ({_num(g['relative_distance'], '.2f')})",
+                    _num(g["toward_group"]["rate_lacking"]),
+                    _num(g["toward_nearest_cluster"]["rate_lacking"]),
+                    _num(g["toward_group"].get("identity_verified")),
+                    _num(g["toward_nearest_cluster"].get("identity_verified")),
+                ]
+                for g in rg["groups"]
+                if g["status"] == "ok"
+            ]
+            parts.append(
+                f"<p>For each transfer attribute, {rg['group_size']} held-out images having it "
+                "form a reference group; the other held-out images are translated toward the "
+                "group's statistics and toward the group's nearest cluster.</p>"
+                + _table(
+                    [
+                        "attribute",
+                        "group images",
+                        "nearest cluster (relative distance)",
+                        "transfer toward group",
+                        "transfer toward nearest cluster",
+                        "identity (group)",
+                        "identity (cluster)",
+                    ],
+                    rows,
+                )
+            )
+        else:
+            parts.append(_section_status(rg))
+
+    # ---- combined attributes, with --combinations
+    cb = metrics.get("combinations")
+    if cb is not None:
+        parts.append("<h2>Combined attributes</h2>")
+        if cb.get("status") == "ok":
+            rows = [
+                [
+                    _e(p["pair"]),
+                    p["inputs_lacking_both"],
+                    _num(p["both_present"]["combined"]),
+                    " / ".join(
+                        _num(v) for key, v in p["both_present"].items() if key != "combined"
+                    ),
+                    _num(p["baseline_both_present"]),
+                    _num(p["combined_identity_verified"]),
+                ]
+                if p["status"] == "ok"
+                else [_e(p["pair"]), _e(p["reason"]), "", "", "", ""]
+                for p in cb["pairs"]
+            ]
+            parts.append(
+                "<p>Inputs lacking both attributes, translated with condition "
+                "s_src + (s_a - s_src) + (s_b - s_src); the rate at which the judge finds both, "
+                "against translating into either alone.</p>"
+                + _table(
+                    [
+                        "pair",
+                        "inputs lacking both",
+                        "both present (combined)",
+                        "both present (a alone / b alone)",
+                        "baseline",
+                        "identity (combined)",
+                    ],
+                    rows,
+                )
+            )
+        else:
+            parts.append(_section_status(cb))
+
     # ---- discovery
     disc = metrics.get("discovery", {})
     parts.append("<h2>Attribute discovery</h2>")

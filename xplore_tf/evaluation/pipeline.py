@@ -6,6 +6,8 @@
 3. Identity: input vs translation in an identity embedding, against real same- and
    different-identity pairs (`identity.py`).
 4. Realism: Fréchet distance between real and translated images (`realism.py`).
+5. Beyond fixed clusters, when asked (docs/beyond.md): the strength curve (--strengths),
+   reference groups (--reference_group_size) and combined attributes (--combinations).
 
 Labelled images are split once (by identity when the labels have an `identity` column):
 `eval_images` held-out images are translated and judged; up to `probe_train_images` others
@@ -20,6 +22,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from absl import logging
@@ -39,6 +42,9 @@ TranslateFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #             source_ids int [N]) -> uint8 [N,S,S,3]: condition s_src + alpha (s_t - s_src)
 # with s_src = the condition of each input's own cluster source_ids (docs/beyond.md).
 StrengthFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# condition_fn(images uint8 [N,S,S,3], conditions float32 [N,C]) -> uint8 [N,S,S,3]: G under
+# any condition laid out as the cluster table's rows (a reference group's, a blend).
+ConditionFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 SCHEMA_VERSION = 1
 METRICS = "metrics.json"
@@ -47,6 +53,8 @@ MATRIX = "translation_matrix.png"
 DISCOVERY = "discovery.json"
 SECTIONS = ("transfer", "identity", "realism")
 STRENGTH_CURVE = "strength_curve"  # with --strengths (docs/beyond.md)
+REFERENCE_GROUPS = "reference_groups"  # with --reference_group_size
+COMBINATIONS = "combinations"  # with --combinations
 
 
 # ---------------------------------------------------------------- discovery
@@ -106,19 +114,28 @@ def checkpoint_translate_fn(
     config: Config, checkpoint: str, *, batch_size: int = 32
 ) -> tuple[TranslateFn, int | None]:
     """G_ema of `checkpoint` as a translate_fn (no noise at inference), and its step."""
-    translate, _, step = checkpoint_generator_fns(config, checkpoint, batch_size=batch_size)
-    return translate, step
+    fns = checkpoint_generator_fns(config, checkpoint, batch_size=batch_size)
+    return fns.translate, fns.step
+
+
+class GeneratorFns(NamedTuple):
+    """G_ema of a checkpoint, as the evaluation calls it."""
+
+    translate: TranslateFn
+    strength: StrengthFn
+    condition: ConditionFn
+    step: int | None
 
 
 def checkpoint_generator_fns(
     config: Config, checkpoint: str, *, batch_size: int = 32
-) -> tuple[TranslateFn, StrengthFn, int | None]:
-    """G_ema of `checkpoint` as a translate_fn and a strength_fn, and its step.
+) -> GeneratorFns:
+    """G_ema of `checkpoint` as a translate_fn, a strength_fn and a condition_fn, and its step.
 
-    Both condition G as the exported model does: translate_fn on the cluster's row of the
+    All condition G as the exported model does: translate_fn on the cluster's row of the
     condition table, strength_fn on `space.blend_conditions` (alpha = 0 gives exactly the
-    source row, alpha = 1 exactly the target row). Cluster ids outside [0, k) and
-    strengths outside [0, MAX_STRENGTH] are ValueErrors.
+    source row, alpha = 1 exactly the target row), condition_fn on the conditions given.
+    Cluster ids outside [0, k) and strengths outside [0, MAX_STRENGTH] are ValueErrors.
     """
     import tensorflow as tf
 
@@ -172,7 +189,10 @@ def checkpoint_generator_fns(
         weights = tf.one_hot(check_ids(cluster_ids), k) * alphas[:, None]
         return run(images, space.blend_conditions(source, weights, table, std_from=std_from))
 
-    return translate, strength, loaded.step
+    def condition(images, conditions) -> np.ndarray:
+        return run(images, tf.constant(conditions, tf.float32))
+
+    return GeneratorFns(translate, strength, condition, loaded.step)
 
 
 def translate_all(
@@ -329,6 +349,16 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
+def _sections(e) -> list[str]:
+    """The metric sections this evaluation config asks for (`e`: EvalConfig)."""
+    optional = (
+        (STRENGTH_CURVE, e.strengths),
+        (REFERENCE_GROUPS, e.reference_group_size),
+        (COMBINATIONS, e.combinations),
+    )
+    return [*SECTIONS, *(name for name, on in optional if on)]
+
+
 def _skipped(reason: str) -> dict:
     return {"status": "skipped", "reason": reason}
 
@@ -439,6 +469,7 @@ def run_evaluation(
     *,
     translate_fn: TranslateFn | None = None,
     strength_fn: StrengthFn | None = None,
+    condition_fn: ConditionFn | None = None,
 ) -> dict:
     """Every metric of the run; writes WORKDIR/eval/{metrics.json, report.html}.
 
@@ -446,7 +477,9 @@ def run_evaluation(
     of the run's latest checkpoint (--checkpoint to pick one). Without a checkpoint, only
     the discovery report is computed and the other sections say why they were skipped.
     With --strengths, also the strength curve (`strength_curve`, docs/beyond.md) through
-    strength_fn (see StrengthFn; default: the same G_ema; skipped without one).
+    strength_fn (see StrengthFn; default: the same G_ema; skipped without one). With
+    --reference_group_size / --combinations, also `reference_groups` / `combinations` through
+    condition_fn (see ConditionFn; the same default).
     """
     start = time.perf_counter()
     e = config.eval
@@ -479,7 +512,7 @@ def run_evaluation(
     if translate_fn is None:
         checkpoint = checkpoints.latest(config)
         if checkpoint:
-            translate_fn, strength_fn, step = checkpoint_generator_fns(
+            translate_fn, strength_fn, condition_fn, step = checkpoint_generator_fns(
                 config, checkpoint, batch_size=e.batch_size
             )
             metrics["checkpoint"], metrics["step"] = checkpoint, step
@@ -488,9 +521,7 @@ def run_evaluation(
                 f"no checkpoint in {config.checkpoint_dir}: train first "
                 "(python -m xplore_tf.train) or pass --checkpoint"
             )
-            metrics.update({s: _skipped(reason) for s in SECTIONS})
-            if e.strengths:
-                metrics[STRENGTH_CURVE] = _skipped(reason)
+            metrics.update({s: _skipped(reason) for s in _sections(e)})
     else:
         metrics["checkpoint"] = "translate_fn"
     if translate_fn is not None:
@@ -502,6 +533,7 @@ def run_evaluation(
             translate_fn,
             names=cluster_names,
             strength_fn=strength_fn,
+            condition_fn=condition_fn,
         )
         metrics.update(section_metrics)
     metrics["clusters"] = _cluster_table(stats, data, metrics, cluster_names)
@@ -525,6 +557,7 @@ def _translation_metrics(
     *,
     names: dict[int, str],
     strength_fn: StrengthFn | None = None,
+    condition_fn: ConditionFn | None = None,
 ) -> tuple[dict, html_report.TranslationMatrix | None]:
     e = config.eval
     n = len(data.paths)
@@ -544,10 +577,7 @@ def _translation_metrics(
     eval_count = min(e.eval_images, available)
     if eval_count < 2:
         reason = f"only {available} labelled images available for evaluation; need at least 2"
-        skipped = {s: _skipped(reason) for s in SECTIONS}
-        if e.strengths:
-            skipped[STRENGTH_CURVE] = _skipped(reason)
-        return skipped, None
+        return {s: _skipped(reason) for s in _sections(e)}, None
     if eval_count < e.eval_images:
         logging.warning(
             "--eval_images=%d reduced to %d (%s)", e.eval_images, eval_count, source_note
@@ -738,26 +768,35 @@ def _translation_metrics(
             identity_into=identity_into,
         )
 
-    # ---- strength curve (docs/beyond.md)
-    if e.strengths:
-        threshold = out["identity"].get("threshold") if embedder is not None else None
-        out[STRENGTH_CURVE] = _strength_curve(
-            config,
-            stats,
-            strength_fn,
-            targets=targets,
+    # ---- beyond fixed clusters (docs/beyond.md)
+    beyond = [name for name in _sections(e) if name not in SECTIONS]
+    if beyond:
+        held = _Held(
+            x=x_eval,
+            paths=[data.paths[i] for i in eval_idx],
+            labels=y_eval,
             attrs=attrs,
-            x_eval=x_eval,
-            eval_paths=[data.paths[i] for i in eval_idx],
-            own_clusters=data.clusters[eval_idx],
-            y_eval=y_eval,
             input_decisions=input_decisions,
             judge=lambda y: (
                 probabilities(y, features(y) if not e.attribute_classifier else None) >= 0.5
             ),
             embedder=embedder,
-            emb_eval=emb_eval,
-            threshold=threshold,
+            emb=emb_eval,
+            threshold=out["identity"].get("threshold") if embedder is not None else None,
+            batch_size=e.batch_size,
+        )
+        out.update(
+            _beyond_sections(
+                config,
+                stats,
+                held,
+                beyond,
+                targets=targets,
+                own_clusters=data.clusters[eval_idx],
+                translate_fn=translate_fn,
+                strength_fn=strength_fn,
+                condition_fn=condition_fn,
+            )
         )
 
     # ---- realism
@@ -835,77 +874,140 @@ def _source_clusters(
     return source
 
 
-def _strength_curve(
+@dataclasses.dataclass
+class _Held:
+    """The held-out images and the judges that the sections beyond fixed clusters share."""
+
+    x: np.ndarray  # uint8 [N, S, S, 3]
+    paths: list[str]  # relative to the images folder
+    labels: np.ndarray  # int8 [N, A]
+    attrs: Sequence[str]
+    input_decisions: np.ndarray  # bool [N, A]: the judge on the inputs
+    judge: Callable[[np.ndarray], np.ndarray]  # images -> bool [N, A]
+    embedder: object | None  # identity embedder (None: identity not measured)
+    emb: np.ndarray | None  # [N, D] the inputs' identity embeddings
+    threshold: float | None
+    batch_size: int
+
+    def measure(self, attribute: str, translated: np.ndarray, rows: np.ndarray) -> dict:
+        """Transfer of `attribute` and identity for the held-out images `rows` (int [M])
+        translated to `translated` (uint8 [M, S, S, 3])."""
+        j = list(self.attrs).index(attribute)
+        rates = transfer.transfer_rates(
+            input_decisions=self.input_decisions[rows, j],
+            translated_decisions=self.judge(translated)[:, j],
+            truth=self.labels[rows, j],
+        )
+        out = {
+            "rate_all": rates.rate_all,
+            "rate_lacking": rates.rate_lacking,
+            "baseline_lacking": rates.baseline_lacking,
+            "inputs_lacking": rates.inputs_lacking,
+            "l1_to_input": float(
+                np.mean(np.abs(translated.astype(np.float32) - self.x[rows])) / 255.0
+            ),
+        }
+        if self.embedder is not None:
+            distances = identity.row_distances(self.emb[rows], self.embedder.embed(translated))
+            out["identity_mean_distance"] = float(np.mean(distances))
+            out["identity_verified"] = (
+                identity.verification_rate(distances, self.threshold)
+                if self.threshold is not None
+                else None
+            )
+        return out
+
+
+def _beyond_sections(
     config: Config,
     stats: artifacts.ClusterStats,
-    strength_fn: StrengthFn | None,
+    held: _Held,
+    names: Sequence[str],
     *,
     targets: Sequence[transfer.TransferTarget],
-    attrs: Sequence[str],
-    x_eval: np.ndarray,
-    eval_paths: Sequence[str],
     own_clusters: np.ndarray,
-    y_eval: np.ndarray,
-    input_decisions: np.ndarray,
-    judge: Callable[[np.ndarray], np.ndarray],
-    embedder,
-    emb_eval: np.ndarray | None,
-    threshold: float | None,
+    translate_fn: TranslateFn,
+    strength_fn: StrengthFn | None,
+    condition_fn: ConditionFn | None,
+) -> dict:
+    """The sections `names` (STRENGTH_CURVE, REFERENCE_GROUPS, COMBINATIONS) of docs/beyond.md.
+
+    Each needs the clustering space rebuilt here (s_src = each input's nearest centroid, and
+    reference groups enter that space) and a generator function: strength_fn for the
+    curve, condition_fn for groups and combinations; a section says why when it cannot run.
+    """
+    e = config.eval
+    needs = {
+        STRENGTH_CURVE: strength_fn,
+        REFERENCE_GROUPS: condition_fn,
+        COMBINATIONS: condition_fn,
+    }
+    out = {}
+    for name in names:
+        if needs[name] is None:
+            out[name] = _skipped("evaluating a custom translate_fn: no generator to condition")
+        elif not targets:
+            out[name] = _skipped(
+                f"no attribute's best cluster reaches precision {e.transfer_min_precision}"
+            )
+    todo = [name for name in names if name not in out]
+    if not todo:
+        return out
+    try:
+        source = _source_clusters(config, stats, held.paths, own_clusters)
+    except (ValueError, FileNotFoundError) as error:
+        reason = f"the clustering space cannot be rebuilt here: {error}"
+        return {**out, **{name: _skipped(reason) for name in todo}}
+    moved = float(np.mean(source != np.asarray(own_clusters)))
+    if STRENGTH_CURVE in todo:
+        out[STRENGTH_CURVE] = _strength_curve(config, strength_fn, held, targets, source)
+        out[STRENGTH_CURVE]["source_differs_from_assignment"] = moved
+    if REFERENCE_GROUPS in todo:
+        out[REFERENCE_GROUPS] = _reference_groups(
+            config, stats, held, targets, translate_fn, condition_fn
+        )
+    if COMBINATIONS in todo:
+        out[COMBINATIONS] = _combinations(config, stats, held, targets, condition_fn, source)
+    return out
+
+
+def _strength_curve(
+    config: Config,
+    strength_fn: StrengthFn,
+    held: _Held,
+    targets: Sequence[transfer.TransferTarget],
+    source: np.ndarray,
 ) -> dict:
     """Transfer, identity and L1 to the input per strength alpha (docs/beyond.md).
 
     Every held-out image is translated into each transfer attribute's cluster with
     condition s_src + alpha (s_target - s_src), s_src from its nearest centroid
-    (`_source_clusters`). alpha = 0 is G(x, s_src), the self-reconstruction: its L1 is the
+    (`source`, int [N]). alpha = 0 is G(x, s_src), the self-reconstruction: its L1 is the
     generator's reconstruction error; alpha = 1 is the transfer section's translation.
     """
-    e = config.eval
-    alphas = sorted(set(float(a) for a in e.strengths))
-    if strength_fn is None:
-        return _skipped("no strength_fn: evaluating a custom translate_fn")
-    if not targets:
-        return _skipped(f"no attribute's best cluster reaches precision {e.transfer_min_precision}")
-    try:
-        source = _source_clusters(config, stats, eval_paths, own_clusters)
-    except (ValueError, FileNotFoundError) as error:
-        return _skipped(f"the clustering space cannot be rebuilt here: {error}")
-    n = len(x_eval)
-    moved = float(np.mean(source != np.asarray(own_clusters)))
+    alphas = sorted(set(float(a) for a in config.eval.strengths))
+    n = len(held.x)
+    every = np.arange(n)
     progress = _Progress(len(alphas) * len(targets) * n)
     per_alpha = []
     for alpha in alphas:
         rows = []
         for t in targets:
-            j = attrs.index(t.attribute)
             y = translate_all(
                 strength_fn,
-                x_eval,
+                held.x,
                 np.full(n, t.cluster),
-                batch_size=e.batch_size,
+                batch_size=held.batch_size,
                 extra=(np.full(n, alpha, np.float32), source),
             )
             progress.add(n, f"strength {alpha:g} into cluster {t.cluster}")
-            rates = transfer.transfer_rates(
-                input_decisions=input_decisions[:, j],
-                translated_decisions=judge(y)[:, j],
-                truth=y_eval[:, j],
+            rows.append(
+                {
+                    "attribute": t.attribute,
+                    "cluster": t.cluster,
+                    **held.measure(t.attribute, y, every),
+                }
             )
-            row = {
-                "attribute": t.attribute,
-                "cluster": t.cluster,
-                "rate_all": rates.rate_all,
-                "rate_lacking": rates.rate_lacking,
-                "l1_to_input": float(np.mean(np.abs(y.astype(np.float32) - x_eval)) / 255.0),
-            }
-            if embedder is not None:
-                distances = identity.row_distances(emb_eval, embedder.embed(y))
-                row["identity_mean_distance"] = float(np.mean(distances))
-                row["identity_verified"] = (
-                    identity.verification_rate(distances, threshold)
-                    if threshold is not None
-                    else None
-                )
-            rows.append(row)
         per_alpha.append(
             {
                 "strength": alpha,
@@ -925,21 +1027,188 @@ def _strength_curve(
         "eval_images": int(n),
         "targets": [t.attribute for t in targets],
         "source": "nearest centroid of each input (clustering extractor + PCA)",
-        "source_differs_from_assignment": moved,
-        "identity_threshold": threshold,
+        "identity_threshold": held.threshold,
         "curve": per_alpha,
         "transfer_monotonic": bool(len(known) == len(curve) and np.all(np.diff(known) >= 0)),
-        "baseline_lacking": _mean(
-            [
-                transfer.transfer_rates(
-                    input_decisions=input_decisions[:, attrs.index(t.attribute)],
-                    translated_decisions=input_decisions[:, attrs.index(t.attribute)],
-                    truth=y_eval[:, attrs.index(t.attribute)],
-                ).baseline_lacking
-                for t in targets
-            ]
+        "baseline_lacking": _mean([r["baseline_lacking"] for r in per_alpha[0]["attributes"]]),
+    }
+
+
+def _condition_table(config: Config, stats: artifacts.ClusterStats) -> np.ndarray:
+    """Every cluster's generator condition: float32 [k, C] (`condition_vector`)."""
+    from xplore_tf.models.generator import condition_vector
+
+    k = stats.num_clusters
+    return np.asarray(
+        condition_vector(np.arange(k), stats.centroids, stats.stds, mode=config.model.condition),
+        np.float32,
+    )
+
+
+def _translate_conditions(
+    condition_fn: ConditionFn, images: np.ndarray, conditions: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """condition_fn over batches, checked as translate_all checks (conditions [N, C])."""
+    return translate_all(
+        lambda x, _, c: condition_fn(x, c),
+        images,
+        np.zeros(len(images), np.int32),
+        batch_size=batch_size,
+        extra=(np.asarray(conditions, np.float32),),
+    )
+
+
+def _reference_groups(
+    config: Config,
+    stats: artifacts.ClusterStats,
+    held: _Held,
+    targets: Sequence[transfer.TransferTarget],
+    translate_fn: TranslateFn,
+    condition_fn: ConditionFn,
+) -> dict:
+    """Translation toward a reference group vs toward the group's nearest cluster.
+
+    For each transfer attribute, --reference_group_size held-out images that have it (by
+    the labels, drawn with --seed) form a group. Its condition is computed as the exported
+    model's `reference_condition` computes it (the clustering space's points of the files,
+    then `space.group_statistics_ops` / `group_condition_ops`: a cluster's statistics code).
+    Every other held-out image is translated toward the group and toward the group's
+    nearest cluster (`distances_to_clusters_ops`); both are judged on that attribute.
+    """
+    from xplore_tf.clustering import space
+
+    size = config.eval.reference_group_size
+    rng = np.random.default_rng(config.seed)
+    root = sources.resolve_images_dir(config)
+    radii = space.cluster_radii(stats.stds)
+    n = len(held.x)
+    groups = []
+    for t in targets:
+        j = list(held.attrs).index(t.attribute)
+        having = np.flatnonzero(held.labels[:, j])
+        if len(having) < size:
+            groups.append(
+                {
+                    "attribute": t.attribute,
+                    "status": "skipped",
+                    "reason": f"{len(having)} held-out images have it; the group needs {size}",
+                }
+            )
+            continue
+        members = np.sort(rng.choice(having, size, replace=False))
+        kept, points = space.embed_files(config, stats, root, [held.paths[i] for i in members])
+        mean, std = space.group_statistics_ops(points[None])
+        condition = np.asarray(space.group_condition_ops(mean, std, mode=config.model.condition))
+        nearest, distance, relative = (
+            np.asarray(v)[0] for v in space.distances_to_clusters_ops(mean, stats.centroids, radii)
+        )
+        rows = np.setdiff1d(np.arange(n), members)
+        toward_group = _translate_conditions(
+            condition_fn, held.x[rows], np.repeat(condition, len(rows), 0), held.batch_size
+        )
+        toward_nearest = translate_all(
+            translate_fn, held.x[rows], np.full(len(rows), int(nearest)), batch_size=held.batch_size
+        )
+        logging.info(
+            "reference group %s: %d images, nearest cluster %d", t.attribute, len(kept), nearest
+        )
+        groups.append(
+            {
+                "attribute": t.attribute,
+                "status": "ok",
+                "group_images": int(len(kept)),
+                "inputs": int(len(rows)),
+                "attribute_cluster": t.cluster,
+                "nearest_cluster": int(nearest),
+                "distance": float(distance),
+                "relative_distance": float(relative),
+                "toward_group": held.measure(t.attribute, toward_group, rows),
+                "toward_nearest_cluster": held.measure(t.attribute, toward_nearest, rows),
+            }
+        )
+    done = [g for g in groups if g["status"] == "ok"]
+    return {
+        "status": "ok" if done else "skipped",
+        "reason": "" if done else f"no attribute has {size} held-out images",
+        "group_size": size,
+        "groups": groups,
+        "mean_rate_lacking_group": _mean([g["toward_group"]["rate_lacking"] for g in done]),
+        "mean_rate_lacking_nearest": _mean(
+            [g["toward_nearest_cluster"]["rate_lacking"] for g in done]
         ),
     }
+
+
+def _combinations(
+    config: Config,
+    stats: artifacts.ClusterStats,
+    held: _Held,
+    targets: Sequence[transfer.TransferTarget],
+    condition_fn: ConditionFn,
+    source: np.ndarray,
+) -> dict:
+    """Two attributes at once: condition s_src + (s_a - s_src) + (s_b - s_src) (weights 1, 1:
+    `space.blend_conditions`, as the exported `translate_mix`), against each alone.
+
+    Reports, among held-out images lacking both attributes, how often the judge finds both
+    in the combined translation, and in the translations into a alone and b alone.
+    """
+    from xplore_tf.clustering import space
+
+    table = _condition_table(config, stats)
+    k, std_from = len(table), (stats.dim if config.model.condition == "mean_std" else None)
+    cluster_of = {t.attribute: t.cluster for t in targets}
+    src = table[source]
+    pairs = []
+    for pair in config.eval.combinations:
+        a, b = pair.split("+")
+        missing = [x for x in (a, b) if x not in cluster_of]
+        if missing:
+            pairs.append(
+                {
+                    "pair": pair,
+                    "status": "skipped",
+                    "reason": f"no transfer cluster for {', '.join(missing)} (transfer targets: "
+                    f"{', '.join(sorted(cluster_of)) or 'none'})",
+                }
+            )
+            continue
+        ja, jb = (list(held.attrs).index(x) for x in (a, b))
+        lacking = np.flatnonzero((held.labels[:, ja] == 0) & (held.labels[:, jb] == 0))
+        if not len(lacking):
+            pairs.append({"pair": pair, "status": "skipped", "reason": "no input lacks both"})
+            continue
+        both = {}
+        for name, weights in (
+            ("combined", {a: 1.0, b: 1.0}),
+            (f"only {a}", {a: 1.0}),
+            (f"only {b}", {b: 1.0}),
+        ):
+            w = np.zeros((len(lacking), k), np.float32)
+            for attribute, weight in weights.items():
+                w[:, cluster_of[attribute]] = weight
+            conditions = np.asarray(
+                space.blend_conditions(src[lacking], w, table, std_from=std_from)
+            )
+            y = _translate_conditions(condition_fn, held.x[lacking], conditions, held.batch_size)
+            decided = held.judge(y)
+            both[name] = float(np.mean(decided[:, ja] & decided[:, jb]))
+            if name == "combined":
+                combined = held.measure(a, y, lacking)
+        inputs = held.input_decisions[lacking]
+        pairs.append(
+            {
+                "pair": pair,
+                "status": "ok",
+                "clusters": [cluster_of[a], cluster_of[b]],
+                "inputs_lacking_both": int(len(lacking)),
+                "both_present": both,
+                "baseline_both_present": float(np.mean(inputs[:, ja] & inputs[:, jb])),
+                "combined_identity_verified": combined.get("identity_verified"),
+                "combined_l1_to_input": combined["l1_to_input"],
+            }
+        )
+    return {"status": "ok", "pairs": pairs}
 
 
 def _identity_section(
@@ -1143,6 +1412,41 @@ def format_summary(metrics: dict) -> str:
             "  (lacking/all = transfer rate among inputs lacking the attribute / all inputs; "
             "identity = verified as the input's person; L1 in [0, 1] per pixel)"
         )
+    rg = metrics.get(REFERENCE_GROUPS)
+    if rg is not None and rg.get("status") != "ok":
+        lines.append(f"reference groups: skipped ({rg.get('reason', '')})")
+    elif rg is not None:
+        lines.append(
+            f"reference groups ({rg['group_size']} held-out images having the attribute; "
+            "transfer among the other inputs lacking it, toward the group vs its nearest cluster):"
+        )
+        for g in rg["groups"]:
+            if g["status"] != "ok":
+                lines.append(f"  {g['attribute']:<20} skipped ({g['reason']})")
+                continue
+            lines.append(
+                f"  {g['attribute']:<20} group {_fmt(g['toward_group']['rate_lacking'])}  "
+                f"nearest cluster {g['nearest_cluster']} "
+                f"{_fmt(g['toward_nearest_cluster']['rate_lacking'])}  (relative distance "
+                f"{g['relative_distance']:.2f}; identity {_fmt(g['toward_group'].get('identity_verified'))}"
+                f" vs {_fmt(g['toward_nearest_cluster'].get('identity_verified'))})"
+            )
+    cb = metrics.get(COMBINATIONS)
+    if cb is not None and cb.get("status") != "ok":
+        lines.append(f"combinations: skipped ({cb.get('reason', '')})")
+    elif cb is not None:
+        lines.append("combinations (both attributes present, among inputs lacking both):")
+        for p in cb["pairs"]:
+            if p["status"] != "ok":
+                lines.append(f"  {p['pair']:<28} skipped ({p['reason']})")
+                continue
+            alone = "  ".join(
+                f"{key} {_fmt(v)}" for key, v in p["both_present"].items() if key != "combined"
+            )
+            lines.append(
+                f"  {p['pair']:<28} combined {_fmt(p['both_present']['combined'])}  {alone}  "
+                f"baseline {_fmt(p['baseline_both_present'])}  ({p['inputs_lacking_both']} inputs)"
+            )
     re_ = metrics.get("realism", {})
     if re_.get("status") != "ok":
         lines.append(f"realism: skipped ({re_.get('reason', '')})")
@@ -1162,7 +1466,9 @@ def format_summary(metrics: dict) -> str:
 
 
 __all__ = [
+    "ConditionFn",
     "Discovery",
+    "GeneratorFns",
     "StrengthFn",
     "TranslateFn",
     "checkpoint_generator_fns",

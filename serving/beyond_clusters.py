@@ -198,6 +198,21 @@ def _strings(items: Sequence[bytes]) -> np.ndarray:
     return data
 
 
+def _run_batched(
+    predict: Predict, name: str, encoded: Sequence[bytes], inputs: dict, max_batch: int
+) -> tuple[list[bytes], list[int]]:
+    """Signature `name` on the encoded images in batches of `max_batch`; `inputs` holds
+    per-image arrays [N, ...] sliced alongside. -> (PNG bytes, each input's own cluster when
+    the signature returns it, else [])."""
+    pngs, sources = [], []
+    for chunk in _batches(len(encoded), max_batch):
+        batch = {sig.IMAGE_BYTES: _strings(encoded[chunk])}
+        out = predict(name, {**batch, **{k: v[chunk] for k, v in inputs.items()}})
+        pngs.extend(bytes(b) for b in out[sig.IMAGE_BYTES])
+        sources.extend(int(c) for c in out.get(sig.SOURCE_CLUSTER, ()))
+    return pngs, sources
+
+
 def translate_strength(
     predict: Predict,
     encoded: Sequence[bytes],
@@ -211,19 +226,11 @@ def translate_strength(
         raise ValueError(
             f"{len(encoded)} images, {len(cluster_ids)} clusters, {len(strengths)} strengths"
         )
-    pngs, sources = [], []
-    for chunk in _batches(len(encoded), max_batch):
-        out = predict(
-            sig.TRANSLATE_STRENGTH,
-            {
-                sig.IMAGE_BYTES: _strings(encoded[chunk]),
-                sig.CLUSTER_ID: np.asarray(cluster_ids[chunk], np.int32),
-                sig.STRENGTH: np.asarray(strengths[chunk], np.float32),
-            },
-        )
-        pngs.extend(bytes(b) for b in out[sig.IMAGE_BYTES])
-        sources.extend(int(c) for c in out[sig.SOURCE_CLUSTER])
-    return pngs, sources
+    inputs = {
+        sig.CLUSTER_ID: np.asarray(cluster_ids, np.int32),
+        sig.STRENGTH: np.asarray(strengths, np.float32),
+    }
+    return _run_batched(predict, sig.TRANSLATE_STRENGTH, encoded, inputs, max_batch)
 
 
 def translate_mix(
@@ -231,17 +238,10 @@ def translate_mix(
 ) -> tuple[list[bytes], list[int]]:
     """Encoded images toward a weighted set of clusters (weights [k], the same for every
     image) -> (PNG bytes, each input's own cluster)."""
-    weights = np.asarray(weights, np.float32)
-    pngs, sources = [], []
-    for chunk in _batches(len(encoded), max_batch):
-        batch = _strings(encoded[chunk])
-        out = predict(
-            sig.TRANSLATE_MIX,
-            {sig.IMAGE_BYTES: batch, sig.CLUSTER_WEIGHTS: np.tile(weights, (len(batch), 1))},
-        )
-        pngs.extend(bytes(b) for b in out[sig.IMAGE_BYTES])
-        sources.extend(int(c) for c in out[sig.SOURCE_CLUSTER])
-    return pngs, sources
+    tiled = np.tile(np.asarray(weights, np.float32), (len(encoded), 1))
+    return _run_batched(
+        predict, sig.TRANSLATE_MIX, encoded, {sig.CLUSTER_WEIGHTS: tiled}, max_batch
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,15 +283,10 @@ def translate_condition(
     predict: Predict, encoded: Sequence[bytes], condition: np.ndarray, *, max_batch: int = 16
 ) -> list[bytes]:
     """Encoded images under one condition [C] (e.g. a reference group's) -> PNG bytes."""
-    condition = np.asarray(condition, np.float32)
-    pngs = []
-    for chunk in _batches(len(encoded), max_batch):
-        batch = _strings(encoded[chunk])
-        out = predict(
-            sig.TRANSLATE_CONDITION,
-            {sig.IMAGE_BYTES: batch, sig.CONDITION: np.tile(condition, (len(batch), 1))},
-        )
-        pngs.extend(bytes(b) for b in out[sig.IMAGE_BYTES])
+    tiled = np.tile(np.asarray(condition, np.float32), (len(encoded), 1))
+    pngs, _ = _run_batched(
+        predict, sig.TRANSLATE_CONDITION, encoded, {sig.CONDITION: tiled}, max_batch
+    )
     return pngs
 
 

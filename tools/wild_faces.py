@@ -126,8 +126,15 @@ def make_photo(
     max_angle: float = 30.0,
     orientation: int | None = None,
     max_side: int = 1024,
+    scene: float = 0.0,
 ) -> WildPhoto:
-    """Pastes crops side by side (each fully inside) into one random background photo."""
+    """Pastes crops side by side (each fully inside) into one random background photo.
+
+    `scene` > 0 pastes each crop with that fraction of its width / height mirrored onto
+    every side (`numpy.pad`, mode "symmetric"), so an aligner's frame that strays past the
+    crop shows a continuation of its scene, as in a real photo, not the random background.
+    The recorded matrices stay those of the crop itself.
+    """
     scales = rng.uniform(*scale_range, len(crops))
     angles = rng.uniform(-max_angle, max_angle, len(crops))
     # Each face gets a cell as wide as its rotated frame's diagonal, plus a random margin.
@@ -145,7 +152,12 @@ def make_photo(
         cx = min(max(x + cell / 2, half), width - half)
         cy = rng.uniform(half, max(height - half, half))
         m = face_matrix((crop.shape[1], crop.shape[0]), scale, angle, (cx, cy))
-        photo = paste(photo, crop, m)
+        if scene > 0:
+            ph, pw = (int(round(scene * n)) for n in crop.shape[:2])
+            padded = np.pad(crop, ((ph, ph), (pw, pw), (0, 0)), mode="symmetric")
+            photo = paste(photo, padded, faces.compose(m, np.array([[1.0, 0, -pw], [0, 1, -ph]])))
+        else:
+            photo = paste(photo, crop, m)
         matrices.append(m)
         x += cell
     orientation = int(rng.integers(1, 9)) if orientation is None else orientation
@@ -224,6 +236,7 @@ def write_set(
     first: int = 0,
     max_side: int = 1024,
     scale_range: tuple[float, float] = (0.3, 1.5),
+    scene: float = 0.0,
 ) -> str:
     """Writes `num` photos photo_NNNNN.jpg + truth.csv into `out`; returns the csv path.
 
@@ -239,7 +252,9 @@ def write_set(
     for i in range(num):
         chosen = names[i * faces_per_photo : (i + 1) * faces_per_photo]
         crops = [client_common.read_rgb(os.path.join(faces_dir, n)) for n in chosen]
-        photo = make_photo(crops, chosen, rng, max_side=max_side, scale_range=scale_range)
+        photo = make_photo(
+            crops, chosen, rng, max_side=max_side, scale_range=scale_range, scene=scene
+        )
         name = f"photo_{i:05d}.jpg"
         with open(os.path.join(out, name), "wb") as f:
             f.write(photo.data)
@@ -271,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--faces_per_photo", type=int, default=1, help="(default %(default)s)")
     p.add_argument("--first", type=int, default=0, help="skip this many faces (sorted names)")
+    p.add_argument(
+        "--scene",
+        type=float,
+        default=0.0,
+        help="mirror this fraction of each crop onto its sides (a scene around the face)",
+    )
     args = p.parse_args(argv)
     path = write_set(
         args.faces_dir,
@@ -279,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         faces_per_photo=args.faces_per_photo,
         first=args.first,
+        scene=args.scene,
     )
     print(path)
     return 0

@@ -11,7 +11,7 @@ The cluster-level acceptance check of `xplore_tf.prepare` (README, "Real photos"
    crop (`photo_NNNNN_f0.png`) its source face's labels;
 3. `xplore_tf.cluster` runs on the aligned crops and on the original crops (linked into
    OUT/original) with the feature settings of configs/celeba10k_mobilenet.cfg and
-   `--num_clusters`, once per k-means seed;
+   `--num_clusters`, once per k-means seed (features extracted once per kind, then cached);
 4. prints each attribute's best-cluster precision (clusters of at least
    `--min_cluster_size`) per seed for both, and writes OUT/check.json.
 
@@ -86,9 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.wild_cluster_check", description=__doc__)
     p.add_argument("--out", required=True, help="folder for every artifact")
     p.add_argument("--num", type=int, default=2000, help="faces (default %(default)s)")
-    p.add_argument("--seeds", default="0,1,2", help="k-means seeds (default %(default)s)")
+    p.add_argument(
+        "--seeds", default="0,1,2,3,4,5,6,7,8,9", help="k-means seeds (default %(default)s)"
+    )
     p.add_argument("--num_clusters", type=int, default=20, help="k (default %(default)s)")
     p.add_argument("--scene", type=float, default=0.0, help="see tools.wild_faces --scene")
+    p.add_argument(
+        "--min_scale",
+        type=float,
+        default=0.3,
+        help="smallest face, x CelebA's 178 px frame (0.5 = the 89 px crops at 1:1; "
+        "default %(default)s, the prepare tests' range)",
+    )
     p.add_argument("--min_cluster_size", type=int, default=20, help="(default %(default)s)")
     args = p.parse_args(argv)
     if not os.path.isdir(FACES):
@@ -99,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     wild, aligned, original = (os.path.join(out, n) for n in ("wild", "aligned", "original"))
     if not os.path.exists(os.path.join(wild, wild_faces.TRUTH_CSV)):
         print(f"wild photos -> {wild}", flush=True)
-        wild_faces.write_set(FACES, wild, num=args.num, seed=0, scene=args.scene)
+        wild_faces.write_set(
+            FACES, wild, num=args.num, seed=0, scene=args.scene, scale_range=(args.min_scale, 1.5)
+        )
     if not os.path.exists(os.path.join(aligned, "faces.csv")):
         print(f"prepare -> {aligned}", flush=True)
         _run("xplore_tf.prepare", f"--images_dir={wild}", f"--out={aligned}")
@@ -111,14 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.lexists(link):
             os.symlink(os.path.join(FACES, name), link)
 
-    results = {"num": args.num, "faces_prepared": found, "scene": args.scene, "seeds": {}}
+    results = {
+        "num": args.num,
+        "faces_prepared": found,
+        "scene": args.scene,
+        "min_scale": args.min_scale,
+        "seeds": {},
+    }
     for seed in [int(s) for s in args.seeds.split(",")]:
         row = {}
         for kind, images, labels_csv in (
             ("prepared", aligned, labels),
             ("original", original, LABELS),
         ):
-            workdir = os.path.join(out, f"{kind}_seed{seed}")
+            workdir = os.path.join(out, f"run_{kind}")  # seeds reuse its feature cache
             print(f"cluster {kind}, seed {seed} -> {workdir}", flush=True)
             _run(
                 "xplore_tf.cluster",

@@ -58,6 +58,8 @@ PRESETS = {
         skip_connections="plain",
         hf_bypass=True,
         lambda_self=10.0,
+        output_mode="masked",
+        n_critic=3,
     ),
 }
 # configs/demo.cfg's sizes with the paper's generator (no identity options), for the ratio.
@@ -66,6 +68,7 @@ PRESETS["demo_paper_g"] = {
     "skip_connections": "none",
     "hf_bypass": False,
     "lambda_self": 0.0,
+    "output_mode": "direct",
 }
 
 
@@ -134,6 +137,12 @@ def main() -> None:
     )
     for key in ("image_size", "batch_size", "g_channels", "g_res_blocks", "d_channels", "k"):
         parser.add_argument(f"--{key}", type=int, default=None, help=f"override the preset's {key}")
+    parser.add_argument(
+        "--n_critic", type=int, default=None, help="D steps per G step (override the preset's)"
+    )
+    parser.add_argument(
+        "--output_mode", default=None, choices=["direct", "masked"], help="override the preset's"
+    )
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -144,6 +153,7 @@ def main() -> None:
 
     p = dict(PRESETS[args.preset])
     p.update({k: v for k, v in vars(args).items() if k in p and v is not None})
+    output_mode = args.output_mode or p.get("output_mode", "direct")
     config = config_lib.Config(
         workdir="/tmp/bench_train",
         model=config_lib.ModelConfig(
@@ -155,11 +165,13 @@ def main() -> None:
             upsample=p["upsample"],
             skip_connections=p.get("skip_connections", "none"),
             hf_bypass=p.get("hf_bypass", False),
+            output_mode=output_mode,
         ),
         train=config_lib.TrainConfig(
             batch_size=p["batch_size"],
-            n_critic=5,
+            n_critic=args.n_critic or p.get("n_critic", 5),
             lambda_self=p.get("lambda_self", 0.0),
+            lambda_mask=0.01 if output_mode == "masked" else 0.0,
             mixed_precision=args.mixed_precision,
         ),
     )

@@ -28,7 +28,7 @@ def test_killed_four_times_ends_equal_to_an_uninterrupted_run(tmp_path):
     # A round the kill missed (the phase ended sooner than in the uninterrupted run) is
     # counted, not failed; most land.
     assert tally["kills"] >= 3 and len(tally["by_phase"]) >= 2, tally["by_phase"]
-    assert tally["resumed"] >= 2
+    assert tally["resumed"] >= 1  # a training kill before the first checkpoint starts over
     assert tally["exports"] == ["1"]  # one export, however often the command ran after
 
 

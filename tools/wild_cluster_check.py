@@ -8,7 +8,9 @@ The cluster-level acceptance check of `xplore_tf.prepare` (README, "Real photos"
    in OUT/wild; `--scene` mirrors that fraction of each crop around it first, so a frame
    that strays past the crop shows a continuation of the picture, as a real photo would;
 2. `xplore_tf.prepare` aligns them once into OUT/aligned; OUT/aligned_labels.csv gives each
-   crop (`photo_NNNNN_f0.png`) its source face's labels;
+   crop (`photo_NNNNN_f0.png`) its source face's labels. `--crops_as_photos` prepares the
+   original crops themselves instead (no pasting, rotation, rescaling or JPEG): what is
+   left is the template's framing against CelebA's own;
 3. `xplore_tf.cluster` runs on the aligned crops and on the original crops (linked into
    OUT/original) with the feature settings of configs/celeba10k_mobilenet.cfg and
    `--num_clusters`, once per k-means seed (features extracted once per kind, then cached);
@@ -49,14 +51,12 @@ def _run(module: str, *args: str) -> None:
     print(f"  {module}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def crop_labels(wild: str, aligned: str, out_csv: str) -> int:
-    """Writes the labels of each prepared crop `photo_NNNNN_f0.png` (its source's row)."""
+def crop_labels(source_of: dict[str, str], aligned: str, out_csv: str) -> int:
+    """Writes the labels of each prepared crop `<photo>_f0.png` (its source face's row)."""
     with open(LABELS, newline="") as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames
         by_image = {row["image"]: row for row in reader}
-    with open(os.path.join(wild, "truth.csv"), newline="") as f:
-        source_of = {row["photo"]: row["source"] for row in csv.DictReader(f)}
     written = 0
     with open(out_csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         "default %(default)s, the prepare tests' range)",
     )
     p.add_argument("--min_cluster_size", type=int, default=20, help="(default %(default)s)")
+    p.add_argument(
+        "--crops_as_photos",
+        action="store_true",
+        help="prepare the original crops themselves, no wild photos: isolates the template's "
+        "framing from what pasting into a photo does",
+    )
     args = p.parse_args(argv)
     if not os.path.isdir(FACES):
         raise SystemExit(f"{FACES} not found: this check needs ../shared beside the project")
@@ -106,27 +112,40 @@ def main(argv: list[str] | None = None) -> int:
 
     out = os.path.abspath(args.out)
     wild, aligned, original = (os.path.join(out, n) for n in ("wild", "aligned", "original"))
-    if not os.path.exists(os.path.join(wild, wild_faces.TRUTH_CSV)):
-        print(f"wild photos -> {wild}", flush=True)
-        wild_faces.write_set(
-            FACES, wild, num=args.num, seed=0, scene=args.scene, scale_range=(args.min_scale, 1.5)
-        )
-    if not os.path.exists(os.path.join(aligned, "faces.csv")):
-        print(f"prepare -> {aligned}", flush=True)
-        _run("xplore_tf.prepare", f"--images_dir={wild}", f"--out={aligned}")
-    labels = os.path.join(out, "aligned_labels.csv")
-    found = crop_labels(wild, aligned, labels)
     os.makedirs(original, exist_ok=True)
-    for name in wild_faces.list_faces(FACES)[: args.num]:
+    names = wild_faces.list_faces(FACES)[: args.num]
+    for name in names:
         link = os.path.join(original, name)
         if not os.path.lexists(link):
             os.symlink(os.path.join(FACES, name), link)
+    if args.crops_as_photos:
+        photos, source_of = original, {name: name for name in names}
+    else:
+        photos = wild
+        if not os.path.exists(os.path.join(wild, wild_faces.TRUTH_CSV)):
+            print(f"wild photos -> {wild}", flush=True)
+            wild_faces.write_set(
+                FACES,
+                wild,
+                num=args.num,
+                seed=0,
+                scene=args.scene,
+                scale_range=(args.min_scale, 1.5),
+            )
+        with open(os.path.join(wild, wild_faces.TRUTH_CSV), newline="") as f:
+            source_of = {row["photo"]: row["source"] for row in csv.DictReader(f)}
+    if not os.path.exists(os.path.join(aligned, "faces.csv")):
+        print(f"prepare -> {aligned}", flush=True)
+        _run("xplore_tf.prepare", f"--images_dir={photos}", f"--out={aligned}")
+    labels = os.path.join(out, "aligned_labels.csv")
+    found = crop_labels(source_of, aligned, labels)
 
     results = {
         "num": args.num,
         "faces_prepared": found,
         "scene": args.scene,
         "min_scale": args.min_scale,
+        "crops_as_photos": args.crops_as_photos,
         "seeds": {},
     }
     for seed in [int(s) for s in args.seeds.split(",")]:

@@ -226,6 +226,26 @@ def test_demo_config_resumes_from_its_checkpoint_via_the_cli(tmp_path):
         assert json.load(f)["step"] == 4
 
 
+def test_resume_with_other_model_flags_is_one_line_and_keeps_the_checkpoints(tmp_path):
+    """A workdir trained with another architecture (e.g. configs/demo.cfg's earlier direct
+    output, now masked): one line naming the checkpoint and the model flags; nothing lost."""
+    cfg = tiny_config(tmp_path, num_steps=2)
+    train_lib.train(cfg)
+    before = sorted(os.listdir(cfg.checkpoint_dir))
+    masked = dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model, output_mode="masked"),
+        train=dataclasses.replace(cfg.train, num_steps=4, lambda_mask=0.01),
+    )
+    with pytest.raises(ValueError) as e:
+        train_lib.train(masked)
+    message = str(e.value)
+    assert "\n" not in message and len(message) < 700, message
+    assert "ckpt-2: its models do not match the ones these flags build" in message
+    assert "--output_mode" in message and "--noresume" in message
+    assert sorted(os.listdir(cfg.checkpoint_dir)) == before
+
+
 def test_checkpoint_of_other_clusters_is_refused_everywhere(tmp_path):
     """Re-clustering (another k) after training: resume, export, evaluate and translate
     refuse with one line naming both fingerprints; nothing is written."""

@@ -144,12 +144,19 @@ def restore_generator_ema(generator: Generator, checkpoint: str) -> None:
         status.expect_partial()  # only G_ema is wanted, not D, G or the optimizers
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:300]
-        raise ValueError(
-            f"{checkpoint}: its G_ema does not match the generator these flags build (check "
-            f"--image_size, --g_channels, --g_res_blocks, --mlp_depth, --mlp_hidden, --condition, "
-            f"--upsample, --output_mode, --skip_connections against the training run): {first}"
-        ) from None
+        raise mismatch_error(checkpoint, "its G_ema does not match the generator", e) from None
+
+
+def mismatch_error(checkpoint: str, what: str, error: Exception, hint: str = "") -> ValueError:
+    """One line for a checkpoint that does not fit the models the flags build: names the
+    checkpoint, the model flags to compare and TensorFlow's first line (shortened)."""
+    first = str(error).strip().splitlines()[0][:200]
+    return ValueError(
+        f"{checkpoint}: {what} these flags build (check --image_size, --g_channels, "
+        "--g_res_blocks, --mlp_depth, --mlp_hidden, --condition, --upsample, --output_mode, "
+        f"--skip_connections, --hf_bypass, --d_channels, --d_num_down against the training run"
+        f"{hint}): {first}"
+    )
 
 
 def latest(config: Config) -> str | None:

@@ -509,7 +509,15 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
 
     if resume_from:
         with strategy.scope():
-            trainer.checkpoint.restore(resume_from).assert_existing_objects_matched()
+            try:
+                trainer.checkpoint.restore(resume_from).assert_existing_objects_matched()
+            except (AssertionError, ValueError) as e:
+                raise checkpoints.mismatch_error(
+                    resume_from,
+                    "its models do not match the ones",
+                    e,
+                    "; or start over with --noresume or a new --workdir",
+                ) from None
         # The step is a MirroredVariable under MirroredStrategy: read it with .numpy().
         logging.info("resumed from %s at step %d", resume_from, trainer.step.numpy())
     start = int(trainer.step.numpy())

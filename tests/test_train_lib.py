@@ -166,32 +166,6 @@ def test_one_step_on_two_replicas_equals_one_replica(tmp_path):
         np.testing.assert_allclose(w, two["weights"][name], rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-def test_train_cli_end_to_end(tmp_path):
-    res = run_binary(
-        "xplore_tf.train",
-        f"--workdir={tmp_path}",
-        f"--export_dir={tmp_path / 'export'}",
-        "--synthetic_num=48",
-        "--synthetic_size=32",
-        "--kmeans_nredo=1",
-        *TINY_MODEL_FLAGS,
-        "--batch_size=4",
-        "--num_steps=4",
-        "--n_critic=2",
-        "--log_every=2",
-        "--sample_every=4",
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "trained to step 4" in res.stdout
-    assert "step 4/4" in res.stderr and "images/s" in res.stderr
-    assert (tmp_path / "clusters" / "stats.npz").exists()
-    assert (tmp_path / "train" / "samples" / "step_0000004.png").exists()
-    assert (tmp_path / "flags_train.txt").exists()
-    # --export_dir: the binary exports G_ema of the final checkpoint.
-    assert (tmp_path / "export" / "xplore" / "1" / "saved_model.pb").exists()
-    assert f"exported {tmp_path / 'export' / 'xplore' / '1'}" in res.stdout
-
-
 # configs/demo.cfg shrunk to the tiny model: what a user runs, minus the size.
 SHRUNK_DEMO = [
     "--flagfile=configs/demo.cfg",
@@ -211,10 +185,17 @@ SHRUNK_DEMO = [
 ]
 
 
-def test_demo_config_resumes_from_its_checkpoint_via_the_cli(tmp_path):
+def test_demo_config_trains_exports_and_resumes_via_the_cli(tmp_path):
     workdir = [f"--workdir={tmp_path}", f"--export_dir={tmp_path / 'export'}"]
     first = run_binary("xplore_tf.train", *SHRUNK_DEMO, *workdir, "--num_steps=2")
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "trained to step 2" in first.stdout
+    assert "step 2/2" in first.stderr and "images/s" in first.stderr
+    assert (tmp_path / "clusters" / "stats.npz").exists()
+    assert (tmp_path / "train" / "samples" / "step_0000002.png").exists()
+    assert (tmp_path / "flags_train.txt").exists()
+    # --export_dir: the binary exports G_ema of the final checkpoint.
+    assert f"exported {tmp_path / 'export' / 'xplore' / '1'}" in first.stdout
     second = run_binary("xplore_tf.train", *SHRUNK_DEMO, *workdir, "--num_steps=4")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from" in second.stderr and "at step 2" in second.stderr

@@ -11,11 +11,11 @@ import sys
 from tests_support import PROJECT_ROOT
 
 
-def test_killed_four_times_ends_equal_to_an_uninterrupted_run(tmp_path):
-    # CI runs the full 20 kills (.ci/run); 4 here (clustering, two in training or a
-    # checkpoint save, export) keep the suite's time down.
+def test_killed_three_times_ends_equal_to_an_uninterrupted_run(tmp_path):
+    # CI runs the full 20 kills (.ci/run); 3 here (clustering, training or a checkpoint
+    # save, export: one per phase) keep the suite's time down.
     res = subprocess.run(
-        [sys.executable, "-m", "tools.kill_resume", f"--out={tmp_path}", "--kills=4"],
+        [sys.executable, "-m", "tools.kill_resume", f"--out={tmp_path}", "--kills=3"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -27,7 +27,7 @@ def test_killed_four_times_ends_equal_to_an_uninterrupted_run(tmp_path):
     assert tally["problems"] == [] and tally["final_weights_equal_uninterrupted"] is True
     # A round the kill missed (the phase ended sooner than in the uninterrupted run) is
     # counted, not failed; most land.
-    assert tally["kills"] >= 3 and len(tally["by_phase"]) >= 2, tally["by_phase"]
+    assert tally["kills"] >= 2 and len(tally["by_phase"]) >= 2, tally["by_phase"]
     assert tally["resumed"] >= 1  # a training kill before the first checkpoint starts over
     assert tally["exports"] == ["1"]  # one export, however often the command ran after
 

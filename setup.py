@@ -25,7 +25,7 @@ setup(
         "absl-py>=2.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "scikit-image>=0.22"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "scikit-image>=0.22"],
         # Identity preservation on real faces (xplore_tf.evaluate): dlib's face descriptor.
         # face_recognition_models still imports pkg_resources, removed in setuptools 81.
         "eval": ["dlib-bin>=19.24", "face-recognition-models==0.3.0", "setuptools<81"],

@@ -88,6 +88,19 @@ def test_mask_loss_is_sparsity_plus_weighted_smoothness():
             losses.mask_loss(bad)
 
 
+def test_keep_penalty_is_ganimations_mean_of_the_input_weight():
+    # GANimation blends I_out = (1 - M) * C + M * x and penalises mean(M); here M = 1 - A.
+    half = MASK[1:] * 0.5  # A: rows [0, 0.5] -> mean(A) 0.25, mean(1 - A) 0.75, TV 0.25
+    assert float(losses.mask_loss(half, penalty="keep", lambda_tv=0.0)) == pytest.approx(0.75)
+    assert float(losses.mask_loss(half, penalty="keep", lambda_tv=2.0)) == pytest.approx(1.25)
+    # A mask that copies the input everywhere (A = 0) costs 1 under "keep", 0 under "edit".
+    closed = np.zeros((1, 3, 3, 1), "float32")
+    assert float(losses.mask_loss(closed, penalty="keep")) == pytest.approx(1.0)
+    assert float(losses.mask_loss(closed, penalty="edit")) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="penalty"):
+        losses.mask_loss(half, penalty="area")
+
+
 def test_latent_loss_is_mean_squared_error_over_elements():
     h_real = np.zeros((2, 1, 1, 2), "float32")
     h_fake = np.array([3, 0, 1, 1], "float32").reshape(2, 1, 1, 2)
@@ -240,6 +253,10 @@ def test_generator_loss_optional_self_and_mask_terms():
     # A list of masks (translation and reconstruction) sums their losses.
     _, terms = losses.generator_loss(**common, mask=[MASK, MASK[::-1]], lambda_tv=0.5)
     assert float(terms["G/mask"]) == pytest.approx(1.5)
+    # mask_penalty reaches mask_loss: 1 - A of a closed mask.
+    closed = np.zeros_like(MASK)
+    _, terms = losses.generator_loss(**common, mask=closed, mask_penalty="keep")
+    assert float(terms["G/mask"]) == pytest.approx(1.0)
     # Given with weight 0: logged, not added.
     total, terms = losses.generator_loss(**common, self_reconstructed=x + 1)
     assert float(terms["G/self"]) == pytest.approx(1.0)

@@ -66,7 +66,8 @@ def test_resume_equals_uninterrupted(tmp_path, strategy):
 @pytest.mark.parametrize(
     "model, train, terms",
     [
-        ({"output_mode": "masked"}, {"lambda_mask": 0.1}, {"G/mask"}),
+        # GANimation's penalty; the demo-config CLI test trains the default "edit".
+        ({"output_mode": "masked"}, {"lambda_mask": 0.1, "mask_penalty": "keep"}, {"G/mask"}),
         ({"skip_connections": "plain"}, {}, set()),
         ({"skip_connections": "gated"}, {}, set()),
         ({"hf_bypass": True}, {}, set()),

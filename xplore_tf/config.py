@@ -128,7 +128,8 @@ class TrainConfig:
     lambda_gp: float = 10.0
     lambda_lat: float = 10.0
     lambda_self: float = 0.0  # |x - G(x, s_own)|_1 (FUNIT/TUNIT); 0 = off (paper)
-    lambda_mask: float = 0.0  # GANimation's mask regulariser (output_mode="masked")
+    lambda_mask: float = 0.0  # weight of the mask regulariser (output_mode="masked")
+    mask_penalty: str = "edit"  # "edit": mean(A), "keep": mean(1 - A) (GANimation's)
     ema_decay: float = 0.999
     random_flip: bool = True
     holdout: int = 0  # last N images (sorted paths) kept out of training, for evaluation

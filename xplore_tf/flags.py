@@ -356,9 +356,18 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "lambda_mask",
     0.0,
-    "Weight of the attention-mask regulariser (mean of A + smoothness; GANimation: 0.1) "
-    "with --output_mode=masked; 0 = off.",
+    "Weight of the attention-mask regulariser (--mask_penalty's mean + smoothness; "
+    "GANimation: 0.1) with --output_mode=masked; 0 = off.",
     lower_bound=0.0,
+)
+flags.DEFINE_enum(
+    "mask_penalty",
+    "edit",
+    ["edit", "keep"],
+    "What --lambda_mask penalises in the blend A*C + (1-A)*x: 'edit' = mean(A), the edited "
+    "area (edits stay small; with the cycle and self losses the mask can close for good); "
+    "'keep' = mean(1-A), the area copied from the input (GANimation's regulariser, against "
+    "a mask that stops editing).",
 )
 flags.DEFINE_float(
     "ema_decay",
@@ -854,6 +863,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             lambda_lat=f.lambda_lat,
             lambda_self=f.lambda_self,
             lambda_mask=f.lambda_mask,
+            mask_penalty=f.mask_penalty,
             ema_decay=f.ema_decay,
             random_flip=f.random_flip,
             holdout=f.holdout,

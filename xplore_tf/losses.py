@@ -8,7 +8,8 @@ Objectives, with c the image's pseudo-label (source cluster) and t the target cl
           [+ lambda_self * |x - G(x,s_c)|_1 + lambda_mask * L_A(A)]   (optional, default off)
 
 The optional terms serve the identity-preserving generator options: the self-reconstruction
-loss of FUNIT/TUNIT and GANimation's attention-mask regulariser L_A for output_mode="masked".
+loss of FUNIT/TUNIT and an attention-mask regulariser L_A for output_mode="masked" (an area
+sparsity term, or GANimation's, which penalises the opposite area: `mask_loss`).
 
 Batch reduction. Every term is first reduced to one value per sample (the mean over the
 patch map for critic scores, over all pixels/channels for L1, over all feature elements for
@@ -197,11 +198,31 @@ def self_reconstruction_loss(images, reconstructed, *, global_batch_size: int | 
     return cycle_reconstruction_loss(images, reconstructed, global_batch_size=global_batch_size)
 
 
-def mask_loss(mask, *, lambda_tv: float = LAMBDA_TV, global_batch_size: int | None = None):
-    """GANimation's attention regulariser L_A = mean(A) + lambda_tv * TV(A) (Pumarola et al.).
+MASK_PENALTIES = ("edit", "keep")
 
-    Per sample: sparsity mean(A) (A >= 0, so this is the L1 norm per pixel; it pushes the
-    mask to edit little, GANimation's code takes this mean) plus the smoothness term
+
+def mask_loss(
+    mask,
+    *,
+    penalty: str = "edit",
+    lambda_tv: float = LAMBDA_TV,
+    global_batch_size: int | None = None,
+):
+    """Attention-mask regulariser: a mean term plus smoothness, for the blend A*C + (1-A)*x.
+
+    Per sample, the mean term is
+
+    - penalty="edit": mean(A), the share of the image that is re-synthesised. It pushes the
+      mask to edit little (the sparsity loss of Attention-GAN, Chen et al. ECCV 2018). The
+      cycle and self-reconstruction losses pull the same way, and at 64 px the three closed
+      the mask entirely (docs/identity.md).
+    - penalty="keep": mean(1 - A), the share copied from the input. This is GANimation's
+      regulariser (Pumarola et al. ECCV 2018, eq. 1 and §4.1). GANimation's mask weights the
+      *input* (I_out = (1-M)*C + M*x) and it penalises mean(M) because "the masks saturate
+      to 1, which makes the generator have no effect"; our A = 1 - M, so its term is
+      mean(1 - A) here.
+
+    The smoothness term is
 
         TV(A) = mean_ij (A[i+1,j] - A[i,j])^2 + mean_ij (A[i,j+1] - A[i,j])^2,
 
@@ -211,10 +232,15 @@ def mask_loss(mask, *, lambda_tv: float = LAMBDA_TV, global_batch_size: int | No
 
     Args:
         mask: A [N, H, W, 1] in [0, 1], H, W >= 2.
+        penalty: "edit" or "keep" (above).
         lambda_tv: GANimation's lambda_TV in our mean normalisation (see `LAMBDA_TV`).
     Returns:
         scalar float32.
+    Raises:
+        ValueError: a mask of another shape, or an unknown `penalty`.
     """
+    if penalty not in MASK_PENALTIES:
+        raise ValueError(f"`penalty` must be one of {MASK_PENALTIES}, got {penalty!r}.")
     mask = ops.cast(mask, "float32")
     shape = tuple(mask.shape)
     if len(shape) != 4 or shape[-1] != 1 or any(d is not None and d < 2 for d in shape[1:3]):
@@ -222,7 +248,8 @@ def mask_loss(mask, *, lambda_tv: float = LAMBDA_TV, global_batch_size: int | No
     vertical = ops.square(mask[:, 1:, :, :] - mask[:, :-1, :, :])
     horizontal = ops.square(mask[:, :, 1:, :] - mask[:, :, :-1, :])
     smoothness = _per_sample_mean(vertical) + _per_sample_mean(horizontal)
-    per_sample = _per_sample_mean(mask) + lambda_tv * smoothness
+    area = _per_sample_mean(mask if penalty == "edit" else 1.0 - mask)
+    per_sample = area + lambda_tv * smoothness
     return reduce_batch(per_sample, global_batch_size=global_batch_size)
 
 
@@ -293,6 +320,7 @@ def generator_loss(
     lambda_self: float = 0.0,
     mask=None,
     lambda_mask: float = 0.0,
+    mask_penalty: str = "edit",
     lambda_tv: float = LAMBDA_TV,
 ):
     """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat
@@ -310,7 +338,7 @@ def generator_loss(
             whose losses are summed (GANimation regularises the masks of both the
             translation and the reconstruction).
         lambda_mask: GANimation's lambda_A (default 0; the paper uses 0.1).
-        lambda_tv: passed to `mask_loss`.
+        mask_penalty, lambda_tv: passed to `mask_loss` (`penalty`, `lambda_tv`).
     Returns:
         (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars, plus
         "G/self" when `self_reconstructed` is given and "G/mask" when `mask` is given).
@@ -345,7 +373,10 @@ def generator_loss(
         if not masks:
             raise ValueError("`mask` must be a tensor or a non-empty list of tensors.")
         terms["G/mask"] = sum(
-            mask_loss(m, lambda_tv=lambda_tv, global_batch_size=global_batch_size) for m in masks
+            mask_loss(
+                m, penalty=mask_penalty, lambda_tv=lambda_tv, global_batch_size=global_batch_size
+            )
+            for m in masks
         )
         total = total + lambda_mask * terms["G/mask"]
     return total, terms

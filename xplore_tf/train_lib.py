@@ -286,6 +286,7 @@ class Trainer:
                 lambda_self=t.lambda_self,
                 mask=masks if t.lambda_mask and masks else None,
                 lambda_mask=t.lambda_mask,
+                mask_penalty=t.mask_penalty,
                 global_batch_size=t.batch_size,
             )
             scaled = self._scaled(self.g_optimizer, total)

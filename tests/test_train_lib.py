@@ -68,7 +68,8 @@ def test_resume_equals_uninterrupted(tmp_path, strategy):
     [
         # GANimation's penalty; the demo-config CLI test trains the default "edit".
         ({"output_mode": "masked"}, {"lambda_mask": 0.1, "mask_penalty": "keep"}, {"G/mask"}),
-        ({"skip_connections": "plain"}, {}, set()),
+        # one skip level (AttGAN's default); the demo-config CLI test trains both levels
+        ({"skip_connections": "plain", "skip_levels": 1}, {}, set()),
         ({"skip_connections": "gated"}, {}, set()),
         ({"hf_bypass": True}, {}, set()),
         ({}, {"lambda_self": 10.0}, {"G/self"}),

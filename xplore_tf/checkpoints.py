@@ -53,6 +53,7 @@ def build_generator(config: Config, stats: artifacts.ClusterStats) -> Generator:
         upsample=m.upsample,
         output_mode=m.output_mode,
         skip_connections=m.skip_connections,
+        skip_levels=m.skip_levels,
         hf_bypass=m.hf_bypass,
         name="generator",
     )
@@ -154,7 +155,7 @@ def mismatch_error(checkpoint: str, what: str, error: Exception, hint: str = "")
     return ValueError(
         f"{checkpoint}: {what} these flags build (check --image_size, --g_channels, "
         "--g_res_blocks, --mlp_depth, --mlp_hidden, --condition, --upsample, --output_mode, "
-        f"--skip_connections, --hf_bypass, --d_channels, --d_num_down against the training run"
+        f"--skip_connections, --skip_levels, --hf_bypass, --d_channels, --d_num_down against the training run"
         f"{hint}): {first}"
     )
 

@@ -299,6 +299,15 @@ flags.DEFINE_enum(
     "(concatenate + 1x1 conv, AttGAN) or 'gated' by the target condition (after STGAN's "
     "selective transfer units).",
 )
+flags.DEFINE_integer(
+    "skip_levels",
+    2,
+    "With --skip_connections: how many decoder upsamplings, counted from the bottleneck, get "
+    "an encoder skip: 2 = at 1/2 and full resolution, 1 = at 1/2 only (AttGAN's default of "
+    "one shortcut: fewer skips copy less of the input and leave more room to edit).",
+    lower_bound=1,
+    upper_bound=2,
+)
 flags.DEFINE_bool(
     "hf_bypass",
     False,
@@ -844,6 +853,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             upsample=f.upsample,
             output_mode=f.output_mode,
             skip_connections=f.skip_connections,
+            skip_levels=f.skip_levels,
             hf_bypass=f.hf_bypass,
             d_channels=f.d_channels,
             d_num_down=f.d_num_down,

@@ -225,11 +225,12 @@ SUBLAYER_CASES = {
             "noise_at_inference": False,
             "output_mode": "direct",
             "skip_connections": "none",
+            "skip_levels": 2,
         },
         lambda: [images(2)[:, :4, :4, :1].repeat(16, -1), np.ones((2, 2 * 2 * 16), "float32")],
     ),
     "decoder_gated_skips": (
-        lambda: Decoder(base_channels=4, num_res_blocks=1, skip_connections="gated"),
+        lambda: Decoder(base_channels=4, num_res_blocks=1, skip_connections="gated", skip_levels=1),
         {
             "base_channels": 4,
             "num_res_blocks": 1,
@@ -237,6 +238,7 @@ SUBLAYER_CASES = {
             "noise_at_inference": False,
             "output_mode": "direct",
             "skip_connections": "gated",
+            "skip_levels": 1,
         },
         lambda: [
             images(2)[:, :4, :4, :1].repeat(16, -1),
@@ -290,6 +292,7 @@ VARIANTS = {
     "masked": {"output_mode": "masked"},
     "plain": {"skip_connections": "plain"},
     "gated": {"skip_connections": "gated"},
+    "plain_half": {"skip_connections": "plain", "skip_levels": 1},
     "hf": {"hf_bypass": True},
     "all": {"output_mode": "masked", "skip_connections": "gated", "hf_bypass": True},
 }
@@ -406,6 +409,24 @@ def test_skip_connections_pass_encoder_detail():
     a = np.asarray(g.decode(h, cond, skips=[full, half]))
     b = np.asarray(g.decode(h, cond, skips=[full * 0, half]))
     assert np.abs(a - b).mean() > 1e-4
+
+
+def test_one_skip_level_uses_only_the_half_resolution_feature():
+    # AttGAN's single shortcut: skip_full is accepted and ignored, skip_half is used.
+    both, half = (
+        small_generator(skip_connections="plain"),
+        small_generator(skip_connections="plain", skip_levels=1),
+    )
+    assert [s.name for s in half.decoder.skips] == ["skip1"]
+    assert half.count_params() < both.count_params()
+    x, cond = small_inputs()
+    h, (full, half_res) = half.encode(x, return_skips=True)
+    a = np.asarray(half.decode(h, cond, skips=[full, half_res]))
+    np.testing.assert_array_equal(np.asarray(half.decode(h, cond, skips=[full * 0, half_res])), a)
+    b = np.asarray(half.decode(h, cond, skips=[full, half_res * 0]))
+    assert np.abs(a - b).mean() > 1e-4
+    with pytest.raises(ValueError, match="skip_levels"):
+        Generator(SMALL, skip_connections="plain", skip_levels=3, **SMALL_KW)
 
 
 def test_decode_needs_images_and_skips_when_the_options_do():

@@ -330,6 +330,10 @@ class Decoder(keras.layers.Layer):
       Liu et al. CVPR 2019; `layers.GatedSkip`, gated by the target condition). The encoder
       feature of the same resolution is merged after each upsampling layer (+IN+ReLU):
       skip_half (2*base ch) after up1, skip_full (base ch) after up2.
+    - `skip_levels`: how many upsampling layers, counted from the bottleneck, get a skip
+      (AttGAN's `shortcut_layers`; its default is 1: more shortcuts reconstruct better but
+      edit less). 2 = skip_half and skip_full; 1 = skip_half only (skip_full is still
+      passed in and ignored, so the call signature does not depend on it).
     - `output_mode`: "direct" (tanh(conv7x7)) or "masked" (GANimation, Pumarola et al.
       ECCV 2018): a second conv7x7 head `to_mask` gives the attention mask
       A = sigmoid(conv7x7(x)) [N,4h,4w,1]; the caller blends A * C + (1 - A) * x_input
@@ -356,6 +360,7 @@ class Decoder(keras.layers.Layer):
         noise_at_inference: see `layers.NoiseInjection`.
         output_mode: "direct" (paper) or "masked".
         skip_connections: "none" (paper), "plain" or "gated".
+        skip_levels: 1 or 2 (see above); only used with skip_connections != "none".
     """
 
     def __init__(
@@ -367,6 +372,7 @@ class Decoder(keras.layers.Layer):
         noise_at_inference: bool = False,
         output_mode: str = "direct",
         skip_connections: str = "none",
+        skip_levels: int = 2,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -383,7 +389,10 @@ class Decoder(keras.layers.Layer):
         self.upsample = upsample
         self.noise_at_inference = bool(noise_at_inference)
         self.output_mode = output_mode
+        if skip_levels not in (1, 2):
+            raise ValueError(f"`skip_levels` must be 1 or 2, got {skip_levels!r}.")
         self.skip_connections = skip_connections
+        self.skip_levels = int(skip_levels)
         width = 4 * self.base_channels
         self.blocks = [
             AsinResidualBlock(width, noise_at_inference=self.noise_at_inference, name=f"res{i}")
@@ -401,7 +410,7 @@ class Decoder(keras.layers.Layer):
             else [
                 skip_layer(2 * self.base_channels, name="skip1"),
                 skip_layer(self.base_channels, name="skip2"),
-            ]
+            ][: self.skip_levels]
         )
         self.to_rgb = keras.layers.Conv2D(3, 7, padding="same", name="to_rgb")
         self.to_mask = (
@@ -454,7 +463,7 @@ class Decoder(keras.layers.Layer):
             build_once(up, shape)
             shape = _as_shape(up.compute_output_shape(shape))
             build_once(norm, shape)
-            if self.skips:
+            if i < len(self.skips):
                 build_once(self.skips[i], [shape, extra[1 - i], *extra[2:]])
         build_once(self.to_rgb, shape)
         if self.to_mask is not None:
@@ -470,7 +479,7 @@ class Decoder(keras.layers.Layer):
             x = block([x, gamma1, beta1, gamma2, beta2], training=training)
         for i, (up, norm) in enumerate(zip(self.ups, self.up_norms, strict=True)):
             x = ops.relu(norm(up(x)))
-            if self.skips:  # after up1: skip_half (extra[1]); after up2: skip_full (extra[0])
+            if i < len(self.skips):  # after up1: skip_half (extra[1]); up2: skip_full (extra[0])
                 x = self.skips[i]([x, extra[1 - i], *extra[2:]])
         color = ops.tanh(ops.cast(self.to_rgb(x), "float32"))
         if self.to_mask is None:
@@ -493,6 +502,7 @@ class Decoder(keras.layers.Layer):
             "noise_at_inference": self.noise_at_inference,
             "output_mode": self.output_mode,
             "skip_connections": self.skip_connections,
+            "skip_levels": self.skip_levels,
         }
 
 
@@ -526,6 +536,7 @@ class Generator(keras.Model):
     - `skip_connections="plain"|"gated"` (AttGAN, He et al. TIP 2019 / STGAN, Liu et al.
       CVPR 2019): encoder features at full and half resolution are merged into the decoder
       (see `Decoder`, `layers.ConcatSkip`, `layers.GatedSkip`); the gate sees the condition.
+      `skip_levels=1` keeps only the half-resolution one (AttGAN's default of one shortcut).
     - `hf_bypass=True` (HifaFace, Gao et al. CVPR 2021): the input's high-frequency band
       x - blur(x) (`layers.high_frequency`, 5x5 binomial blur) is added to the generated
       image before clipping to [-1, 1], so G does not have to re-synthesise (or hide for
@@ -548,6 +559,7 @@ class Generator(keras.Model):
         noise_at_inference: draw decoder noise at inference too (StyleGAN); default off.
         output_mode: "direct" (paper) or "masked".
         skip_connections: "none" (paper), "plain" or "gated".
+        skip_levels: 2 = skips at 1/2 and full resolution, 1 = at 1/2 only (see `Decoder`).
         hf_bypass: add the input's high-frequency band to the output (default off).
     """
 
@@ -566,6 +578,7 @@ class Generator(keras.Model):
         noise_at_inference: bool = False,
         output_mode: str = "direct",
         skip_connections: str = "none",
+        skip_levels: int = 2,
         hf_bypass: bool = False,
         **kwargs,
     ):
@@ -584,6 +597,7 @@ class Generator(keras.Model):
         self.noise_at_inference = bool(noise_at_inference)
         self.output_mode = output_mode
         self.skip_connections = skip_connections
+        self.skip_levels = int(skip_levels)
         self.hf_bypass = bool(hf_bypass)
         self.condition_dim = condition_dim(
             condition, stats_dim=self.stats_dim, num_clusters=self.num_clusters
@@ -598,6 +612,7 @@ class Generator(keras.Model):
             noise_at_inference=self.noise_at_inference,
             output_mode=output_mode,
             skip_connections=skip_connections,
+            skip_levels=self.skip_levels,
             name="decoder",
         )
         self.mlp = AsinMlp(
@@ -782,5 +797,6 @@ class Generator(keras.Model):
             "noise_at_inference": self.noise_at_inference,
             "output_mode": self.output_mode,
             "skip_connections": self.skip_connections,
+            "skip_levels": self.skip_levels,
             "hf_bypass": self.hf_bypass,
         }

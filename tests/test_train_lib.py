@@ -88,6 +88,37 @@ def test_identity_options_train_two_steps(tmp_path, model, train, terms):
     assert export_lib.load_generator(cfg).step == 2
 
 
+def test_celeba10k_config_options_train_three_steps(tmp_path):
+    # The real-face config's generator and loss settings (one skip level, HF bypass,
+    # resize-conv upsampling, lambda_self/lambda_cls, n_critic) with the sizes shrunk.
+    from absl import flags
+
+    from xplore_tf import flags as xflags
+
+    try:
+        flags.FLAGS(["prog", f"--flagfile={PROJECT_ROOT}/configs/celeba10k_mobilenet.cfg"])
+        real = xflags.config_from_flags()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert (real.model.skip_connections, real.model.skip_levels) == ("plain", 1)
+    cfg = tiny_config(tmp_path, num_steps=3, summary_every=1)  # n_critic 3: one G step
+    sizes = {k: getattr(cfg.model, k) for k in TINY_SIZES}
+    model = dataclasses.replace(real.model, **sizes)
+    train = dataclasses.replace(
+        cfg.train,
+        **{k: getattr(real.train, k) for k in ("n_critic", "lambda_cls", "lambda_self")},
+    )
+    cfg = dataclasses.replace(cfg, model=model, train=train)
+    result = train_lib.train(cfg)
+    assert result.step == 3 and "G/self" in result.history[-1]
+    from xplore_tf import export_lib
+
+    assert export_lib.load_generator(cfg).generator.decoder.skip_levels == 1
+
+
+TINY_SIZES = ("image_size", "g_channels", "g_res_blocks", "mlp_hidden", "d_channels", "d_num_down")
+
+
 def test_diverged_run_stops_with_clear_error_and_keeps_checkpoint(tmp_path, monkeypatch):
     cfg = tiny_config(tmp_path, checkpoint_every=2)
     real_step = train_lib.Trainer.train_step

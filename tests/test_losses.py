@@ -46,6 +46,20 @@ def test_cluster_classification_loss():
         losses.cluster_classification_loss(logits, labels[:, None])
 
 
+def test_cluster_classification_loss_with_soft_labels():
+    # Half on cluster 0, half on 1: sample 0 (uniform over 3) -> ln 3; sample 1
+    # (softmax [1/4, 3/4, 0]) -> (ln 4 + ln(4/3)) / 2.
+    logits = np.array([[0.0, 0.0, 0.0], [0.0, math.log(3.0), -1e9]], "float32")
+    soft = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]], "float32")
+    expected = (math.log(3) + (math.log(4) + math.log(4 / 3)) / 2) / 2
+    assert float(losses.cluster_classification_loss(logits, soft)) == pytest.approx(expected)
+    # One-hot rows are the hard labels.
+    hard = np.array([1, 1])
+    assert float(
+        losses.cluster_classification_loss(logits, np.eye(3, dtype="float32")[hard])
+    ) == pytest.approx(float(losses.cluster_classification_loss(logits, hard)), rel=1e-6)
+
+
 def test_cycle_reconstruction_loss_is_mean_absolute_error():
     x = np.zeros((2, 2, 2, 1), "float32")
     rec = np.array([1, -1, 2, 0, 0, 0, 0, -4], "float32").reshape(2, 2, 2, 1)

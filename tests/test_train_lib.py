@@ -73,6 +73,7 @@ def test_resume_equals_uninterrupted(tmp_path, strategy):
         ({"skip_connections": "gated"}, {}, set()),
         ({"hf_bypass": True}, {}, set()),
         ({}, {"lambda_self": 10.0}, {"G/self"}),
+        ({}, {"blend_prob": 1.0}, set()),
     ],
 )
 def test_identity_options_train_two_steps(tmp_path, model, train, terms):
@@ -114,6 +115,71 @@ def test_celeba10k_config_options_train_three_steps(tmp_path):
     from xplore_tf import export_lib
 
     assert export_lib.load_generator(cfg).generator.decoder.skip_levels == 1
+
+
+def _blend_trainer(tmp_path, blend_prob, condition="mean_std"):
+    import tensorflow as tf
+
+    from xplore_tf.clustering import artifacts
+
+    rng = np.random.default_rng(0)
+    k, d = 5, 6
+    stats = artifacts.ClusterStats(
+        centroids=rng.normal(size=(k, d)).astype("float32"),
+        stds=rng.uniform(0.5, 1, (k, d)).astype("float32"),
+        sizes=np.full(k, 10),
+        pca_mean=np.zeros(8, "float32"),
+        pca_matrix=np.zeros((8, d), "float32"),
+        extractor="pixels",
+        image_size=16,
+        crop_size=0,
+    )
+    cfg = tiny_config(tmp_path, blend_prob=blend_prob)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, condition=condition))
+    trainer = train_lib.Trainer(cfg, stats, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    n = 200
+    cluster = rng.integers(0, k, n).astype("int32")
+    batch = {
+        "cluster": cluster,
+        "target": ((cluster + rng.integers(1, k, n)) % k).astype("int32"),
+        "position": rng.permutation(10_000)[:n].astype("int64"),
+    }
+    table = np.asarray(trainer.condition(np.arange(k)))
+    return trainer, batch, table
+
+
+def test_without_blending_targets_are_the_clusters(tmp_path):
+    trainer, batch, table = _blend_trainer(tmp_path, 0.0)
+    condition, labels = trainer.target(batch)
+    np.testing.assert_array_equal(labels, batch["target"])
+    np.testing.assert_array_equal(condition, table[batch["target"]])
+
+
+@pytest.mark.parametrize("condition_mode", ["mean_std", "onehot"])
+def test_blended_targets_are_convex_mixes_of_three_clusters(tmp_path, condition_mode):
+    trainer, batch, table = _blend_trainer(tmp_path, 0.5, condition_mode)
+    condition, labels = (np.asarray(v) for v in trainer.target(batch))
+    n, k = labels.shape
+    # Labels are distributions over at most c, t and one more cluster ...
+    assert (labels >= 0).all()
+    np.testing.assert_allclose(labels.sum(1), 1.0, atol=1e-6)
+    others = labels.copy()
+    others[np.arange(n), batch["cluster"]] = 0
+    others[np.arange(n), batch["target"]] = 0
+    assert ((others > 0).sum(1) <= 1).all()
+    # ... and the condition is the same blend of the clusters' conditions.
+    np.testing.assert_allclose(condition, labels @ table, atol=1e-5)
+    # About half the samples keep their plain target, bit for bit.
+    plain = np.all(labels == np.eye(k, dtype="float32")[batch["target"]], axis=1)
+    assert 0.4 < plain.mean() < 0.6
+    np.testing.assert_array_equal(condition[plain], table[batch["target"][plain]])
+    # (1-a-b, a, b) is uniform on the simplex (each mean 1/3) and t2 = t one time in k:
+    # the mean weight on t is 1/3 + 1/(3k) = 0.4.
+    assert 0.3 < labels[~plain, batch["target"][~plain]].mean() < 0.5
+    # A sample's blend is a function of its position: the same in any order.
+    order = np.arange(n)[::-1]
+    again = trainer.target({key: v[order] for key, v in batch.items()})
+    np.testing.assert_array_equal(np.asarray(again[1]), labels[order])
 
 
 TINY_SIZES = ("image_size", "g_channels", "g_res_blocks", "mlp_hidden", "d_channels", "d_num_down")

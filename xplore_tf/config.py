@@ -131,6 +131,7 @@ class TrainConfig:
     lambda_self: float = 0.0  # |x - G(x, s_own)|_1 (FUNIT/TUNIT); 0 = off (paper)
     lambda_mask: float = 0.0  # weight of the mask regulariser (output_mode="masked")
     mask_penalty: str = "edit"  # "edit": mean(A), "keep": mean(1 - A) (GANimation's)
+    blend_prob: float = 0.0  # fraction of targets that are random blends of clusters; 0 = paper
     ema_decay: float = 0.999
     random_flip: bool = True
     holdout: int = 0  # last N images (sorted paths) kept out of training, for evaluation

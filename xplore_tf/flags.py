@@ -363,6 +363,16 @@ flags.DEFINE_float(
     lower_bound=0.0,
 )
 flags.DEFINE_float(
+    "blend_prob",
+    0.0,
+    "Fraction of training targets that are random blends of conditions (docs/beyond.md): "
+    "s_c + a (s_t - s_c) + b (s_t2 - s_c) with (1-a-b, a, b) uniform on the simplex, and the "
+    "same blend of the three clusters as D's classification target. Teaches G the "
+    "conditions --strength and combinations use; 0 = off (paper).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
+flags.DEFINE_float(
     "lambda_mask",
     0.0,
     "Weight of the attention-mask regulariser (--mask_penalty's mean + smoothness; "
@@ -694,7 +704,8 @@ flags.DEFINE_list(
     "Combined attributes (docs/beyond.md): attribute pairs 'a+b' (labels.csv column names, "
     "each with a transfer cluster, e.g. hair_blond+glasses), translated into both clusters "
     "at once (condition s_src + (s_a - s_src) + (s_b - s_src)); reports how often both are "
-    "present, beside translating into either alone. Empty = off.",
+    "present, beside translating into either alone and into the midpoint (s_a + s_b) / 2. "
+    "Empty = off.",
 )
 flags.DEFINE_integer(
     "eval_batch_size",
@@ -875,6 +886,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             lambda_self=f.lambda_self,
             lambda_mask=f.lambda_mask,
             mask_penalty=f.mask_penalty,
+            blend_prob=f.blend_prob,
             ema_decay=f.ema_decay,
             random_flip=f.random_flip,
             holdout=f.holdout,

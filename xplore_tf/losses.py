@@ -159,17 +159,25 @@ def gradient_penalty(
 
 
 def cluster_classification_loss(logits, labels, *, global_batch_size: int | None = None):
-    """Softmax cross-entropy of cluster logits [N, k] against int cluster ids [N] (paper §2.3).
+    """Softmax cross-entropy of cluster logits [N, k] against the target clusters (paper §2.3).
 
     D is trained on real images with their pseudo-labels c, G on translated images with the
-    target clusters t.
+    target clusters t. `labels` is either int cluster ids [N] or, for blended targets
+    (`--blend_prob`), a distribution over the clusters, float [N, k] with rows summing to 1:
+    the loss is then -sum_j p_j log softmax(logits)_j (soft-label cross-entropy).
     """
     logits = ops.cast(logits, "float32")
     if len(logits.shape) != 2:
         raise ValueError(f"`logits` must have shape [N, k], got {tuple(logits.shape)}.")
+    if len(labels.shape) == 2:
+        _check_same_shape(logits, labels, names="`logits` and soft `labels`")
+        per_sample = ops.categorical_crossentropy(
+            ops.cast(labels, "float32"), logits, from_logits=True
+        )
+        return reduce_batch(per_sample, global_batch_size=global_batch_size)
     labels = ops.cast(labels, "int32")
     if len(labels.shape) != 1:
-        raise ValueError(f"`labels` must have shape [N], got {tuple(labels.shape)}.")
+        raise ValueError(f"`labels` must have shape [N] or [N, k], got {tuple(labels.shape)}.")
     per_sample = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
     return reduce_batch(per_sample, global_batch_size=global_batch_size)
 
@@ -329,7 +337,8 @@ def generator_loss(
     Args:
         fake_scores: D's patch map on G(x, s_t) [N, h, w, 1].
         fake_logits: D's cluster logits on G(x, s_t) [N, k].
-        target_labels: target clusters t [N].
+        target_labels: target clusters t [N], or a distribution over clusters [N, k] for
+            blended targets (`cluster_classification_loss`).
         images: x [N, H, W, 3]; reconstructed: G(G(x, s_t), s_c) [N, H, W, 3].
         h_real: h(x); h_fake: h(G(x, s_t)); both [N, H/4, W/4, C].
         self_reconstructed: optional G(x, s_c) [N, H, W, 3] (`self_reconstruction_loss`).

@@ -36,7 +36,7 @@ from absl import logging
 
 from xplore_tf import checkpoints, io_utils
 from xplore_tf import losses as losses_lib
-from xplore_tf.clustering import artifacts, pipeline
+from xplore_tf.clustering import artifacts, pipeline, space
 from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
 from xplore_tf.data import sources
@@ -199,6 +199,46 @@ class Trainer:
             cluster_ids, self.centroids, self.stds, mode=self.config.model.condition
         )
 
+    def target(self, batch):
+        """G's target condition [N, C] and the classification target G is trained toward.
+
+        Without blending (`--blend_prob=0`, the paper) these are the target clusters'
+        conditions and their ids t [N]. With it, each sample whose draw falls below
+        blend_prob gets the blend s_c + a (s_t - s_c) + b (s_t2 - s_c)
+        (`space.blend_conditions`, the form `--strength` and combinations use), with
+        (1-a-b, a, b) uniform on the simplex (normalised exponentials: Dirichlet(1, 1, 1))
+        and t2 a uniformly drawn cluster; the label is then the same blend of the clusters,
+        (1-a-b) onehot(c) + a onehot(t) + b onehot(t2), float [N, k]. Every sample's draw is
+        a function of (seed, sample position): the D and G steps of an iteration, any number
+        of replicas and a resumed run all see the same blends.
+        """
+        import tensorflow as tf
+
+        t, c = batch["target"], batch["cluster"]
+        p = self.config.train.blend_prob
+        if not p:
+            return self.condition(t), t
+        k = int(self.centroids.shape[0])
+        draws = tf.map_fn(
+            lambda pos: tf.random.stateless_uniform(
+                [5], seed=tf.stack([tf.cast(self.config.seed, tf.int64) + 3, pos])
+            ),
+            batch["position"],
+            fn_output_signature=tf.float32,
+        )
+        second = tf.minimum(tf.cast(draws[:, 1] * k, tf.int32), k - 1)
+        exponentials = -tf.math.log1p(-draws[:, 2:])  # [N, 3], each Exp(1)
+        simplex = tf.math.divide_no_nan(
+            exponentials, tf.reduce_sum(exponentials, axis=1, keepdims=True)
+        )
+        blended = simplex[:, 1:2] * tf.one_hot(t, k) + simplex[:, 2:3] * tf.one_hot(second, k)
+        weights = tf.where((draws[:, 0] < p)[:, None], blended, tf.one_hot(t, k))
+        labels = weights + (1.0 - tf.reduce_sum(weights, axis=1, keepdims=True)) * tf.one_hot(c, k)
+        std_from = self.stats.dim if self.config.model.condition == "mean_std" else None
+        table = self.condition(tf.range(k))
+        condition = space.blend_conditions(self.condition(c), weights, table, std_from=std_from)
+        return condition, labels
+
     def _distributed(self, replica_fn):
         def run(batch):
             return self.strategy.run(replica_fn, args=(batch,))
@@ -213,7 +253,7 @@ class Trainer:
 
         t = self.config.train
         x, c = batch["image"], batch["cluster"]
-        cond_t = self.condition(batch["target"])
+        cond_t, _ = self.target(batch)
         # G runs without a tape: D's update never needs G's gradients (DESIGN.md §4).
         fake = tf.stop_gradient(self.generator((x, cond_t), training=True))
         # One alpha per sample, a function of the sample's position: the same whatever
@@ -260,7 +300,7 @@ class Trainer:
 
         t = self.config.train
         x, c = batch["image"], batch["cluster"]
-        cond_t, cond_c = self.condition(batch["target"]), self.condition(c)
+        (cond_t, target_labels), cond_c = self.target(batch), self.condition(c)
         with tf.GradientTape() as tape:
             if t.lambda_self:
                 # Self-reconstruction G(x, s_c) ≈ x (FUNIT/TUNIT), only when weighted: it
@@ -274,7 +314,7 @@ class Trainer:
             total, terms = losses_lib.generator_loss(
                 fake_scores=fake_src,
                 fake_logits=fake_cls,
-                target_labels=batch["target"],
+                target_labels=target_labels,
                 images=x,
                 reconstructed=cycled.images,
                 h_real=translated.content,

@@ -228,7 +228,7 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path):
 
     # Combinations: condition = s_src + (s_a - s_src) + (s_b - s_src), exactly; a face has
     # one background, so both never appear; an attribute without a cluster is skipped.
-    combined, only_a, only_b = np.split(recorded[4 * 80 :], 3)
+    combined, only_a, only_b, halves = np.split(recorded[4 * 80 :], 4)
     ok, missing = perfect["combinations"]["pairs"]
     source = table[nearest]  # every image's nearest centroid (the space maps all to 0)
     expected = source + (table[0] - source) + (table[1] - source)
@@ -236,6 +236,7 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path):
     np.testing.assert_allclose(combined, np.tile(expected, (len(combined), 1)), atol=1e-6)
     np.testing.assert_allclose(only_a, np.tile(table[0], (len(only_a), 1)), atol=1e-6)
     np.testing.assert_allclose(only_b, np.tile(table[1], (len(only_b), 1)), atol=1e-6)
+    np.testing.assert_allclose(halves, np.tile(table[:2].mean(0), (len(halves), 1)), atol=1e-6)
     assert ok["inputs_lacking_both"] == len(combined) > 40
     assert ok["both_present"]["combined"] == 0.0 and ok["baseline_both_present"] == 0.0
     assert missing == {
@@ -344,6 +345,7 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path):
         "combined",
         "only glasses",
         "only smile",
+        "half each",
     }
     assert "Reference groups" in page and "Combined attributes" in page
     assert "reference groups (2 held-out" in res.stdout and "glasses+smile" in res.stdout

@@ -317,13 +317,13 @@ def render(metrics: dict, *, matrix: TranslationMatrix | None = None) -> str:
             parts.append(
                 "<p>Inputs lacking both attributes, translated with condition "
                 "s_src + (s_a - s_src) + (s_b - s_src); the rate at which the judge finds both, "
-                "against translating into either alone.</p>"
+                "against translating into either alone and into the midpoint (s_a + s_b) / 2.</p>"
                 + _table(
                     [
                         "pair",
                         "inputs lacking both",
                         "both present (combined)",
-                        "both present (a alone / b alone)",
+                        "both present (a alone / b alone / 0.5 a + 0.5 b)",
                         "baseline",
                         "identity (combined)",
                     ],

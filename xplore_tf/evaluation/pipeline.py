@@ -1151,7 +1151,9 @@ def _combinations(
     `space.blend_conditions`, as the exported `translate_mix`), against each alone.
 
     Reports, among held-out images lacking both attributes, how often the judge finds both
-    in the combined translation, and in the translations into a alone and b alone.
+    in the combined translation, in the translations into a alone and b alone, and in the
+    interpolation with weights 0.5, 0.5 ("half each": (s_a + s_b) / 2, the blends
+    `--blend_prob` trains on).
     """
     from xplore_tf.clustering import space
 
@@ -1183,6 +1185,7 @@ def _combinations(
             ("combined", {a: 1.0, b: 1.0}),
             (f"only {a}", {a: 1.0}),
             (f"only {b}", {b: 1.0}),
+            ("half each", {a: 0.5, b: 0.5}),
         ):
             w = np.zeros((len(lacking), k), np.float32)
             for attribute, weight in weights.items():

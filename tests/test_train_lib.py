@@ -171,7 +171,7 @@ def test_blended_targets_are_convex_mixes_of_three_clusters(tmp_path, condition_
     np.testing.assert_allclose(condition, labels @ table, atol=1e-5)
     # About half the samples keep their plain target, bit for bit.
     plain = np.all(labels == np.eye(k, dtype="float32")[batch["target"]], axis=1)
-    assert 0.4 < plain.mean() < 0.6
+    assert 0.35 < plain.mean() < 0.65
     np.testing.assert_array_equal(condition[plain], table[batch["target"][plain]])
     # (1-a-b, a, b) is uniform on the simplex (each mean 1/3) and t2 = t one time in k:
     # the mean weight on t is 1/3 + 1/(3k) = 0.4.

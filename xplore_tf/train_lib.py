@@ -231,12 +231,15 @@ class Trainer:
         simplex = tf.math.divide_no_nan(
             exponentials, tf.reduce_sum(exponentials, axis=1, keepdims=True)
         )
-        blended = simplex[:, 1:2] * tf.one_hot(t, k) + simplex[:, 2:3] * tf.one_hot(second, k)
-        weights = tf.where((draws[:, 0] < p)[:, None], blended, tf.one_hot(t, k))
-        labels = weights + (1.0 - tf.reduce_sum(weights, axis=1, keepdims=True)) * tf.one_hot(c, k)
+        one_hot_t = tf.one_hot(t, k)
+        weights = simplex[:, 1:2] * one_hot_t + simplex[:, 2:3] * tf.one_hot(second, k)
         std_from = self.stats.dim if self.config.model.condition == "mean_std" else None
         table = self.condition(tf.range(k))
-        condition = space.blend_conditions(self.condition(c), weights, table, std_from=std_from)
+        blended = space.blend_conditions(self.condition(c), weights, table, std_from=std_from)
+        # Rows that are not blended keep the plain target exactly (no matmul rounding).
+        chosen = (draws[:, 0] < p)[:, None]
+        condition = tf.where(chosen, blended, self.condition(t))
+        labels = tf.where(chosen, weights + simplex[:, :1] * tf.one_hot(c, k), one_hot_t)
         return condition, labels
 
     def _distributed(self, replica_fn):

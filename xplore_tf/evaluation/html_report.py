@@ -305,7 +305,8 @@ def render(metrics: dict, *, matrix: TranslationMatrix | None = None) -> str:
                     p["inputs_lacking_both"],
                     _num(p["both_present"]["combined"]),
                     " / ".join(
-                        _num(v) for key, v in p["both_present"].items() if key != "combined"
+                        _num(p["both_present"].get(key))
+                        for key in (*(f"only {x}" for x in p["pair"].split("+")), "half each")
                     ),
                     _num(p["baseline_both_present"]),
                     _num(p["combined_identity_verified"]),

@@ -1152,8 +1152,7 @@ def _combinations(
 
     Reports, among held-out images lacking both attributes, how often the judge finds both
     in the combined translation, in the translations into a alone and b alone, and in the
-    interpolation with weights 0.5, 0.5 ("half each": (s_a + s_b) / 2, the blends
-    `--blend_prob` trains on).
+    interpolation with weights 0.5, 0.5 ("half each": the midpoint (s_a + s_b) / 2).
     """
     from xplore_tf.clustering import space
 

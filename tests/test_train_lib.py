@@ -72,8 +72,8 @@ def test_resume_equals_uninterrupted(tmp_path, strategy):
         ({"skip_connections": "plain", "skip_levels": 1}, {}, set()),
         ({"skip_connections": "gated"}, {}, set()),
         ({"hf_bypass": True}, {}, set()),
-        ({}, {"lambda_self": 10.0}, {"G/self"}),
-        ({}, {"blend_prob": 1.0}, set()),
+        # blended targets (soft classification labels) ride along with the self term
+        ({}, {"lambda_self": 10.0, "blend_prob": 1.0}, {"G/self"}),
     ],
 )
 def test_identity_options_train_two_steps(tmp_path, model, train, terms):

@@ -199,6 +199,18 @@ class Trainer:
             cluster_ids, self.centroids, self.stds, mode=self.config.model.condition
         )
 
+    def _sample_uniforms(self, positions, *, stream: int, shape):
+        """U[0, 1) draws [N, *shape], each a function of (seed + stream, sample position)
+        only: the same whatever the number of replicas, and the same after a resume."""
+        import tensorflow as tf
+
+        seed = tf.cast(self.config.seed, tf.int64) + stream
+        return tf.map_fn(
+            lambda position: tf.random.stateless_uniform(shape, seed=tf.stack([seed, position])),
+            positions,
+            fn_output_signature=tf.float32,
+        )
+
     def target(self, batch):
         """G's target condition [N, C] and the classification target G is trained toward.
 
@@ -219,13 +231,7 @@ class Trainer:
         if not p:
             return self.condition(t), t
         k = int(self.centroids.shape[0])
-        draws = tf.map_fn(
-            lambda pos: tf.random.stateless_uniform(
-                [5], seed=tf.stack([tf.cast(self.config.seed, tf.int64) + 3, pos])
-            ),
-            batch["position"],
-            fn_output_signature=tf.float32,
-        )
+        draws = self._sample_uniforms(batch["position"], stream=3, shape=[5])
         second = tf.minimum(tf.cast(draws[:, 1] * k, tf.int32), k - 1)
         exponentials = -tf.math.log1p(-draws[:, 2:])  # [N, 3], each Exp(1)
         simplex = tf.math.divide_no_nan(
@@ -259,15 +265,8 @@ class Trainer:
         cond_t, _ = self.target(batch)
         # G runs without a tape: D's update never needs G's gradients (DESIGN.md §4).
         fake = tf.stop_gradient(self.generator((x, cond_t), training=True))
-        # One alpha per sample, a function of the sample's position: the same whatever
-        # the number of replicas, and the same after a resume.
-        alpha = tf.map_fn(
-            lambda p: tf.random.stateless_uniform(
-                [], seed=tf.stack([tf.cast(self.config.seed, tf.int64) + 2, p])
-            ),
-            batch["position"],
-            fn_output_signature=tf.float32,
-        )
+        # The gradient penalty's interpolation weight, one per sample.
+        alpha = self._sample_uniforms(batch["position"], stream=2, shape=[])
         alpha = tf.reshape(alpha, [-1, 1, 1, 1])
         with tf.GradientTape() as tape:
             # Real and fake through D in one batch (D has no normalisation, so this is

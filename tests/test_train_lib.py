@@ -72,8 +72,8 @@ def test_resume_equals_uninterrupted(tmp_path, strategy):
         ({"skip_connections": "plain", "skip_levels": 1}, {}, set()),
         ({"skip_connections": "gated"}, {}, set()),
         ({"hf_bypass": True}, {}, set()),
-        # blended targets (soft classification labels) ride along with the self term
-        ({}, {"lambda_self": 10.0, "blend_prob": 1.0}, {"G/self"}),
+        # blended and extrapolated targets ride along with the self term
+        ({}, {"lambda_self": 10.0, "blend_prob": 0.5, "extrapolate_prob": 1.0}, {"G/self"}),
     ],
 )
 def test_identity_options_train_two_steps(tmp_path, model, train, terms):
@@ -117,7 +117,7 @@ def test_celeba10k_config_options_train_three_steps(tmp_path):
     assert export_lib.load_generator(cfg).generator.decoder.skip_levels == 1
 
 
-def _blend_trainer(tmp_path, blend_prob, condition="mean_std"):
+def _blend_trainer(tmp_path, blend_prob, condition="mean_std", extrapolate_prob=0.0):
     import tensorflow as tf
 
     from xplore_tf.clustering import artifacts
@@ -134,7 +134,7 @@ def _blend_trainer(tmp_path, blend_prob, condition="mean_std"):
         image_size=16,
         crop_size=0,
     )
-    cfg = tiny_config(tmp_path, blend_prob=blend_prob)
+    cfg = tiny_config(tmp_path, blend_prob=blend_prob, extrapolate_prob=extrapolate_prob)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, condition=condition))
     trainer = train_lib.Trainer(cfg, stats, tf.distribute.OneDeviceStrategy("/cpu:0"))
     n = 200
@@ -180,6 +180,30 @@ def test_blended_targets_are_convex_mixes_of_three_clusters(tmp_path, condition_
     order = np.arange(n)[::-1]
     again = trainer.target({key: v[order] for key, v in batch.items()})
     np.testing.assert_array_equal(np.asarray(again[1]), labels[order])
+
+
+def test_extrapolated_targets_lie_past_their_cluster_with_its_hard_label(tmp_path):
+    trainer, batch, table = _blend_trainer(tmp_path, 0.0, extrapolate_prob=0.5)
+    condition, labels = (np.asarray(v) for v in trainer.target(batch))
+    np.testing.assert_array_equal(labels, batch["target"])
+    source, target = table[batch["cluster"]], table[batch["target"]]
+    plain = np.all(condition == target, axis=1)
+    assert 0.35 < plain.mean() < 0.65
+    # The others are s_c + beta (s_t - s_c) with one beta per row, uniform on [1, 2]
+    # (the mean half; the std half is the same line floored at MIN_STD).
+    d = trainer.stats.dim
+    step = target[~plain, :d] - source[~plain, :d]
+    beta = np.sum((condition[~plain, :d] - source[~plain, :d]) * step, 1) / np.sum(step**2, 1)
+    np.testing.assert_allclose(
+        condition[~plain, :d], source[~plain, :d] + beta[:, None] * step, atol=1e-5
+    )
+    assert beta.min() >= 1 - 1e-5 and beta.max() <= 2 + 1e-5 and 1.35 < beta.mean() < 1.65
+    # With blending too, a row is blended or extrapolated, never both.
+    trainer, batch, table = _blend_trainer(tmp_path, 0.5, extrapolate_prob=1.0)
+    condition, labels = (np.asarray(v) for v in trainer.target(batch))
+    hard = np.all(labels == np.eye(table.shape[0], dtype="float32")[batch["target"]], axis=1)
+    np.testing.assert_allclose(condition[~hard], labels[~hard] @ table, atol=1e-5)
+    assert not np.any(np.all(condition[hard] == table[batch["target"][hard]], axis=1))
 
 
 TINY_SIZES = ("image_size", "g_channels", "g_res_blocks", "mlp_hidden", "d_channels", "d_num_down")

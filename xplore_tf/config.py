@@ -132,6 +132,7 @@ class TrainConfig:
     lambda_mask: float = 0.0  # weight of the mask regulariser (output_mode="masked")
     mask_penalty: str = "edit"  # "edit": mean(A), "keep": mean(1 - A) (GANimation's)
     blend_prob: float = 0.0  # fraction of targets that are random blends of clusters; 0 = paper
+    extrapolate_prob: float = 0.0  # fraction of targets past the cluster (strength > 1); 0 = paper
     ema_decay: float = 0.999
     random_flip: bool = True
     holdout: int = 0  # last N images (sorted paths) kept out of training, for evaluation

@@ -374,6 +374,16 @@ flags.DEFINE_float(
     upper_bound=1.0,
 )
 flags.DEFINE_float(
+    "extrapolate_prob",
+    0.0,
+    "Fraction of training targets taken past their cluster (docs/beyond.md): "
+    "s_c + beta (s_t - s_c) with beta uniform on [1, "
+    f"{sig.MAX_STRENGTH:g}], the strengths above 1 that translate and the SavedModel accept, "
+    "with the plain cluster t as the target of G's classification loss; 0 = off (paper).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
+flags.DEFINE_float(
     "lambda_mask",
     0.0,
     "Weight of the attention-mask regulariser (--mask_penalty's mean + smoothness; "
@@ -888,6 +898,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             lambda_mask=f.lambda_mask,
             mask_penalty=f.mask_penalty,
             blend_prob=f.blend_prob,
+            extrapolate_prob=f.extrapolate_prob,
             ema_decay=f.ema_decay,
             random_flip=f.random_flip,
             holdout=f.holdout,

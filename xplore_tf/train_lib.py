@@ -34,6 +34,7 @@ import time
 import numpy as np
 from absl import logging
 
+from serving import signatures as sig
 from xplore_tf import checkpoints, io_utils
 from xplore_tf import losses as losses_lib
 from xplore_tf.clustering import artifacts, pipeline, space
@@ -214,38 +215,53 @@ class Trainer:
     def target(self, batch):
         """G's target condition [N, C] and the classification target G is trained toward.
 
-        Without blending (`--blend_prob=0`, the paper) these are the target clusters'
-        conditions and their ids t [N]. With it, each sample whose draw falls below
-        blend_prob gets the blend s_c + a (s_t - s_c) + b (s_t2 - s_c)
-        (`space.blend_conditions`, the form `--strength` and combinations use), with
-        (1-a-b, a, b) uniform on the simplex (normalised exponentials: Dirichlet(1, 1, 1))
-        and t2 a uniformly drawn cluster; the label is then the same blend of the clusters,
-        (1-a-b) onehot(c) + a onehot(t) + b onehot(t2), float [N, k]. Every sample's draw is
-        a function of (seed, sample position): the D and G steps of an iteration, any number
-        of replicas and a resumed run all see the same blends.
+        Without blending or extrapolation (`--blend_prob=0 --extrapolate_prob=0`, the paper)
+        these are the target clusters' conditions and their ids t [N]. With blending, each
+        sample whose draw falls below blend_prob gets the blend
+        s_c + a (s_t - s_c) + b (s_t2 - s_c) (`space.blend_conditions`, the form `--strength`
+        and combinations use), with (1-a-b, a, b) uniform on the simplex (normalised
+        exponentials: Dirichlet(1, 1, 1)) and t2 a uniformly drawn cluster; the label is then
+        the same blend of the clusters, (1-a-b) onehot(c) + a onehot(t) + b onehot(t2),
+        float [N, k]. With extrapolation, a fraction extrapolate_prob of the samples that are
+        not blended gets s_c + beta (s_t - s_c), beta uniform on [1, MAX_STRENGTH] (the
+        strengths past 1 that translate and the SavedModel accept), and keeps the hard label
+        t. Every sample's draws are a function of (seed, sample position): the D and G steps
+        of an iteration, any number of replicas and a resumed run all see the same targets.
         """
         import tensorflow as tf
 
         t, c = batch["target"], batch["cluster"]
-        p = self.config.train.blend_prob
-        if not p:
-            return self.condition(t), t
+        p, p_extra = self.config.train.blend_prob, self.config.train.extrapolate_prob
+        condition, labels = self.condition(t), t
+        if not p and not p_extra:
+            return condition, labels
         k = int(self.centroids.shape[0])
-        draws = self._sample_uniforms(batch["position"], stream=3, shape=[5])
-        second = tf.minimum(tf.cast(draws[:, 1] * k, tf.int32), k - 1)
-        exponentials = -tf.math.log1p(-draws[:, 2:])  # [N, 3], each Exp(1)
-        simplex = tf.math.divide_no_nan(
-            exponentials, tf.reduce_sum(exponentials, axis=1, keepdims=True)
-        )
-        one_hot_t = tf.one_hot(t, k)
-        weights = simplex[:, 1:2] * one_hot_t + simplex[:, 2:3] * tf.one_hot(second, k)
         std_from = self.stats.dim if self.config.model.condition == "mean_std" else None
         table = self.condition(tf.range(k))
-        blended = space.blend_conditions(self.condition(c), weights, table, std_from=std_from)
-        # Rows that are not blended keep the plain target exactly (no matmul rounding).
-        chosen = (draws[:, 0] < p)[:, None]
-        condition = tf.where(chosen, blended, self.condition(t))
-        labels = tf.where(chosen, weights + simplex[:, :1] * tf.one_hot(c, k), one_hot_t)
+        source = self.condition(c)
+        one_hot_t = tf.one_hot(t, k)
+        blended_rows = tf.zeros_like(t, tf.bool)
+        if p:
+            draws = self._sample_uniforms(batch["position"], stream=3, shape=[5])
+            second = tf.minimum(tf.cast(draws[:, 1] * k, tf.int32), k - 1)
+            exponentials = -tf.math.log1p(-draws[:, 2:])  # [N, 3], each Exp(1)
+            simplex = tf.math.divide_no_nan(
+                exponentials, tf.reduce_sum(exponentials, axis=1, keepdims=True)
+            )
+            weights = simplex[:, 1:2] * one_hot_t + simplex[:, 2:3] * tf.one_hot(second, k)
+            blended = space.blend_conditions(source, weights, table, std_from=std_from)
+            # Rows that are not blended keep the plain target exactly (no matmul rounding).
+            blended_rows = draws[:, 0] < p
+            condition = tf.where(blended_rows[:, None], blended, condition)
+            labels = tf.where(
+                blended_rows[:, None], weights + simplex[:, :1] * tf.one_hot(c, k), one_hot_t
+            )
+        if p_extra:
+            draws = self._sample_uniforms(batch["position"], stream=4, shape=[2])
+            beta = 1.0 + (sig.MAX_STRENGTH - 1.0) * draws[:, 1:2]
+            beyond = space.blend_conditions(source, beta * one_hot_t, table, std_from=std_from)
+            chosen = (draws[:, 0] < p_extra) & ~blended_rows
+            condition = tf.where(chosen[:, None], beyond, condition)
         return condition, labels
 
     def _distributed(self, replica_fn):

@@ -1,6 +1,6 @@
 """Do prepared wild photos cluster into the attributes their aligned crops cluster into?
 
-    python -m tools.wild_cluster_check --out=/tmp/wcc --num=2000 --seeds=0,1,2 [--scene=0.25]
+    python -m tools.wild_cluster_check --out=/tmp/wcc [--num=10000 --num_clusters=50] [--scene=0.25]
 
 The cluster-level acceptance check of `xplore_tf.prepare` (README, "Real photos"):
 1. the first `--num` celeba10k faces (sorted names) become wild photos, one face each
@@ -85,11 +85,19 @@ def best_precisions(workdir: str, labels_csv: str, min_cluster_size: int) -> dic
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.wild_cluster_check", description=__doc__)
     p.add_argument("--out", required=True, help="folder for every artifact")
-    p.add_argument("--num", type=int, default=2000, help="faces (default %(default)s)")
     p.add_argument(
-        "--seeds", default="0,1,2,3,4,5,6,7,8,9", help="k-means seeds (default %(default)s)"
+        "--num",
+        type=int,
+        default=10000,
+        help="faces (default %(default)s: all of celeba10k, the scale its config clusters at)",
     )
-    p.add_argument("--num_clusters", type=int, default=20, help="k (default %(default)s)")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="k-means seeds (default %(default)s)")
+    p.add_argument(
+        "--num_clusters",
+        type=int,
+        default=50,
+        help="k (default %(default)s, configs/celeba10k_mobilenet.cfg's)",
+    )
     p.add_argument("--scene", type=float, default=0.0, help="see tools.wild_faces --scene")
     p.add_argument(
         "--min_scale",

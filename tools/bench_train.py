@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import xplore_tf  # noqa: E402, F401  (before TensorFlow: the package's oneDNN setting)
+from xplore_tf import hardware  # noqa: E402
 
 PRESETS = {
     # Paper widths (DESIGN.md §3): base 64, 6+6 residual blocks, MLP depth 3, D with 6 downs.
@@ -84,14 +85,16 @@ def graph_flops(concrete_function) -> int:
     )
 
 
-def conv_peak_flops(*, repeats: int = 10) -> float:
+def conv_peak_flops(*, repeats: int = 10, dtype: str = "float32") -> float:
     """FLOP/s of a 3x3 conv 256->256 at 32x32, batch 16, forward + input and filter gradients
-    (2 * 3 passes * N*H*W*Cin*Cout*9 FLOPs): the machine's attainable conv rate in TensorFlow."""
+    (2 * 3 passes * N*H*W*Cin*Cout*9 FLOPs): the machine's attainable conv rate in TensorFlow,
+    in `dtype` (the compute dtype of the step it is compared with: bfloat16 under
+    mixed_bfloat16, which runs on AMX / AVX512_BF16 units where the CPU has them)."""
     import tensorflow as tf
 
     n, hw, c = 16, 32, 256
-    x = tf.random.normal([n, hw, hw, c])
-    w = tf.Variable(tf.random.normal([3, 3, c, c]) * 0.05)
+    x = tf.cast(tf.random.normal([n, hw, hw, c]), dtype)
+    w = tf.Variable(tf.cast(tf.random.normal([3, 3, c, c]) * 0.05, dtype))
 
     @tf.function
     def step(x):
@@ -113,15 +116,9 @@ def conv_peak_flops(*, repeats: int = 10) -> float:
 
 def cpu_flags() -> str:
     """The SIMD features that decide TensorFlow's CPU kernels (from /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(
-                (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []
-            )
-    except OSError:
-        return "unknown"
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-    return " ".join(f for f in wanted if f in flags) or "no AVX2"
+    flags = hardware.cpu_flags()
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+    return " ".join(f for f in wanted if f in flags) or ("unknown" if not flags else "no AVX2")
 
 
 def main() -> None:
@@ -130,7 +127,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations (tracing)")
     parser.add_argument(
-        "--mixed_precision", default="none", choices=["none", "mixed_bfloat16", "mixed_float16"]
+        "--mixed_precision",
+        default="auto",
+        choices=["auto", "none", "mixed_bfloat16", "mixed_float16"],
+        help="as the trainer's flag (default auto: bfloat16 on AMX CPUs, what training uses)",
     )
     parser.add_argument(
         "--profile", default="", help="folder for a TensorFlow profiler trace of 5 iterations"
@@ -222,7 +222,7 @@ def main() -> None:
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"preset={args.preset} image={s}px batch={b} G={g / 1e6:.2f}M D={dd / 1e6:.2f}M "
-        f"params k={k} precision={args.mixed_precision}: {n} iterations in {seconds:.1f} s, "
+        f"params k={k} precision={trainer.precision}: {n} iterations in {seconds:.1f} s, "
         f"{seconds / n:.3f} s/iteration, {n * b / seconds:.1f} images/s, peak RSS {peak_mib:.0f} MiB"
     )
     print(
@@ -234,11 +234,14 @@ def main() -> None:
         + graph_flops(trainer._g_step.get_concrete_function(batch)) / n_critic
     )
     achieved = flops * n / seconds
-    peak = conv_peak_flops()
+    compute_dtype = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
+        trainer.precision, "float32"
+    )
+    peak = conv_peak_flops(dtype=compute_dtype)
     onednn = os.environ["TF_ENABLE_ONEDNN_OPTS"]
     print(
         f"{flops / 1e9:.2f} GFLOP/iteration (counted from the graphs), {achieved / 1e9:.1f} "
-        f"GFLOP/s; conv peak {peak / 1e9:.1f} GFLOP/s in this process: "
+        f"GFLOP/s; {compute_dtype} conv peak {peak / 1e9:.1f} GFLOP/s in this process: "
         f"{achieved / peak:.0%} of conv peak [CPU: {cpu_flags()}; oneDNN: {onednn}]"
     )
 

@@ -137,7 +137,8 @@ class TrainConfig:
     random_flip: bool = True
     holdout: int = 0  # last N images (sorted paths) kept out of training, for evaluation
     strategy: str = "mirrored"  # "mirrored" | "multi_worker" | "one_device"
-    mixed_precision: str = "none"  # "none" | "mixed_float16" | "mixed_bfloat16"
+    # "auto" (bfloat16 on AMX CPUs, hardware.py) | "none" | "mixed_float16" | "mixed_bfloat16"
+    mixed_precision: str = "none"
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     resume: bool = True

@@ -15,7 +15,7 @@ from absl import flags, logging
 
 from serving import signatures as sig
 from xplore_tf import config as config_lib
-from xplore_tf import io_utils
+from xplore_tf import hardware, io_utils
 
 FLAGS = flags.FLAGS
 
@@ -424,9 +424,11 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_enum(
     "mixed_precision",
-    "none",
-    ["none", "mixed_float16", "mixed_bfloat16"],
-    "Keras mixed-precision policy (mixed_float16 on GPUs; bfloat16 on CPUs with AVX512_BF16).",
+    "auto",
+    list(hardware.PRECISIONS),
+    "Keras mixed-precision policy. 'auto' = mixed_bfloat16 on CPUs with AMX bfloat16 units "
+    "and no GPU (paper-width step 1.59x faster, demo quality unchanged; README "
+    "'Performance'), float32 elsewhere; 'none' = float32; mixed_float16 for GPUs.",
 )
 flags.DEFINE_integer(
     "checkpoint_every", 1000, "Steps between checkpoints (also written at exit).", lower_bound=1

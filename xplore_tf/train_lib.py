@@ -35,7 +35,7 @@ import numpy as np
 from absl import logging
 
 from serving import signatures as sig
-from xplore_tf import checkpoints, io_utils
+from xplore_tf import checkpoints, hardware, io_utils
 from xplore_tf import losses as losses_lib
 from xplore_tf.clustering import artifacts, pipeline, space
 from xplore_tf.config import Config
@@ -150,8 +150,9 @@ class Trainer:
                 f"--batch_size={t.batch_size} is not divisible by the "
                 f"{strategy.num_replicas_in_sync} replicas"
             )
-        if config.train.mixed_precision != "none":
-            keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+        # Set every time (float32 included): the policy is process-global.
+        self.precision = hardware.resolve_mixed_precision(config.train.mixed_precision)
+        keras.mixed_precision.set_global_policy(self.precision)
         with strategy.scope():
             self.generator = checkpoints.build_generator(config, stats)
             self.discriminator = checkpoints.build_discriminator(config, stats)
@@ -190,7 +191,7 @@ class Trainer:
 
         t = self.config.train
         opt = keras.optimizers.Adam(lr, beta_1=t.beta1, beta_2=t.beta2, name=name)
-        if t.mixed_precision == "mixed_float16":
+        if self.precision == "mixed_float16":
             opt = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
         return opt
 
@@ -542,6 +543,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
             start_over="start over with --noresume (or a new --workdir to keep the old run)",
         )
     trainer = Trainer(config, stats, strategy, clusters_fingerprint=fingerprint)
+    logging.info("precision: %s (--mixed_precision=%s)", trainer.precision, t.mixed_precision)
     if chief:
         manager = tf.train.CheckpointManager(
             trainer.checkpoint, config.checkpoint_dir, max_to_keep=t.keep_checkpoints

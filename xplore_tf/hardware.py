@@ -1,0 +1,67 @@
+"""What this machine's CPU computes natively, for choices TensorFlow does not make itself.
+
+`resolve_mixed_precision("auto")` picks Keras' `mixed_bfloat16` policy on CPUs with AMX
+bfloat16 tile units (`amx_bf16` in /proc/cpuinfo: Intel Sapphire Rapids and later) when no
+GPU is visible, and full float32 everywhere else. oneDNN runs bfloat16 convolutions on AMX at
+~2.6x the float32 rate there (the bench's conv peak: 801 vs 311 GFLOP/s); the paper-width
+training step ran 1.59x faster and the demo's evaluation did not change (issue 12, README
+"Performance"). CPUs with only AVX512_BF16 (no AMX) were not measured and stay in float32, and
+nothing is ever emulated: a CPU without bfloat16 units, or TensorFlow's own kernels
+(`TF_ENABLE_ONEDNN_OPTS=0`), keeps float32.
+"""
+
+from __future__ import annotations
+
+import os
+
+PRECISIONS = ("auto", "none", "mixed_float16", "mixed_bfloat16")
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (first `flags` line of /proc/cpuinfo); empty where unreadable
+    (not Linux)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_mixed_precision(
+    name: str,
+    *,
+    flags: set[str] | None = None,
+    gpus: int | None = None,
+    onednn: bool | None = None,
+):
+    """The Keras policy name for `--mixed_precision=name`: "auto" becomes "mixed_bfloat16" on
+    an AMX-bfloat16 CPU without a visible GPU with oneDNN's kernels on (the ones that use
+    AMX; TensorFlow's own would emulate bfloat16), else "float32"; "none" is "float32"; the
+    others pass through. `flags` / `gpus` / `onednn` default to this machine's and process's
+    (tests pass their own).
+
+    Raises:
+        ValueError: a name outside PRECISIONS.
+    """
+    if name not in PRECISIONS:
+        raise ValueError(
+            f"--mixed_precision: expected one of {', '.join(PRECISIONS)}, got {name!r}"
+        )
+    if name == "none":
+        return "float32"
+    if name != "auto":
+        return name
+    if gpus is None:
+        import tensorflow as tf
+
+        gpus = len(tf.config.list_physical_devices("GPU"))
+    flags = cpu_flags() if flags is None else flags
+    if onednn is None:  # `import xplore_tf` sets it to 1 unless the user chose
+        onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+    return "mixed_bfloat16" if "amx_bf16" in flags and onednn and not gpus else "float32"
+
+
+__all__ = ["PRECISIONS", "cpu_flags", "resolve_mixed_precision"]

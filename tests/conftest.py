@@ -3,6 +3,8 @@
 import os
 import sys
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests do numpy/scipy algebra on tiny matrices. OpenBLAS's worker threads busy-wait, and on
 # a shared, loaded 2-core machine that made such calls 20-40x slower (measured); TensorFlow
@@ -12,3 +14,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Tests see TensorFlow's kernels as users do: the package's oneDNN setting comes first.
 import xplore_tf  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy_after_each_test():
+    """A test that trains in mixed_bfloat16 sets Keras' process-global policy (as the trainer
+    must); later tests in the same worker build their models in float32 again."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")

@@ -428,7 +428,7 @@ flags.DEFINE_enum(
     list(hardware.PRECISIONS),
     "Keras mixed-precision policy. 'auto' = mixed_bfloat16 on CPUs with AMX bfloat16 units "
     "and no GPU (paper-width step 1.59x faster, demo quality unchanged; README "
-    "'Performance'), float32 elsewhere; 'none' = float32; mixed_float16 for GPUs.",
+    "'bfloat16 on AMX CPUs'), float32 elsewhere; 'none' = float32; mixed_float16 for GPUs.",
 )
 flags.DEFINE_integer(
     "checkpoint_every", 1000, "Steps between checkpoints (also written at exit).", lower_bound=1

@@ -131,7 +131,7 @@ def test_celeba10k_config_options_train_three_steps(tmp_path):
     assert export_lib.load_generator(cfg).generator.decoder.skip_levels == 1
 
 
-def _blend_trainer(tmp_path, blend_prob, condition="mean_std", extrapolate_prob=0.0):
+def _blend_trainer(tmp_path, blend_prob, condition="mean_std", extrapolate_prob=0.0, **train):
     import tensorflow as tf
 
     from xplore_tf.clustering import artifacts
@@ -148,7 +148,7 @@ def _blend_trainer(tmp_path, blend_prob, condition="mean_std", extrapolate_prob=
         image_size=16,
         crop_size=0,
     )
-    cfg = tiny_config(tmp_path, blend_prob=blend_prob, extrapolate_prob=extrapolate_prob)
+    cfg = tiny_config(tmp_path, blend_prob=blend_prob, extrapolate_prob=extrapolate_prob, **train)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, condition=condition))
     trainer = train_lib.Trainer(cfg, stats, tf.distribute.OneDeviceStrategy("/cpu:0"))
     n = 200
@@ -218,6 +218,30 @@ def test_extrapolated_targets_lie_past_their_cluster_with_its_hard_label(tmp_pat
     hard = np.all(labels == np.eye(table.shape[0], dtype="float32")[batch["target"]], axis=1)
     np.testing.assert_allclose(condition[~hard], labels[~hard] @ table, atol=1e-5)
     assert not np.any(np.all(condition[hard] == table[batch["target"][hard]], axis=1))
+
+
+def test_lazy_gradient_penalty_on_every_nth_d_step_weighted_n_times(tmp_path):
+    # --gp_every=2 (StyleGAN2's lazy regularisation): D steps 0 and 2 add 2 * lambda_gp * gp,
+    # steps 1 and 3 no penalty at all. n_critic 100: only D steps here.
+    import tensorflow as tf
+
+    trainer, batch, _ = _blend_trainer(tmp_path, 0.0, gp_every=2, n_critic=100)
+    rng = np.random.default_rng(1)
+    batch = {k: tf.constant(v[:4]) for k, v in batch.items()}
+    batch["image"] = tf.constant(rng.uniform(-1, 1, (4, 16, 16, 3)).astype("float32"))
+    t = trainer.config.train
+    for step in range(4):
+        s = trainer.train_step(step, batch)
+        without_gp = s["D/adv"] + t.lambda_cls * s["D/cls"]
+        if step % 2:
+            assert "D/gp" not in s
+            assert s["D/total"] == pytest.approx(without_gp, rel=1e-5)
+        else:
+            assert s["D/gp"] > 0
+            expected = without_gp + 2 * t.lambda_gp * s["D/gp"]
+            assert s["D/total"] == pytest.approx(expected, rel=1e-5)
+    paper, _, _ = _blend_trainer(tmp_path / "paper", 0.0)
+    assert paper._d_step_without_penalty is None  # gp_every 1: one D step function
 
 
 TINY_SIZES = ("image_size", "g_channels", "g_res_blocks", "mlp_hidden", "d_channels", "d_num_down")

@@ -23,6 +23,7 @@ TensorBoard's Profile tab (`pip install tensorboard-plugin-profile`).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import time
@@ -143,6 +144,12 @@ def main() -> None:
     parser.add_argument(
         "--output_mode", default=None, choices=["direct", "masked"], help="override the preset's"
     )
+    parser.add_argument(
+        "--gp_every",
+        type=int,
+        default=1,
+        help="gradient penalty every N-th D step, as the trainer's flag (1 = paper)",
+    )
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -170,6 +177,7 @@ def main() -> None:
         train=config_lib.TrainConfig(
             batch_size=p["batch_size"],
             n_critic=args.n_critic or p.get("n_critic", 5),
+            gp_every=args.gp_every,
             lambda_self=p.get("lambda_self", 0.0),
             lambda_mask=0.01 if output_mode == "masked" else 0.0,
             mixed_precision=args.mixed_precision,
@@ -198,9 +206,10 @@ def main() -> None:
     }
     for step in range(args.warmup):
         trainer.train_step(step, batch)
-    # Time whole n_critic cycles so D-only and D+G iterations are both counted.
-    n_critic = config.train.n_critic
-    n = max(args.iterations // n_critic, 1) * n_critic
+    # Time whole cycles (n_critic and --gp_every) so every kind of iteration is counted.
+    n_critic, gp_every = config.train.n_critic, config.train.gp_every
+    cycle = math.lcm(n_critic, gp_every)
+    n = max(args.iterations // cycle, 1) * cycle
     d_only, with_g = [], []
     for step in range(args.warmup, args.warmup + n):
         start = time.perf_counter()
@@ -229,10 +238,11 @@ def main() -> None:
         f"D step {d_seconds:.3f} s, G step + EMA {g_seconds:.3f} s (medians): "
         f"D + G/{n_critic} = {d_seconds + g_seconds / n_critic:.3f} s/iteration"
     )
-    flops = (
-        graph_flops(trainer._d_step.get_concrete_function(batch))
-        + graph_flops(trainer._g_step.get_concrete_function(batch)) / n_critic
-    )
+    d_flops = graph_flops(trainer._d_step.get_concrete_function(batch))
+    if gp_every > 1:  # one D step in gp_every has the penalty
+        without = graph_flops(trainer._d_step_without_penalty.get_concrete_function(batch))
+        d_flops = (d_flops + (gp_every - 1) * without) / gp_every
+    flops = d_flops + graph_flops(trainer._g_step.get_concrete_function(batch)) / n_critic
     achieved = flops * n / seconds
     compute_dtype = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
         trainer.precision, "float32"

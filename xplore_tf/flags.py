@@ -354,6 +354,14 @@ flags.DEFINE_integer(
 flags.DEFINE_float("lambda_cls", 1.0, "Weight of the cluster classification loss (paper: 1).")
 flags.DEFINE_float("lambda_rec", 10.0, "Weight of the L1 cycle reconstruction loss (10).")
 flags.DEFINE_float("lambda_gp", 10.0, "Weight of the WGAN gradient penalty (10).")
+flags.DEFINE_integer(
+    "gp_every",
+    1,
+    "Compute the gradient penalty on every N-th D step only, weighted N times, so its mean "
+    "weight stays --lambda_gp (StyleGAN2's lazy regularisation; fewer double backward passes "
+    "through D). 1 = every D step (paper).",
+    lower_bound=1,
+)
 flags.DEFINE_float("lambda_lat", 10.0, "Weight of the L2 latent loss on h(x) vs h(G(x)) (10).")
 flags.DEFINE_float(
     "lambda_self",
@@ -895,6 +903,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             lambda_cls=f.lambda_cls,
             lambda_rec=f.lambda_rec,
             lambda_gp=f.lambda_gp,
+            gp_every=f.gp_every,
             lambda_lat=f.lambda_lat,
             lambda_self=f.lambda_self,
             lambda_mask=f.lambda_mask,

@@ -23,6 +23,7 @@ on any one of them stops all at the same step with a checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import math
 import os
@@ -183,6 +184,12 @@ class Trainer:
         self.centroids = tf.constant(stats.centroids, tf.float32)
         self.stds = tf.constant(stats.stds, tf.float32)
         self._d_step = tf.function(self._distributed(self._d_replica_step))
+        # --gp_every > 1: the D steps between two penalties skip it (traced separately).
+        self._d_step_without_penalty = (
+            tf.function(self._distributed(functools.partial(self._d_replica_step, penalty=False)))
+            if t.gp_every > 1
+            else None
+        )
         self._g_step = tf.function(self._distributed(self._g_replica_step))
         self._ema_update = tf.function(self._ema_cross_replica)
 
@@ -274,7 +281,10 @@ class Trainer:
     def _scaled(self, optimizer, loss):
         return optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
 
-    def _d_replica_step(self, batch):
+    def _d_replica_step(self, batch, penalty: bool = True):
+        """One D update. With penalty=False (--gp_every's steps in between), no gradient
+        penalty; on the steps with one it weighs lambda_gp * gp_every (StyleGAN2, Karras et
+        al. 2020, section 3.1: lazy regularisation keeps its mean weight)."""
         import tensorflow as tf
 
         t = self.config.train
@@ -291,23 +301,29 @@ class Trainer:
             n = tf.shape(x)[0]
             src, cls = self.discriminator(tf.concat([x, tf.cast(fake, x.dtype)], 0), training=True)
             real_src, fake_src, real_cls = src[:n], src[n:], cls[:n]
-            penalty = losses_lib.gradient_penalty(
-                lambda images: self.discriminator(images, training=True)[0],
-                x,
-                fake,
-                alpha,
-                global_batch_size=t.batch_size,
+            gp = (
+                losses_lib.gradient_penalty(
+                    lambda images: self.discriminator(images, training=True)[0],
+                    x,
+                    fake,
+                    alpha,
+                    global_batch_size=t.batch_size,
+                )
+                if penalty
+                else tf.zeros([])
             )
             total, terms = losses_lib.discriminator_loss(
                 real_scores=real_src,
                 fake_scores=fake_src,
                 real_logits=real_cls,
                 source_labels=c,
-                penalty=penalty,
+                penalty=gp,
                 lambda_cls=t.lambda_cls,
-                lambda_gp=t.lambda_gp,
+                lambda_gp=t.lambda_gp * t.gp_every if penalty else 0.0,
                 global_batch_size=t.batch_size,
             )
+            if not penalty:
+                del terms["D/gp"]
             scaled = self._scaled(self.d_optimizer, total)
         variables = self.discriminator.trainable_variables
         grads = tape.gradient(scaled, variables)
@@ -392,7 +408,8 @@ class Trainer:
     def train_step(self, step: int, batch) -> dict:
         """One iteration: a D step, and a G step + EMA update every n_critic iterations."""
         self.set_learning_rates(step)
-        scalars = self.reduce(self._d_step(batch))
+        lazy = self._d_step_without_penalty is not None and step % self.config.train.gp_every
+        scalars = self.reduce((self._d_step_without_penalty if lazy else self._d_step)(batch))
         if (step + 1) % self.config.train.n_critic == 0:
             scalars.update(self.reduce(self._g_step(batch)))
             self._ema_update()

@@ -5,14 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
-from tests_support import PROJECT_ROOT, TINY_MODEL_FLAGS, run_binary, tiny_config
+from tests_support import (
+    PROJECT_ROOT,
+    TINY_MODEL_FLAGS,
+    copy_of_tiny_run,
+    run_binary,
+    tiny_config,
+)
 
 from xplore_tf import train_lib
 
@@ -369,26 +374,12 @@ def test_demo_config_trains_exports_and_resumes_via_the_cli(tmp_path):
         assert json.load(f)["step"] == 4
 
 
-@pytest.fixture(scope="module")
-def two_step_run(tmp_path_factory):
-    """A workdir trained 2 steps with tiny_config: copy it (`_copy_of`) before changing it."""
-    workdir = tmp_path_factory.mktemp("two_step_run")
-    train_lib.train(tiny_config(workdir, num_steps=2))
-    return workdir
-
-
-def _copy_of(run, tmp_path):
-    """tiny_config(num_steps=2) on a private copy of the `two_step_run` workdir."""
-    shutil.copytree(run, tmp_path, dirs_exist_ok=True)
-    return tiny_config(tmp_path, num_steps=2)
-
-
 def test_resume_with_other_model_flags_is_one_line_and_keeps_the_checkpoints(
-    tmp_path, two_step_run
+    tmp_path, tmp_path_factory
 ):
     """A workdir trained with another architecture (e.g. configs/demo.cfg's earlier direct
     output, now masked): one line naming the checkpoint and the model flags; nothing lost."""
-    cfg = _copy_of(two_step_run, tmp_path)
+    cfg = copy_of_tiny_run(tmp_path_factory, tmp_path)
     before = sorted(os.listdir(cfg.checkpoint_dir))
     masked = dataclasses.replace(
         cfg,
@@ -404,14 +395,14 @@ def test_resume_with_other_model_flags_is_one_line_and_keeps_the_checkpoints(
     assert sorted(os.listdir(cfg.checkpoint_dir)) == before
 
 
-def test_checkpoint_of_other_clusters_is_refused_everywhere(tmp_path, two_step_run):
+def test_checkpoint_of_other_clusters_is_refused_everywhere(tmp_path, tmp_path_factory):
     """Re-clustering (another k) after training: resume, export, evaluate and translate
     refuse with one line naming both fingerprints; nothing is written."""
     from xplore_tf import checkpoints, config, export_lib, translate_lib
     from xplore_tf.clustering import artifacts, pipeline
     from xplore_tf.evaluation import pipeline as eval_pipeline
 
-    cfg = _copy_of(two_step_run, tmp_path)
+    cfg = copy_of_tiny_run(tmp_path_factory, tmp_path)
     old = artifacts.clusters_fingerprint(cfg.clusters_dir)
     reclustered = dataclasses.replace(cfg, cluster=dataclasses.replace(cfg.cluster, num_clusters=3))
     pipeline.run_clustering(reclustered)

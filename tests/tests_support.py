@@ -80,6 +80,15 @@ def tiny_trained_run(tmp_path_factory):
     return _SHARED["run"]
 
 
+def copy_of_tiny_run(tmp_path_factory, workdir):
+    """tiny_config(workdir, num_steps=2) on a private copy of `tiny_trained_run`: for tests
+    that write into the run (train again, re-cluster, evaluate)."""
+    import shutil
+
+    shutil.copytree(tiny_trained_run(tmp_path_factory).workdir, workdir, dirs_exist_ok=True)
+    return tiny_config(workdir, num_steps=2)
+
+
 def tiny_export(tmp_path_factory) -> str:
     """Base folder holding `xplore/1/`, the SavedModel of `tiny_trained_run` (shared)."""
     if "export" not in _SHARED:

@@ -7,12 +7,11 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
-from tests_support import TINY_MODEL_FLAGS, run_binary, tiny_trained_run
+from tests_support import TINY_MODEL_FLAGS, copy_of_tiny_run, run_binary
 
 from xplore_tf import config as config_lib
 from xplore_tf.clustering import artifacts, kmeans
@@ -320,8 +319,7 @@ def test_split_is_disjoint_by_identity():
 
 
 def test_evaluate_binary_on_a_tiny_trained_run(tmp_path, tmp_path_factory):
-    # A copy of the session's shared tiny run (trained 2 steps; the binary writes into it).
-    shutil.copytree(tiny_trained_run(tmp_path_factory).workdir, tmp_path, dirs_exist_ok=True)
+    copy_of_tiny_run(tmp_path_factory, tmp_path)  # trained 2 steps; evaluate writes into it
     res = run_binary(
         "xplore_tf.evaluate",
         f"--workdir={tmp_path}",

@@ -110,7 +110,8 @@ def test_identity_options_train_two_steps(tmp_path, model, train, terms):
 
 def test_celeba10k_config_options_train_three_steps(tmp_path):
     # The real-face config's generator and loss settings (one skip level, HF bypass,
-    # resize-conv upsampling, lambda_self/lambda_cls, n_critic) with the sizes shrunk.
+    # resize-conv upsampling, lambda_self/lambda_cls, n_critic, extrapolated targets) with the
+    # sizes shrunk.
     from absl import flags
 
     from xplore_tf import flags as xflags
@@ -121,12 +122,16 @@ def test_celeba10k_config_options_train_three_steps(tmp_path):
     finally:
         flags.FLAGS.unparse_flags()
     assert (real.model.skip_connections, real.model.skip_levels) == ("plain", 1)
+    assert real.train.extrapolate_prob == 0.3
     cfg = tiny_config(tmp_path, num_steps=3, summary_every=1)  # n_critic 3: one G step
     sizes = {k: getattr(cfg.model, k) for k in TINY_SIZES}
     model = dataclasses.replace(real.model, **sizes)
     train = dataclasses.replace(
         cfg.train,
-        **{k: getattr(real.train, k) for k in ("n_critic", "lambda_cls", "lambda_self")},
+        **{
+            k: getattr(real.train, k)
+            for k in ("n_critic", "lambda_cls", "lambda_self", "extrapolate_prob")
+        },
     )
     cfg = dataclasses.replace(cfg, model=model, train=train)
     result = train_lib.train(cfg)

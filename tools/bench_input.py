@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Sequence
 
@@ -74,14 +75,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=200, help="timed batches")
     parser.add_argument("--warmup", type=int, default=20, help="untimed batches first")
     args = parser.parse_args(argv)
-    rate = images_per_second(
-        args.images_dir,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        batches=args.batches,
-        warmup=args.warmup,
-        crop_size=args.crop_size,
-    )
+    try:
+        rate = images_per_second(
+            args.images_dir,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            batches=args.batches,
+            warmup=args.warmup,
+            crop_size=args.crop_size,
+        )
+    except (ValueError, OSError) as e:
+        print(f"bench_input: error: {e}", file=sys.stderr)
+        return 2
     print(
         f"input pipeline: {rate:.1f} images/s ({args.image_size} px, batch {args.batch_size}, "
         f"{args.batches} batches after {args.warmup} warm-up; {os.cpu_count()} CPUs)"

@@ -196,8 +196,10 @@ class Trainer:
     def _optimizer(self, lr: float, name: str):
         import keras
 
+        from xplore_tf import optimizers
+
         t = self.config.train
-        opt = keras.optimizers.Adam(lr, beta_1=t.beta1, beta_2=t.beta2, name=name)
+        opt = optimizers.FusedAdam(lr, beta_1=t.beta1, beta_2=t.beta2, name=name)
         if self.precision == "mixed_float16":
             opt = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
         return opt

@@ -1,4 +1,5 @@
-"""Tests of xplore_tf.models.discriminator: head shapes, widths, validation, serialisation."""
+"""Tests of xplore_tf.models.discriminator: head shapes, widths, validation, serialisation,
+and PatchMatmulConv2D against keras.layers.Conv2D."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from xplore_tf.models.discriminator import Discriminator  # noqa: E402
+from xplore_tf.models.discriminator import Discriminator, PatchMatmulConv2D  # noqa: E402
 
 
 def images(n, size, seed=0):
@@ -83,3 +85,66 @@ def test_config_round_trip_and_save_load(tmp_path):
     lsrc, lcls = loaded(x)
     np.testing.assert_allclose(np.asarray(lsrc), src, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(lcls), cls, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "size, channels, filters, kernel, stride, padding, as_matmul",
+    [
+        (4, 8, 64, 4, 2, "same", True),  # D's tail: 4x4 -> 2x2
+        (1, 8, 16, 3, 1, "same", True),  # out_src on a 1x1 map: only the centre tap
+        (2, 8, 20, 2, 1, "valid", True),  # out_cls: kernel = map
+        (7, 3, 200, 4, 3, "same", True),  # odd padding (1 before, 2 after), 3x3 positions
+        (5, 3, 300, 3, 2, "valid", True),
+        (8, 4, 32, 4, 2, "same", False),  # 16 positions * 16 > 32 filters: plain Conv2D
+    ],
+)
+def test_patch_matmul_conv_equals_conv2d_with_the_double_backward(
+    size, channels, filters, kernel, stride, padding, as_matmul
+):
+    """Values, both first derivatives and WGAN-GP's second derivative (the kernel gradient
+    of the input gradient's norm) equal Conv2D's with the same weights."""
+    x = tf.constant(np.random.default_rng(1).normal(size=(3, size, size, channels)), "float32")
+    layers = [
+        cls(filters, kernel, strides=stride, padding=padding)
+        for cls in (PatchMatmulConv2D, keras.layers.Conv2D)
+    ]
+    for layer in layers:
+        layer.build(x.shape)
+    layers[1].set_weights(layers[0].get_weights())
+    assert layers[0].as_matmul is as_matmul
+    results = []
+    for layer in layers:
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = layer(x)
+                score = tf.reduce_sum(tf.sin(y))
+            dx, dk = inner.gradient(score, [x, layer.kernel])
+            penalty = tf.reduce_sum(tf.square(dx))
+        results.append([y, dx, dk, outer.gradient(penalty, layer.kernel)])
+    for got, want in zip(*results, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_weight_bound_tail_runs_as_matmul_with_conv2d_variables():
+    """The paper's D at 128 px (2048 filters on 2x2) and the demo's at 32 px use the matrix
+    product for the layers whose output map has <= filters/16 positions; the variables keep
+    Conv2D's paths, so checkpoints from before the change load."""
+    for size, width, num_down, k, expected in [
+        (128, 64, 6, 100, [False] * 4 + [True, True, False, True]),
+        (32, 16, 4, 20, [False] * 3 + [True, False, True]),
+    ]:
+        d = Discriminator(size, k, base_channels=width, num_down=num_down)
+        d.build((None, size, size, 3))
+        layers = [*d.convs, d.out_src, d.out_cls]
+        assert [layer.as_matmul for layer in layers] == expected
+        assert [w.path for w in d.convs[-1].weights] == [
+            f"{d.name}/down{num_down - 1}/kernel",
+            f"{d.name}/down{num_down - 1}/bias",
+        ]
+
+
+def test_patch_matmul_conv_rejects_dilation():
+    with pytest.raises(ValueError, match="dilation"):
+        PatchMatmulConv2D(4, 3, dilation_rate=2).build((1, 8, 8, 2))

@@ -6,6 +6,10 @@ final [N, S/2^num_down, S/2^num_down, C] map:
 
 - `out_src`: conv3x3 stride 1 -> a 1-channel patch map of critic scores [N, h, w, 1];
 - `out_cls`: conv with kernel = the remaining spatial size (valid) -> cluster logits [N, k].
+
+The convolutions whose output map is small next to their width (D's deep tail, the class
+head) run as one matrix product (`PatchMatmulConv2D`): same variables, same result up to
+float rounding, several times faster on CPUs (issue 12).
 """
 
 from __future__ import annotations
@@ -16,6 +20,59 @@ from keras import ops
 from xplore_tf.models.layers import build_once
 
 _PACKAGE = "xplore_tf"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PatchMatmulConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` computed as a matrix product when the output map is small.
+
+    When the output map has at most `filters / 16` positions (h_out * w_out), the layer
+    gathers each output position's receptive field with slices (im2col: a patch matrix
+    [N * h_out * w_out, k * k * C_in]) and multiplies it with the kernel reshaped to
+    [k * k * C_in, filters]. That is the convolution's own arithmetic, summed in another
+    order, so the result equals `Conv2D`'s up to float rounding (tested). Otherwise it is
+    plain `Conv2D`. Variables, their names and the config are `Conv2D`'s, so checkpoints of
+    either load into the other.
+
+    Why: such layers (a few positions, many weights: StarGAN's 1024 -> 2048 conv on a 4x4
+    map at 128 px) are weight-bound, and oneDNN's and Eigen's convolution kernels handle them
+    badly: at 128 px, forward + WGAN-GP's double backward of those layers ran 3-10x slower
+    than the matrix product in bfloat16 and 1.5-4.9x in float32, while the matrix product
+    lost on the maps with more positions (`python -m tools.bench_d_layers`), hence the
+    filters/16 rule. Channels-last and undilated only (ValueError at build time otherwise).
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.data_format != "channels_last" or tuple(self.dilation_rate) != (1, 1):
+            raise ValueError(f"{self.name}: only channels_last and dilation 1 are supported.")
+        _, h_out, w_out, _ = self.compute_output_shape(input_shape)
+        self.as_matmul = h_out * w_out * 16 <= self.filters
+
+    def convolution_op(self, inputs, kernel):
+        if not self.as_matmul:
+            return super().convolution_op(inputs, kernel)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        _, h, w, c = inputs.shape
+        _, h_out, w_out, _ = self.compute_output_shape(inputs.shape)
+        if self.padding == "same":  # TensorFlow's rule: the extra row/column goes after
+            ph = max((h_out - 1) * sh + kh - h, 0)
+            pw = max((w_out - 1) * sw + kw - w, 0)
+            inputs = ops.pad(
+                inputs, [[0, 0], [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]]
+            )
+        patches = ops.stack(
+            [
+                inputs[:, i * sh : i * sh + kh, j * sw : j * sw + kw, :]
+                for i in range(h_out)
+                for j in range(w_out)
+            ],
+            axis=1,
+        )  # [N, h_out * w_out, kh, kw, C]: row-major positions, HWC like the kernel
+        outputs = ops.matmul(
+            ops.reshape(patches, (-1, kh * kw * c)), ops.reshape(kernel, (kh * kw * c, -1))
+        )
+        return ops.reshape(outputs, (-1, h_out, w_out, self.filters))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -56,7 +113,7 @@ class Discriminator(keras.Model):
         self.num_down = int(num_down)
         self.max_channels = int(max_channels)
         self.convs = [
-            keras.layers.Conv2D(
+            PatchMatmulConv2D(
                 min(self.base_channels * 2**i, self.max_channels),
                 4,
                 strides=2,
@@ -65,8 +122,8 @@ class Discriminator(keras.Model):
             )
             for i in range(self.num_down)
         ]
-        self.out_src = keras.layers.Conv2D(1, 3, padding="same", use_bias=False, name="out_src")
-        self.out_cls = keras.layers.Conv2D(
+        self.out_src = PatchMatmulConv2D(1, 3, padding="same", use_bias=False, name="out_src")
+        self.out_cls = PatchMatmulConv2D(
             self.num_clusters, self.final_size, padding="valid", use_bias=False, name="out_cls"
         )
 

@@ -107,12 +107,14 @@ def conv_peak_flops(*, repeats: int = 10, dtype: str = "float32") -> float:
 
     for _ in range(3):
         step(x)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        gx, gw = step(x)
-    float(gw[0, 0, 0, 0])  # wait for the work
-    seconds = (time.perf_counter() - start) / repeats
-    return 3 * 2 * n * hw * hw * c * c * 9 / seconds
+    rounds = []  # the best of 3 rounds: a peak, and this VM's speed varies between seconds
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            gx, gw = step(x)
+        float(gw[0, 0, 0, 0])  # wait for the work
+        rounds.append((time.perf_counter() - start) / repeats)
+    return 3 * 2 * n * hw * hw * c * c * 9 / min(rounds)
 
 
 def cpu_flags() -> str:

@@ -124,7 +124,8 @@ def test_celeba10k_config_options_train_three_steps(tmp_path):
     assert (real.model.skip_connections, real.model.skip_levels) == ("plain", 1)
     assert real.train.extrapolate_prob == 0.3
     cfg = tiny_config(tmp_path, num_steps=3, summary_every=1)  # n_critic 3: one G step
-    sizes = {k: getattr(cfg.model, k) for k in TINY_SIZES}
+    # D's last conv (64 filters on 2x2) as PatchMatmulConv2D's matrix product, like the real D.
+    sizes = {**{k: getattr(cfg.model, k) for k in TINY_SIZES}, "d_channels": 16}
     model = dataclasses.replace(real.model, **sizes)
     train = dataclasses.replace(
         cfg.train,
@@ -139,6 +140,11 @@ def test_celeba10k_config_options_train_three_steps(tmp_path):
     from xplore_tf import export_lib
 
     assert export_lib.load_generator(cfg).generator.decoder.skip_levels == 1
+    from xplore_tf import checkpoints
+    from xplore_tf.clustering import artifacts
+
+    stats = artifacts.read_stats(os.path.join(cfg.clusters_dir, artifacts.STATS))
+    assert checkpoints.build_discriminator(cfg, stats).convs[-1].as_matmul
 
 
 def _blend_trainer(tmp_path, blend_prob, condition="mean_std", extrapolate_prob=0.0, **train):
@@ -345,6 +351,9 @@ SHRUNK_DEMO = [
     "--kmeans_nredo=1",
     "--contact_sheet_members=4",
     *TINY_MODEL_FLAGS,
+    # D wide enough that its last conv (64 filters on a 2x2 map) runs as PatchMatmulConv2D's
+    # matrix product, as the demo's and the paper's D tails do.
+    "--d_channels=16",
     "--batch_size=4",
     "--n_critic=2",
     "--mixed_precision=none",  # auto's bfloat16 costs ~17 s of tracing here; trained below

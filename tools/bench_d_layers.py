@@ -53,7 +53,12 @@ def time_layer(layer, x, *, repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper128")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="paper128",
+        help="model sizes and batch, as tools.bench_train's presets",
+    )
     parser.add_argument(
         "--mixed_precision",
         default="mixed_bfloat16",

@@ -24,8 +24,45 @@ AVX2_ONLY = {"avx2", "fma"}
     ],
 )
 def test_resolve_mixed_precision(name, flags, gpus, onednn, expected):
-    got = hardware.resolve_mixed_precision(name, flags=flags, gpus=gpus, onednn=onednn)
+    got = hardware.resolve_mixed_precision(
+        name, flags=flags, gpus=gpus, onednn=onednn, isa_cap=None
+    )
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    "cap, expected",
+    [
+        (None, "mixed_bfloat16"),
+        ("AVX2", "float32"),  # an AVX2-only CPU's kernels, timed on a newer one
+        ("AVX512_CORE_BF16", "float32"),  # bfloat16 dot products, no AMX
+        ("AVX512_CORE_AMX", "mixed_bfloat16"),
+        ("AVX10_1_512_AMX", "mixed_bfloat16"),
+    ],
+)
+def test_auto_precision_follows_onednn_isa_cap(cap, expected):
+    got = hardware.resolve_mixed_precision(
+        "auto", flags=SAPPHIRE_RAPIDS, gpus=0, onednn=True, isa_cap=cap
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, None),
+        ({"ONEDNN_MAX_CPU_ISA": "avx2"}, "AVX2"),
+        ({"DNNL_MAX_CPU_ISA": "AVX512_CORE"}, "AVX512_CORE"),  # oneDNN 1.x's name
+        ({"ONEDNN_MAX_CPU_ISA": "ALL"}, None),
+        ({"ONEDNN_MAX_CPU_ISA": "default"}, None),
+    ],
+)
+def test_onednn_isa_cap_reads_the_environment(monkeypatch, env, expected):
+    for key in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert hardware.onednn_isa_cap() == expected
 
 
 def test_unknown_precision_is_a_clear_error():

@@ -18,6 +18,12 @@ process's peak resident memory, then the figure to quote across machines:
 
 `--profile=DIR` also records a TensorFlow profiler trace of a few iterations, viewable in
 TensorBoard's Profile tab (`pip install tensorboard-plugin-profile`).
+
+`--max_cpu_isa=AVX2` caps oneDNN's kernels (the convolutions, and TensorFlow's matrix
+products, which call oneDNN's) at an older instruction set through oneDNN's own dispatcher
+control (`ONEDNN_MAX_CPU_ISA`), so an AVX2-only CPU's ratio can be measured on an AVX-512 or
+AMX machine. The conv peak is then measured under the same cap. It is an approximation of
+such a CPU: clock, caches and memory bandwidth stay this machine's.
 """
 
 from __future__ import annotations
@@ -86,14 +92,15 @@ def graph_flops(concrete_function) -> int:
     )
 
 
-def conv_peak_flops(*, repeats: int = 10, dtype: str = "float32") -> float:
+def conv_peak_flops(*, repeats: int = 10, dtype: str = "float32", batch: int = 16) -> float:
     """FLOP/s of a 3x3 conv 256->256 at 32x32, batch 16, forward + input and filter gradients
     (2 * 3 passes * N*H*W*Cin*Cout*9 FLOPs): the machine's attainable conv rate in TensorFlow,
     in `dtype` (the compute dtype of the step it is compared with: bfloat16 under
-    mixed_bfloat16, which runs on AMX / AVX512_BF16 units where the CPU has them)."""
+    mixed_bfloat16, which runs on AMX / AVX512_BF16 units where the CPU has them).
+    `batch` times the same conv at another batch size (the model's: see main)."""
     import tensorflow as tf
 
-    n, hw, c = 16, 32, 256
+    n, hw, c = batch, 32, 256
     x = tf.cast(tf.random.normal([n, hw, hw, c]), dtype)
     w = tf.Variable(tf.cast(tf.random.normal([3, 3, c, c]) * 0.05, dtype))
 
@@ -118,10 +125,13 @@ def conv_peak_flops(*, repeats: int = 10, dtype: str = "float32") -> float:
 
 
 def cpu_flags() -> str:
-    """The SIMD features that decide TensorFlow's CPU kernels (from /proc/cpuinfo)."""
+    """The SIMD features that decide TensorFlow's CPU kernels (from /proc/cpuinfo), and
+    oneDNN's instruction-set cap when one is set."""
     flags = hardware.cpu_flags()
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-    return " ".join(f for f in wanted if f in flags) or ("unknown" if not flags else "no AVX2")
+    found = " ".join(f for f in wanted if f in flags) or ("unknown" if not flags else "no AVX2")
+    cap = hardware.onednn_isa_cap()
+    return f"{found}; oneDNN capped at {cap}" if cap else found
 
 
 def main() -> None:
@@ -152,7 +162,15 @@ def main() -> None:
         default=1,
         help="gradient penalty every N-th D step, as the trainer's flag (1 = paper)",
     )
+    parser.add_argument(
+        "--max_cpu_isa",
+        default="",
+        help="cap oneDNN at this instruction set (its ONEDNN_MAX_CPU_ISA names: AVX2, "
+        "AVX512_CORE, AVX512_CORE_BF16, ...) to time an older CPU's kernels; default: no cap",
+    )
     args = parser.parse_args()
+    if args.max_cpu_isa:  # read by oneDNN at its first kernel, so before TensorFlow loads
+        os.environ["ONEDNN_MAX_CPU_ISA"] = args.max_cpu_isa.upper()
 
     import tensorflow as tf
 
@@ -218,8 +236,8 @@ def main() -> None:
         trainer.train_step(step, batch)  # returns host floats: the step has finished
         (with_g if (step + 1) % n_critic == 0 else d_only).append(time.perf_counter() - start)
     seconds = sum(d_only) + sum(with_g)
-    d_seconds = float(np.median(d_only)) if d_only else float("nan")
-    g_seconds = float(np.median(with_g)) - d_seconds
+    d_seconds = float(np.median(d_only)) if d_only else None
+    g_seconds = float(np.median(with_g)) - d_seconds if d_only else None
     if args.profile:
         tf.profiler.experimental.start(args.profile)
         for step in range(args.warmup + n, args.warmup + n + 5):
@@ -236,10 +254,11 @@ def main() -> None:
         f"params k={k} precision={trainer.precision}: {n} iterations in {seconds:.1f} s, "
         f"{seconds / n:.3f} s/iteration, {n * b / seconds:.1f} images/s, peak RSS {peak_mib:.0f} MiB"
     )
-    print(
-        f"D step {d_seconds:.3f} s, G step + EMA {g_seconds:.3f} s (medians): "
-        f"D + G/{n_critic} = {d_seconds + g_seconds / n_critic:.3f} s/iteration"
-    )
+    if d_only:
+        print(
+            f"D step {d_seconds:.3f} s, G step + EMA {g_seconds:.3f} s (medians): "
+            f"D + G/{n_critic} = {d_seconds + g_seconds / n_critic:.3f} s/iteration"
+        )
     d_flops = graph_flops(trainer._d_step.get_concrete_function(batch))
     if gp_every > 1:  # one D step in gp_every has the penalty
         without = graph_flops(trainer._d_step_without_penalty.get_concrete_function(batch))
@@ -256,6 +275,15 @@ def main() -> None:
         f"GFLOP/s; {compute_dtype} conv peak {peak / 1e9:.1f} GFLOP/s in this process: "
         f"{achieved / peak:.0%} of conv peak [CPU: {cpu_flags()}; oneDNN: {onednn}]"
     )
+    replica_batch = b // strategy.num_replicas_in_sync
+    if replica_batch != 16:
+        # The paper generator's residual convolutions (85 % of its FLOPs at 128 px) are this
+        # conv at the model's batch: what its convolutions reach with nothing else running.
+        at_batch = conv_peak_flops(dtype=compute_dtype, batch=replica_batch)
+        print(
+            f"the same conv at this model's batch {replica_batch}: {at_batch / 1e9:.1f} "
+            f"GFLOP/s, {at_batch / peak:.0%} of conv peak"
+        )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ GPU is visible, and full float32 everywhere else. oneDNN runs bfloat16 convoluti
 ~2.6x the float32 rate there (the bench's conv peak: 801 vs 311 GFLOP/s); the paper-width
 training step ran 1.59x faster and the demo's evaluation did not change (issue 12; README,
 "bfloat16 on AMX CPUs"). CPUs with only AVX512_BF16 (no AMX) were not measured and stay in float32, and
-nothing is ever emulated: a CPU without bfloat16 units, or TensorFlow's own kernels
-(`TF_ENABLE_ONEDNN_OPTS=0`), keeps float32.
+nothing is ever emulated: a CPU without bfloat16 units, TensorFlow's own kernels
+(`TF_ENABLE_ONEDNN_OPTS=0`), or oneDNN capped below AMX (`ONEDNN_MAX_CPU_ISA=AVX2`, oneDNN's
+CPU dispatcher control, which `tools.bench_train --max_cpu_isa` uses to time an older CPU's
+kernels on a newer one) keeps float32.
 """
 
 from __future__ import annotations
@@ -30,18 +32,29 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
+def onednn_isa_cap() -> str | None:
+    """The highest instruction set oneDNN may use, as set by `ONEDNN_MAX_CPU_ISA` (or its older
+    name `DNNL_MAX_CPU_ISA`) in upper case, e.g. "AVX2"; None when unset or "ALL" / "DEFAULT"
+    (no cap). oneDNN reads the variable once, at its first kernel."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    cap = cap.strip().upper()
+    return None if cap in ("", "ALL", "DEFAULT") else cap
+
+
 def resolve_mixed_precision(
     name: str,
     *,
     flags: set[str] | None = None,
     gpus: int | None = None,
     onednn: bool | None = None,
+    isa_cap: str | None = "environment",
 ):
     """The Keras policy name for `--mixed_precision=name`: "auto" becomes "mixed_bfloat16" on
     an AMX-bfloat16 CPU without a visible GPU with oneDNN's kernels on (the ones that use
-    AMX; TensorFlow's own would emulate bfloat16), else "float32"; "none" is "float32"; the
-    others pass through. `flags` / `gpus` / `onednn` default to this machine's and process's
-    (tests pass their own).
+    AMX; TensorFlow's own would emulate bfloat16) and not capped below AMX (`isa_cap`, see
+    `onednn_isa_cap`), else "float32"; "none" is "float32"; the others pass through.
+    `flags` / `gpus` / `onednn` default to this machine's and process's, `isa_cap` to
+    `onednn_isa_cap()` (tests pass their own; None = no cap).
 
     Raises:
         ValueError: a name outside PRECISIONS.
@@ -61,7 +74,10 @@ def resolve_mixed_precision(
     flags = cpu_flags() if flags is None else flags
     if onednn is None:  # `import xplore_tf` sets it to 1 unless the user chose
         onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
-    return "mixed_bfloat16" if "amx_bf16" in flags and onednn and not gpus else "float32"
+    if isa_cap == "environment":
+        isa_cap = onednn_isa_cap()
+    amx = "amx_bf16" in flags and (isa_cap is None or "AMX" in isa_cap)
+    return "mixed_bfloat16" if amx and onednn and not gpus else "float32"
 
 
-__all__ = ["PRECISIONS", "cpu_flags", "resolve_mixed_precision"]
+__all__ = ["PRECISIONS", "cpu_flags", "onednn_isa_cap", "resolve_mixed_precision"]

@@ -10,6 +10,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from xplore_tf.models import layers as layers_module  # noqa: E402
 from xplore_tf.models.layers import (  # noqa: E402
     AsinResidualBlock,
     AttributeSummaryInstanceNorm,
@@ -37,7 +38,17 @@ def rand(*shape, seed=0, scale=1.0, offset=0.0):
     return (np.random.default_rng(seed).normal(size=shape) * scale + offset).astype("float32")
 
 
-def test_instance_norm_matches_numpy_with_affine():
+@pytest.fixture(params=["composed", "fused"])
+def norm_kernel(request, monkeypatch):
+    """Runs a test with each instance-norm implementation (the fused one from any size)."""
+    if request.param == "fused":
+        monkeypatch.setattr(layers_module, "FUSED_MIN_ELEMENTS", 0)
+    else:
+        monkeypatch.setattr(layers_module, "FUSED_MIN_ELEMENTS", float("inf"))
+    return request.param
+
+
+def test_instance_norm_matches_numpy_with_affine(norm_kernel):
     x = rand(2, 5, 6, 3, scale=3.0, offset=2.0)
     layer = InstanceNormalization()
     layer.build(x.shape)
@@ -47,7 +58,7 @@ def test_instance_norm_matches_numpy_with_affine():
     np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_instance_norm_without_affine_has_no_weights_and_normalises():
+def test_instance_norm_without_affine_has_no_weights_and_normalises(norm_kernel):
     x = rand(2, 4, 4, 5, scale=10.0, offset=-7.0)
     layer = InstanceNormalization(center=False, scale=False, epsilon=1e-3)
     y = np.asarray(layer(x))
@@ -56,7 +67,7 @@ def test_instance_norm_without_affine_has_no_weights_and_normalises():
     np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-5)
 
 
-def test_instance_norm_is_per_sample():
+def test_instance_norm_is_per_sample(norm_kernel):
     a, b = rand(1, 4, 4, 2, seed=3), rand(1, 4, 4, 2, seed=4) * 100
     layer = InstanceNormalization(center=False, scale=False)
     together = np.asarray(layer(np.concatenate([a, b])))
@@ -68,7 +79,7 @@ def test_instance_norm_rejects_non_nhwc():
         InstanceNormalization()(np.zeros((2, 3), "float32"))
 
 
-def test_asin_matches_hand_computed_instance_norm():
+def test_asin_matches_hand_computed_instance_norm(norm_kernel):
     x = rand(2, 3, 4, 3, scale=2.0, offset=1.0)
     gamma = np.array([[1.0, 2.0, -0.5], [0.0, 1.0, 3.0]], "float32")
     beta = np.array([[0.0, -1.0, 0.5], [2.0, 0.0, 1.0]], "float32")
@@ -77,6 +88,49 @@ def test_asin_matches_hand_computed_instance_norm():
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
     # gamma is used directly (not 1 + gamma): gamma=0 gives exactly beta.
     np.testing.assert_allclose(y[1, ..., 0], 2.0, atol=1e-6)
+
+
+def test_fused_and_composed_instance_norm_agree_with_gradients(monkeypatch):
+    # ASIN's per-sample affine and InstanceNormalization's shared one, float32: values and
+    # the gradients of x, gamma and beta (dy random, so every term of the backward counts).
+    import tensorflow as tf
+
+    x = tf.constant(rand(3, 6, 5, 4, scale=2.0, offset=1.5))
+    dy = tf.constant(rand(3, 6, 5, 4, seed=5))
+    for gamma, beta in [
+        (rand(3, 4, seed=1), rand(3, 4, seed=2)),  # per sample [N, C]
+        (rand(4, seed=3), rand(4, seed=4)),  # shared [C]
+    ]:
+        gamma, beta = tf.constant(gamma), tf.constant(beta)
+        results = []
+        for threshold in (float("inf"), 0):
+            monkeypatch.setattr(layers_module, "FUSED_MIN_ELEMENTS", threshold)
+            with tf.GradientTape() as tape:
+                tape.watch([x, gamma, beta])
+                y = layers_module._instance_normalize(x, 1e-5, gamma, beta)
+                loss = tf.reduce_sum(y * dy)
+            results.append([y, *tape.gradient(loss, [x, gamma, beta])])
+        for composed, fused in zip(*results, strict=True):
+            np.testing.assert_allclose(
+                np.asarray(fused), np.asarray(composed), rtol=1e-4, atol=1e-4
+            )
+
+
+def test_instance_norm_uses_the_fused_kernel_from_paper_sizes():
+    # FusedBatchNormV3 in the traced graph at 32x32x256 (paper128's residual maps), not at
+    # the demo's 8x8x16; bfloat16 in, bfloat16 out either way.
+    import tensorflow as tf
+
+    def op_types(shape):
+        fn = tf.function(lambda x: layers_module._instance_normalize(x, 1e-5))
+        graph = fn.get_concrete_function(tf.TensorSpec(shape, tf.bfloat16)).graph
+        assert graph.outputs[0].dtype == tf.bfloat16
+        return {op.type for op in graph.get_operations()}
+
+    assert "FusedBatchNormV3" in op_types((2, 32, 32, 256))
+    assert "FusedBatchNormV3" not in op_types((2, 8, 8, 16))
+    # Unknown batch (a SavedModel's serving signature): the composed form.
+    assert "FusedBatchNormV3" not in op_types((None, 32, 32, 256))
 
 
 def test_asin_has_no_weights():

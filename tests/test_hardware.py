@@ -55,6 +55,7 @@ def test_auto_precision_follows_onednn_isa_cap(cap, expected):
         ({"DNNL_MAX_CPU_ISA": "AVX512_CORE"}, "AVX512_CORE"),  # oneDNN 1.x's name
         ({"ONEDNN_MAX_CPU_ISA": "ALL"}, None),
         ({"ONEDNN_MAX_CPU_ISA": "default"}, None),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX3"}, None),  # oneDNN ignores names it does not know
     ],
 )
 def test_onednn_isa_cap_reads_the_environment(monkeypatch, env, expected):

@@ -165,12 +165,14 @@ def main() -> None:
     parser.add_argument(
         "--max_cpu_isa",
         default="",
-        help="cap oneDNN at this instruction set (its ONEDNN_MAX_CPU_ISA names: AVX2, "
-        "AVX512_CORE, AVX512_CORE_BF16, ...) to time an older CPU's kernels; default: no cap",
+        type=str.upper,
+        choices=["", *hardware.ONEDNN_ISAS],
+        help="cap oneDNN at this instruction set (its ONEDNN_MAX_CPU_ISA names, e.g. AVX2) "
+        "to time an older CPU's kernels; default: no cap",
     )
     args = parser.parse_args()
     if args.max_cpu_isa:  # read by oneDNN at its first kernel, so before TensorFlow loads
-        os.environ["ONEDNN_MAX_CPU_ISA"] = args.max_cpu_isa.upper()
+        os.environ["ONEDNN_MAX_CPU_ISA"] = args.max_cpu_isa
 
     import tensorflow as tf
 

@@ -17,6 +17,24 @@ from __future__ import annotations
 import os
 
 PRECISIONS = ("auto", "none", "mixed_float16", "mixed_bfloat16")
+# oneDNN's names for ONEDNN_MAX_CPU_ISA (its "CPU Dispatcher Control" guide); it ignores others.
+ONEDNN_ISAS = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512_AMX_FP16",
+)
+_FROM_ENVIRONMENT = object()  # resolve_mixed_precision's default: read the variable
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
@@ -34,11 +52,12 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
 
 def onednn_isa_cap() -> str | None:
     """The highest instruction set oneDNN may use, as set by `ONEDNN_MAX_CPU_ISA` (or its older
-    name `DNNL_MAX_CPU_ISA`) in upper case, e.g. "AVX2"; None when unset or "ALL" / "DEFAULT"
-    (no cap). oneDNN reads the variable once, at its first kernel."""
+    name `DNNL_MAX_CPU_ISA`) in upper case, e.g. "AVX2"; None when unset, "ALL" / "DEFAULT"
+    or a name oneDNN does not know (it ignores those: no cap). oneDNN reads the variable
+    once, at its first kernel."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
     cap = cap.strip().upper()
-    return None if cap in ("", "ALL", "DEFAULT") else cap
+    return cap if cap in ONEDNN_ISAS else None
 
 
 def resolve_mixed_precision(
@@ -47,7 +66,7 @@ def resolve_mixed_precision(
     flags: set[str] | None = None,
     gpus: int | None = None,
     onednn: bool | None = None,
-    isa_cap: str | None = "environment",
+    isa_cap: str | None | object = _FROM_ENVIRONMENT,
 ):
     """The Keras policy name for `--mixed_precision=name`: "auto" becomes "mixed_bfloat16" on
     an AMX-bfloat16 CPU without a visible GPU with oneDNN's kernels on (the ones that use
@@ -74,10 +93,10 @@ def resolve_mixed_precision(
     flags = cpu_flags() if flags is None else flags
     if onednn is None:  # `import xplore_tf` sets it to 1 unless the user chose
         onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
-    if isa_cap == "environment":
+    if isa_cap is _FROM_ENVIRONMENT:
         isa_cap = onednn_isa_cap()
     amx = "amx_bf16" in flags and (isa_cap is None or "AMX" in isa_cap)
     return "mixed_bfloat16" if amx and onednn and not gpus else "float32"
 
 
-__all__ = ["PRECISIONS", "cpu_flags", "onednn_isa_cap", "resolve_mixed_precision"]
+__all__ = ["ONEDNN_ISAS", "PRECISIONS", "cpu_flags", "onednn_isa_cap", "resolve_mixed_precision"]

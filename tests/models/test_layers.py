@@ -116,6 +116,58 @@ def test_fused_and_composed_instance_norm_agree_with_gradients(monkeypatch):
             )
 
 
+def test_fused_and_composed_instance_norm_agree_in_bfloat16(monkeypatch):
+    # The case the fused path is for: bfloat16 maps, float32 statistics and affine.
+    import tensorflow as tf
+
+    x = tf.constant(rand(2, 8, 8, 32, scale=2.0, offset=1.5), tf.bfloat16)
+    dy = tf.constant(rand(2, 8, 8, 32, seed=5), tf.bfloat16)
+    gamma, beta = tf.constant(rand(2, 32, seed=1)), tf.constant(rand(2, 32, seed=2))
+    results = []
+    for threshold in (float("inf"), 0):
+        monkeypatch.setattr(layers_module, "FUSED_MIN_ELEMENTS", threshold)
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            y = layers_module._instance_normalize(x, 1e-5, gamma, beta)
+            loss = tf.reduce_sum(tf.cast(y * dy, tf.float32))
+        assert y.dtype == tf.bfloat16
+        results.append([y, *tape.gradient(loss, [x, gamma, beta])])
+    for composed, fused in zip(*results, strict=True):
+        composed, fused = (np.asarray(tf.cast(t, tf.float32)) for t in (composed, fused))
+        np.testing.assert_allclose(fused, composed, rtol=2e-2, atol=5e-2)
+
+
+def test_instance_norm_composed_where_the_fused_kernel_cannot_run(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setattr(layers_module, "FUSED_MIN_ELEMENTS", 0)
+    # An empty batch, and float64 (FusedBatchNormV3 takes float32 / bfloat16 / float16).
+    assert layers_module._instance_normalize(tf.zeros([0, 4, 4, 3]), 1e-5).shape == (0, 4, 4, 3)
+    x = rand(2, 5, 6, 3, scale=3.0).astype("float64")
+    y = layers_module._instance_normalize(tf.constant(x), 1e-5)
+    assert y.dtype == tf.float64
+    np.testing.assert_allclose(np.asarray(y), numpy_instance_norm(x), rtol=1e-6, atol=1e-6)
+    # A per-sample affine whose batch is unknown, or a batch above FUSED_MAX_BATCH.
+    fn = tf.function(lambda x, g: layers_module._instance_normalize(x, 1e-5, g, None))
+    for x_spec, g_spec in [
+        (tf.TensorSpec([2, 4, 4, 3]), tf.TensorSpec([None, 3])),
+        (tf.TensorSpec([layers_module.FUSED_MAX_BATCH + 1, 4, 4, 3]), tf.TensorSpec([3])),
+    ]:
+        graph = fn.get_concrete_function(x_spec, g_spec).graph
+        assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
+
+
+def test_instance_norm_affine_stays_float32_under_mixed_bfloat16(norm_kernel):
+    # gamma 1.004 is 1.0 in bfloat16 (its spacing at 1 is 2^-7): the output's spread shows
+    # which one the layer used.
+    x = rand(1, 64, 64, 16, scale=2.0)
+    layer = InstanceNormalization(dtype="mixed_bfloat16")
+    layer.build(x.shape)
+    layer.set_weights([np.full(16, 1.004, "float32"), np.zeros(16, "float32")])
+    y = np.asarray(layer(x)).astype("float32")
+    assert y.std() == pytest.approx(1.004, abs=5e-4)
+
+
 def test_instance_norm_uses_the_fused_kernel_from_paper_sizes():
     # FusedBatchNormV3 in the traced graph at 32x32x256 (paper128's residual maps), not at
     # the demo's 8x8x16; bfloat16 in, bfloat16 out either way.

@@ -57,9 +57,12 @@ def _check_affine(x_shape, gamma_shape, beta_shape, *, layer: str) -> None:
 
 
 # Per-sample maps at least this large (H * W * C elements) use the fused kernel: below it the
-# per-sample ops cost more than they save (measured: even at 32x32x16, 1.7x faster at
-# 64x64x32, 2x at 32x32x256 in bfloat16).
+# per-sample ops cost more than they save (forward + backward, bfloat16: even at 32x32x16 and
+# 64x64x16, 1.7x faster at 64x64x32, 1.96x at 32x32x256). Batches above FUSED_MAX_BATCH keep
+# the composed form: one fused op per sample would make their graphs large.
 FUSED_MIN_ELEMENTS = 65536
+FUSED_MAX_BATCH = 64
+_FUSED_DTYPES = ("float32", "bfloat16", "float16")  # what FusedBatchNormV3 takes
 
 
 def _instance_normalize(x, epsilon: float, gamma=None, beta=None):
@@ -69,24 +72,38 @@ def _instance_normalize(x, epsilon: float, gamma=None, beta=None):
     sample). The variance is the biased (population) one, as in PyTorch's InstanceNorm2d and
     the StarGAN/MUNIT reference code. Returns x's dtype; statistics are float32.
 
-    With the TensorFlow backend, a known batch size and per-sample maps of at least
-    FUSED_MIN_ELEMENTS, each sample goes through TensorFlow's fused batch-norm kernel
-    (`FusedBatchNormV3` in training mode on a [1, H, W, C] slice is instance norm of that
-    sample; it takes bfloat16 / float16 x with float32 statistics itself, and its gradient
-    is one fused kernel too). Otherwise it is composed from `keras.ops`. The two agree to
-    float rounding (tests/models/test_layers.py); issue 12's profile of the paper128 G step
-    had the composed form's element-wise ops and casts at ~25 % of its time, and the fused
-    one runs forward + backward 2-2.4x faster at the paper's map sizes in bfloat16.
+    With the TensorFlow backend, a known batch size of 1 to FUSED_MAX_BATCH, per-sample maps
+    of at least FUSED_MIN_ELEMENTS and a float32 / bfloat16 / float16 x, each sample goes
+    through TensorFlow's fused batch-norm kernel (`FusedBatchNormV3` in training mode on a
+    [1, H, W, C] slice is instance norm of that sample; it takes bfloat16 / float16 x with
+    float32 statistics itself, and its gradient is one fused kernel too). Otherwise it is
+    composed from `keras.ops`. The two agree to float rounding (tests/models/test_layers.py).
+    Why: in a profile of the paper128 G step in bfloat16 (issue 12), the composed form's
+    element-wise ops and casts took ~25 % of the step's time; forward + backward of one norm
+    at 32x32x256, batch 8, takes 15.5 ms composed and 7.9 ms fused.
     """
     shape = _as_shape(x.shape)
     if (
         keras.backend.backend() == "tensorflow"
-        and shape[0] is not None
-        and None not in shape[1:]
+        and None not in shape
+        and 1 <= shape[0] <= FUSED_MAX_BATCH
         and math.prod(shape[1:]) >= FUSED_MIN_ELEMENTS
+        and keras.backend.standardize_dtype(x.dtype) in _FUSED_DTYPES
+        and all(_affine_rows(v) in (None, 1, shape[0]) for v in (gamma, beta))
     ):
         return _fused_instance_normalize(x, epsilon, gamma, beta)
     return ops.cast(_composed_instance_normalize(x, epsilon, gamma, beta), x.dtype)
+
+
+def _affine_rows(v):
+    """Rows of an affine parameter: None for none, 1 for a shared [C] one, N for [N, C] (-1
+    when that N is unknown)."""
+    if v is None:
+        return None
+    shape = _as_shape(v.shape)
+    if len(shape) == 1:
+        return 1
+    return -1 if shape[0] is None else shape[0]
 
 
 def _fused_instance_normalize(x, epsilon: float, gamma=None, beta=None):
@@ -171,9 +188,15 @@ class InstanceNormalization(keras.layers.Layer):
         shape = _check_feature_map(input_shape, layer=self.name)
         channels = shape[-1]
         if self.scale:
-            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+            # autocast=False, as Keras' own normalisation layers: under a mixed policy the
+            # affine stays float32 instead of being rounded to bfloat16 in the forward pass.
+            self.gamma = self.add_weight(
+                shape=(channels,), initializer="ones", name="gamma", autocast=False
+            )
         if self.center:
-            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+            self.beta = self.add_weight(
+                shape=(channels,), initializer="zeros", name="beta", autocast=False
+            )
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
 
     def call(self, inputs):

@@ -90,6 +90,24 @@ def test_asin_matches_hand_computed_instance_norm(norm_kernel):
     np.testing.assert_allclose(y[1, ..., 0], 2.0, atol=1e-6)
 
 
+def _both_paths(monkeypatch, x, dy, gamma, beta):
+    """[(composed, fused)] pairs of the output and the gradients of x, gamma, beta of
+    sum(y * dy), as float32 numpy arrays."""
+    import tensorflow as tf
+
+    results = []
+    for threshold in (float("inf"), 0):
+        monkeypatch.setattr(layers_module, "FUSED_MIN_ELEMENTS", threshold)
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            y = layers_module._instance_normalize(x, 1e-5, gamma, beta)
+            loss = tf.reduce_sum(tf.cast(y * dy, tf.float32))
+        assert y.dtype == x.dtype
+        grads = tape.gradient(loss, [x, gamma, beta])
+        results.append([np.asarray(tf.cast(t, tf.float32)) for t in (y, *grads)])
+    return list(zip(*results, strict=True))
+
+
 def test_fused_and_composed_instance_norm_agree_with_gradients(monkeypatch):
     # ASIN's per-sample affine and InstanceNormalization's shared one, float32: values and
     # the gradients of x, gamma and beta (dy random, so every term of the backward counts).
@@ -101,19 +119,10 @@ def test_fused_and_composed_instance_norm_agree_with_gradients(monkeypatch):
         (rand(3, 4, seed=1), rand(3, 4, seed=2)),  # per sample [N, C]
         (rand(4, seed=3), rand(4, seed=4)),  # shared [C]
     ]:
-        gamma, beta = tf.constant(gamma), tf.constant(beta)
-        results = []
-        for threshold in (float("inf"), 0):
-            monkeypatch.setattr(layers_module, "FUSED_MIN_ELEMENTS", threshold)
-            with tf.GradientTape() as tape:
-                tape.watch([x, gamma, beta])
-                y = layers_module._instance_normalize(x, 1e-5, gamma, beta)
-                loss = tf.reduce_sum(y * dy)
-            results.append([y, *tape.gradient(loss, [x, gamma, beta])])
-        for composed, fused in zip(*results, strict=True):
-            np.testing.assert_allclose(
-                np.asarray(fused), np.asarray(composed), rtol=1e-4, atol=1e-4
-            )
+        for composed, fused in _both_paths(
+            monkeypatch, x, dy, tf.constant(gamma), tf.constant(beta)
+        ):
+            np.testing.assert_allclose(fused, composed, rtol=1e-4, atol=1e-4)
 
 
 def test_fused_and_composed_instance_norm_agree_in_bfloat16(monkeypatch):
@@ -123,17 +132,7 @@ def test_fused_and_composed_instance_norm_agree_in_bfloat16(monkeypatch):
     x = tf.constant(rand(2, 8, 8, 32, scale=2.0, offset=1.5), tf.bfloat16)
     dy = tf.constant(rand(2, 8, 8, 32, seed=5), tf.bfloat16)
     gamma, beta = tf.constant(rand(2, 32, seed=1)), tf.constant(rand(2, 32, seed=2))
-    results = []
-    for threshold in (float("inf"), 0):
-        monkeypatch.setattr(layers_module, "FUSED_MIN_ELEMENTS", threshold)
-        with tf.GradientTape() as tape:
-            tape.watch([x, gamma, beta])
-            y = layers_module._instance_normalize(x, 1e-5, gamma, beta)
-            loss = tf.reduce_sum(tf.cast(y * dy, tf.float32))
-        assert y.dtype == tf.bfloat16
-        results.append([y, *tape.gradient(loss, [x, gamma, beta])])
-    for composed, fused in zip(*results, strict=True):
-        composed, fused = (np.asarray(tf.cast(t, tf.float32)) for t in (composed, fused))
+    for composed, fused in _both_paths(monkeypatch, x, dy, gamma, beta):
         np.testing.assert_allclose(fused, composed, rtol=2e-2, atol=5e-2)
 
 

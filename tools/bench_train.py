@@ -92,33 +92,45 @@ def graph_flops(concrete_function) -> int:
     )
 
 
+def conv_reference_step():
+    """The reference kernel's work as one traced call: `step(x, w)` runs a 3x3 "SAME" conv
+    y = conv2d(x, w) forward and returns the gradients [dL/dx, dL/dw] of L = sum(y**2) / 2.
+
+    dL/dy = y, so both backward passes consume the forward's output. With L = sum(y) (this
+    bench before stop 28) dL/dy was all ones, the forward conv was dead code that TensorFlow
+    pruned, and the "peak" timed 2 passes while counting 3: 1.3-1.5x too high."""
+    import tensorflow as tf
+
+    @tf.function
+    def step(x, w):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = tf.nn.conv2d(x, w, 1, "SAME")
+            loss = 0.5 * tf.reduce_sum(tf.square(tf.cast(y, tf.float32)))
+        return tape.gradient(loss, [x, w])
+
+    return step
+
+
 def conv_peak_flops(*, repeats: int = 10, dtype: str = "float32", batch: int = 16) -> float:
     """FLOP/s of a 3x3 conv 256->256 at 32x32, batch 16, forward + input and filter gradients
-    (2 * 3 passes * N*H*W*Cin*Cout*9 FLOPs): the machine's attainable conv rate in TensorFlow,
-    in `dtype` (the compute dtype of the step it is compared with: bfloat16 under
-    mixed_bfloat16, which runs on AMX / AVX512_BF16 units where the CPU has them).
-    `batch` times the same conv at another batch size (the model's: see main)."""
+    (2 * 3 passes * N*H*W*Cin*Cout*9 FLOPs, `conv_reference_step`): the machine's attainable
+    conv rate in TensorFlow, in `dtype` (the compute dtype of the step it is compared with:
+    bfloat16 under mixed_bfloat16, which runs on AMX / AVX512_BF16 units where the CPU has
+    them). `batch` times the same conv at another batch size (the model's: see main)."""
     import tensorflow as tf
 
     n, hw, c = batch, 32, 256
     x = tf.cast(tf.random.normal([n, hw, hw, c]), dtype)
-    w = tf.Variable(tf.cast(tf.random.normal([3, 3, c, c]) * 0.05, dtype))
-
-    @tf.function
-    def step(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = tf.nn.conv2d(x, w, 1, "SAME")
-            loss = tf.reduce_sum(y)
-        return tape.gradient(loss, [x, w])
-
+    w = tf.cast(tf.random.normal([3, 3, c, c]) * 0.05, dtype)
+    step = conv_reference_step()
     for _ in range(3):
-        step(x)
+        step(x, w)
     rounds = []  # the best of 3 rounds: a peak, and this VM's speed varies between seconds
     for _ in range(3):
         start = time.perf_counter()
         for _ in range(repeats):
-            gx, gw = step(x)
+            gx, gw = step(x, w)
         float(gw[0, 0, 0, 0])  # wait for the work
         rounds.append((time.perf_counter() - start) / repeats)
     return 3 * 2 * n * hw * hw * c * c * 9 / min(rounds)

@@ -95,7 +95,8 @@ def test_config_round_trip_and_save_load(tmp_path):
         (2, 8, 20, 2, 1, "valid", True),  # out_cls: kernel = map
         (7, 3, 200, 4, 3, "same", True),  # odd padding (1 before, 2 after), 3x3 positions
         (5, 3, 300, 3, 2, "valid", True),
-        (8, 4, 32, 4, 2, "same", False),  # 16 positions * 16 > 32 filters: plain Conv2D
+        (8, 4, 64, 4, 2, "same", True),  # 16 positions * 4 <= 64 filters
+        (8, 4, 60, 4, 2, "same", False),  # 16 positions * 4 > 60 filters: plain Conv2D
     ],
 )
 def test_patch_matmul_conv_equals_conv2d_with_the_double_backward(
@@ -129,11 +130,11 @@ def test_patch_matmul_conv_equals_conv2d_with_the_double_backward(
 
 def test_weight_bound_tail_runs_as_matmul_with_conv2d_variables():
     """The paper's D at 128 px (2048 filters on 2x2) and the demo's at 32 px use the matrix
-    product for the layers whose output map has <= filters/16 positions; the variables keep
+    product for the layers whose output map has <= filters/4 positions; the variables keep
     Conv2D's paths, so checkpoints from before the change load."""
     for size, width, num_down, k, expected in [
-        (128, 64, 6, 100, [False] * 4 + [True, True, False, True]),
-        (32, 16, 4, 20, [False] * 3 + [True, False, True]),
+        (128, 64, 6, 100, [False] * 3 + [True, True, True, False, True]),
+        (32, 16, 4, 20, [False] * 2 + [True, True, False, True]),
     ]:
         d = Discriminator(size, k, base_channels=width, num_down=num_down)
         d.build((None, size, size, 3))

@@ -12,7 +12,7 @@ def test_prints_both_forms_for_every_demo_d_layer(capsys):
     rows = [line.split() for line in lines[2:]]
     # 32 px: StarGAN's 4 downsamplings (16 -> 128 filters, last map 2x2), then the two heads
     assert [r[0] for r in rows] == ["down0", "down1", "down2", "down3", "out_src", "out_cls"]
-    assert [r[-1] for r in rows] == ["Conv2D"] * 3 + ["matmul", "Conv2D", "matmul"]
+    assert [r[-1] for r in rows] == ["Conv2D"] * 2 + ["matmul", "matmul", "Conv2D", "matmul"]
     assert all(
         float(r[3].removesuffix("ms")) > 0 and float(r[4].removesuffix("ms")) > 0 for r in rows
     )

@@ -15,6 +15,7 @@ float rounding, several times faster on CPUs (issue 12).
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from xplore_tf.models.layers import build_once
@@ -26,20 +27,21 @@ _PACKAGE = "xplore_tf"
 class PatchMatmulConv2D(keras.layers.Conv2D):
     """`keras.layers.Conv2D` computed as a matrix product when the output map is small.
 
-    When the output map has at most `filters / 16` positions (h_out * w_out), the layer
-    gathers each output position's receptive field with slices (im2col: a patch matrix
-    [N * h_out * w_out, k * k * C_in]) and multiplies it with the kernel reshaped to
-    [k * k * C_in, filters]. That is the convolution's own arithmetic, summed in another
-    order, so the result equals `Conv2D`'s up to float rounding (tested). Otherwise it is
-    plain `Conv2D`. Variables, their names and the config are `Conv2D`'s, so checkpoints of
-    either load into the other.
+    When the output map has at most `filters / 4` positions (h_out * w_out), the layer
+    gathers each output position's receptive field (im2col: a patch matrix
+    [N * h_out * w_out, k * k * C_in], one `take` from the flattened padded map) and
+    multiplies it with the kernel reshaped to [k * k * C_in, filters]. That is the
+    convolution's own arithmetic, summed in another order, so the result equals `Conv2D`'s
+    up to float rounding (tested). Otherwise it is plain `Conv2D`. Variables, their names and
+    the config are `Conv2D`'s, so checkpoints of either load into the other.
 
     Why: such layers (a few positions, many weights: StarGAN's 1024 -> 2048 conv on a 4x4
     map at 128 px) are weight-bound, and oneDNN's and Eigen's convolution kernels handle them
-    badly: at 128 px, forward + WGAN-GP's double backward of those layers ran 3-10x slower
-    than the matrix product in bfloat16 and 1.5-4.9x in float32, while the matrix product
-    lost on the maps with more positions (`python -m tools.bench_d_layers`), hence the
-    filters/16 rule. Channels-last and undilated only (ValueError at build time otherwise).
+    badly. `python -m tools.bench_d_layers` times forward + WGAN-GP's double backward of
+    each layer of the paper's D at 128 px both ways: the matrix product wins on every layer
+    the filters/4 rule picks (bfloat16 1.7x at 16x16x256 -> 512 up to 11x at 4x4x1024 ->
+    2048; float32 and oneDNN capped at AVX2 1.0-5.3x) and loses on the larger maps before
+    them (0.5-0.9x). Channels-last and undilated only (ValueError at build time otherwise).
     """
 
     def build(self, input_shape):
@@ -47,7 +49,7 @@ class PatchMatmulConv2D(keras.layers.Conv2D):
         if self.data_format != "channels_last" or tuple(self.dilation_rate) != (1, 1):
             raise ValueError(f"{self.name}: only channels_last and dilation 1 are supported.")
         _, h_out, w_out, _ = self.compute_output_shape(input_shape)
-        self.as_matmul = h_out * w_out * 16 <= self.filters
+        self.as_matmul = h_out * w_out * 4 <= self.filters
 
     def convolution_op(self, inputs, kernel):
         if not self.as_matmul:
@@ -61,14 +63,20 @@ class PatchMatmulConv2D(keras.layers.Conv2D):
             inputs = ops.pad(
                 inputs, [[0, 0], [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]]
             )
-        patches = ops.stack(
-            [
-                inputs[:, i * sh : i * sh + kh, j * sw : j * sw + kw, :]
-                for i in range(h_out)
-                for j in range(w_out)
-            ],
-            axis=1,
-        )  # [N, h_out * w_out, kh, kw, C]: row-major positions, HWC like the kernel
+        _, hp, wp, c = inputs.shape
+        # One gather of each output position's receptive field from the flattened padded map:
+        # its gradient is one scatter-add, where per-position slices cost one full-size
+        # StridedSliceGrad each plus their sum (1.5x slower at 8x8x512 -> 1024 in bfloat16).
+        index = [
+            (i * sh + a) * wp + j * sw + b
+            for i in range(h_out)
+            for j in range(w_out)
+            for a in range(kh)
+            for b in range(kw)
+        ]  # row-major positions, then the kernel's own HW order
+        patches = ops.take(
+            ops.reshape(inputs, (-1, hp * wp, c)), np.array(index, np.int32), axis=1
+        )  # [N, h_out * w_out * kh * kw, C]
         outputs = ops.matmul(
             ops.reshape(patches, (-1, kh * kw * c)), ops.reshape(kernel, (kh * kw * c, -1))
         )

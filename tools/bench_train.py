@@ -98,7 +98,7 @@ def conv_reference_step():
 
     dL/dy = y, so both backward passes consume the forward's output. With L = sum(y) (this
     bench before stop 28) dL/dy was all ones, the forward conv was dead code that TensorFlow
-    pruned, and the "peak" timed 2 passes while counting 3: 1.3-1.5x too high."""
+    pruned, and the "peak" timed 2 passes while counting 3: 1.3-1.65x too high."""
     import tensorflow as tf
 
     @tf.function

@@ -63,7 +63,7 @@ class PatchMatmulConv2D(keras.layers.Conv2D):
             inputs = ops.pad(
                 inputs, [[0, 0], [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]]
             )
-        _, hp, wp, c = inputs.shape
+        _, hp, wp, _ = inputs.shape
         # One gather of each output position's receptive field from the flattened padded map:
         # its gradient is one scatter-add, where per-position slices cost one full-size
         # StridedSliceGrad each plus their sum (1.5x slower at 8x8x512 -> 1024 in bfloat16).

@@ -265,6 +265,47 @@ def test_lazy_gradient_penalty_on_every_nth_d_step_weighted_n_times(tmp_path):
     assert paper._d_step_without_penalty is None  # gp_every 1: one D step function
 
 
+@pytest.mark.parametrize("lambda_self", [0.0, 10.0], ids=["paper", "self"])
+def test_shared_g_forward_is_the_d_then_g_update_on_one_fake(tmp_path, lambda_self):
+    # --share_g_forward runs an iteration's D and G updates on one G(x, s_t). The plain D step
+    # then G step compute the same once G's random and power-iteration state is put back
+    # between the two, so the G step's forward repeats the D step's (the noise scales start
+    # at 0: the D step's fake does not depend on which noise it drew).
+    import tensorflow as tf
+
+    train = {"n_critic": 1, "lambda_self": lambda_self, "mixed_precision": "none"}
+    shared, batch, _ = _blend_trainer(tmp_path / "shared", 0.0, share_g_forward=True, **train)
+    plain, _, _ = _blend_trainer(tmp_path / "plain", 0.0, **train)
+    assert shared.step_functions(0) == [shared._dg_step]
+    assert plain.step_functions(0) == [plain._d_step, plain._g_step]
+    for model in ("generator", "discriminator"):
+        for a, b in zip(
+            getattr(shared, model).variables, getattr(plain, model).variables, strict=True
+        ):
+            b.assign(a)
+    rng = np.random.default_rng(2)
+    batch = {k: tf.constant(v[:4]) for k, v in batch.items()}
+    batch["image"] = tf.constant(rng.uniform(-1, 1, (4, 16, 16, 3)).astype("float32"))
+
+    fused = shared.reduce(shared._dg_step(batch))
+    g_state = [(v, v.numpy()) for v in plain.generator.variables if not v.trainable]
+    separate = plain.reduce(plain._d_step(batch))
+    for v, value in g_state:
+        v.assign(value)
+    separate.update(plain.reduce(plain._g_step(batch)))
+
+    assert fused.keys() == separate.keys()
+    for key in fused:
+        assert fused[key] == pytest.approx(separate[key], rel=1e-4, abs=1e-6), key
+    for model in ("generator", "discriminator"):
+        for a, b in zip(
+            getattr(shared, model).variables, getattr(plain, model).variables, strict=True
+        ):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
+    # One update each.
+    assert shared.d_optimizer.iterations.numpy() == shared.g_optimizer.iterations.numpy() == 1
+
+
 TINY_SIZES = ("image_size", "g_channels", "g_res_blocks", "mlp_hidden", "d_channels", "d_num_down")
 
 

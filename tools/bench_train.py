@@ -175,6 +175,11 @@ def main() -> None:
         help="gradient penalty every N-th D step, as the trainer's flag (1 = paper)",
     )
     parser.add_argument(
+        "--share_g_forward",
+        action="store_true",
+        help="one G(x, s_t) for an iteration's D and G steps, as the trainer's flag",
+    )
+    parser.add_argument(
         "--max_cpu_isa",
         default="",
         type=str.upper,
@@ -212,6 +217,7 @@ def main() -> None:
             batch_size=p["batch_size"],
             n_critic=args.n_critic or p.get("n_critic", 5),
             gp_every=args.gp_every,
+            share_g_forward=args.share_g_forward,
             lambda_self=p.get("lambda_self", 0.0),
             lambda_mask=0.01 if output_mode == "masked" else 0.0,
             mixed_precision=args.mixed_precision,
@@ -273,11 +279,14 @@ def main() -> None:
             f"D step {d_seconds:.3f} s, G step + EMA {g_seconds:.3f} s (medians): "
             f"D + G/{n_critic} = {d_seconds + g_seconds / n_critic:.3f} s/iteration"
         )
-    d_flops = graph_flops(trainer._d_step.get_concrete_function(batch))
-    if gp_every > 1:  # one D step in gp_every has the penalty
-        without = graph_flops(trainer._d_step_without_penalty.get_concrete_function(batch))
-        d_flops = (d_flops + (gp_every - 1) * without) / gp_every
-    flops = d_flops + graph_flops(trainer._g_step.get_concrete_function(batch)) / n_critic
+    # The mean over one cycle of each iteration's FLOPs, counted from the graphs it runs.
+    counted = {}
+    for step in range(cycle):
+        for step_fn in trainer.step_functions(step):
+            if id(step_fn) not in counted:
+                counted[id(step_fn)] = graph_flops(step_fn.get_concrete_function(batch))
+    runs = [id(f) for step in range(cycle) for f in trainer.step_functions(step)]
+    flops = sum(counted[i] for i in runs) / cycle
     achieved = flops * n / seconds
     compute_dtype = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
         trainer.precision, "float32"

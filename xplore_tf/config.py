@@ -128,6 +128,7 @@ class TrainConfig:
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     gp_every: int = 1  # gradient penalty on every N-th D step only, weighted N x; 1 = paper
+    share_g_forward: bool = False  # one G(x, s_t) for an iteration's D and G steps
     lambda_lat: float = 10.0
     lambda_self: float = 0.0  # |x - G(x, s_own)|_1 (FUNIT/TUNIT); 0 = off (paper)
     lambda_mask: float = 0.0  # weight of the mask regulariser (output_mode="masked")

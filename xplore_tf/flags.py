@@ -362,6 +362,14 @@ flags.DEFINE_integer(
     "through D). 1 = every D step (paper).",
     lower_bound=1,
 )
+flags.DEFINE_bool(
+    "share_g_forward",
+    False,
+    "On the iterations with a G step (every --n_critic-th), compute G(x, s_t) once for both "
+    "the D and the G update instead of once each (one G forward pass fewer per G step; the "
+    "D update's fake then has the G update's decoder noise). Off = paper (StarGAN computes "
+    "it twice).",
+)
 flags.DEFINE_float("lambda_lat", 10.0, "Weight of the L2 latent loss on h(x) vs h(G(x)) (10).")
 flags.DEFINE_float(
     "lambda_self",
@@ -904,6 +912,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             lambda_rec=f.lambda_rec,
             lambda_gp=f.lambda_gp,
             gp_every=f.gp_every,
+            share_g_forward=f.share_g_forward,
             lambda_lat=f.lambda_lat,
             lambda_self=f.lambda_self,
             lambda_mask=f.lambda_mask,

@@ -183,14 +183,20 @@ class Trainer:
             )
         self.centroids = tf.constant(stats.centroids, tf.float32)
         self.stds = tf.constant(stats.stds, tf.float32)
-        self._d_step = tf.function(self._distributed(self._d_replica_step))
-        # --gp_every > 1: the D steps between two penalties skip it (traced separately).
+        # The step functions, each traced once: with --gp_every > 1 the D steps between two
+        # penalties skip it; with --share_g_forward the iterations that have a G step run
+        # it fused with their D step.
+        self._d_step = self._step_function(self._d_replica_step)
         self._d_step_without_penalty = (
-            tf.function(self._distributed(functools.partial(self._d_replica_step, penalty=False)))
-            if t.gp_every > 1
+            self._step_function(self._d_replica_step, penalty=False) if t.gp_every > 1 else None
+        )
+        self._g_step = self._step_function(self._g_replica_step)
+        self._dg_step = self._step_function(self._dg_replica_step) if t.share_g_forward else None
+        self._dg_step_without_penalty = (
+            self._step_function(self._dg_replica_step, penalty=False)
+            if t.share_g_forward and t.gp_every > 1
             else None
         )
-        self._g_step = tf.function(self._distributed(self._g_replica_step))
         self._ema_update = tf.function(self._ema_cross_replica)
 
     def _optimizer(self, lr: float, name: str):
@@ -274,26 +280,32 @@ class Trainer:
             condition = tf.where(chosen[:, None], beyond, condition)
         return condition, labels
 
-    def _distributed(self, replica_fn):
-        def run(batch):
-            return self.strategy.run(replica_fn, args=(batch,))
+    def _step_function(self, replica_fn, **kwargs):
+        """tf.function(batch -> per-replica scalars) running replica_fn(batch, **kwargs)."""
+        import tensorflow as tf
 
-        return run
+        def run(batch):
+            return self.strategy.run(functools.partial(replica_fn, **kwargs), args=(batch,))
+
+        return tf.function(run)
 
     def _scaled(self, optimizer, loss):
         return optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
 
-    def _d_replica_step(self, batch, penalty: bool = True):
+    def _d_replica_step(self, batch, penalty: bool = True, fake=None):
         """One D update. With penalty=False (--gp_every's steps in between), no gradient
         penalty; on the steps with one it weighs lambda_gp * gp_every (StyleGAN2, Karras et
-        al. 2020, section 3.1: lazy regularisation keeps its mean weight)."""
+        al. 2020, section 3.1: lazy regularisation keeps its mean weight). fake: G(x, s_t)
+        [N,S,S,3] when the caller has it (`_dg_replica_step`), else computed here."""
         import tensorflow as tf
 
         t = self.config.train
         x, c = batch["image"], batch["cluster"]
-        cond_t, _ = self.target(batch)
-        # G runs without a tape: D's update never needs G's gradients (DESIGN.md §4).
-        fake = tf.stop_gradient(self.generator((x, cond_t), training=True))
+        if fake is None:
+            cond_t, _ = self.target(batch)
+            # G runs without a tape: D's update never needs G's gradients (DESIGN.md §4).
+            fake = self.generator((x, cond_t), training=True)
+        fake = tf.stop_gradient(fake)
         # The gradient penalty's interpolation weight, one per sample.
         alpha = self._sample_uniforms(batch["position"], stream=2, shape=[])
         alpha = tf.reshape(alpha, [-1, 1, 1, 1])
@@ -332,20 +344,24 @@ class Trainer:
         self.d_optimizer.apply_gradients(zip(grads, variables, strict=True))
         return {**terms, "D/total": total}
 
-    def _g_replica_step(self, batch):
-        import tensorflow as tf
+    def _g_forward(self, batch, cond_t):
+        """G(x, s_t) and, when --lambda_self weighs it, G(x, s_c): (translated, own or None)."""
+        x = batch["image"]
+        if self.config.train.lambda_self:
+            # Self-reconstruction G(x, s_c) ≈ x (FUNIT/TUNIT), only when weighted: it shares
+            # the encoder pass and the decoder batch of G(x, s_t).
+            cond_c = self.condition(batch["cluster"])
+            return self.generator.forward_each(x, [cond_t, cond_c], training=True)
+        return self.generator.forward(x, cond_t, training=True), None
 
+    def _g_update(self, tape, batch, target_labels, translated, own):
+        """The rest of G's loss after its forward pass, recorded on `tape`, and G's update."""
         t = self.config.train
-        x, c = batch["image"], batch["cluster"]
-        (cond_t, target_labels), cond_c = self.target(batch), self.condition(c)
-        with tf.GradientTape() as tape:
-            if t.lambda_self:
-                # Self-reconstruction G(x, s_c) ≈ x (FUNIT/TUNIT), only when weighted: it
-                # shares the encoder pass and the decoder batch of G(x, s_t).
-                translated, own = self.generator.forward_each(x, [cond_t, cond_c], training=True)
-            else:
-                translated, own = self.generator.forward(x, cond_t, training=True), None
-            cycled = self.generator.forward(translated.images, cond_c, training=True)
+        x = batch["image"]
+        with tape:
+            cycled = self.generator.forward(
+                translated.images, self.condition(batch["cluster"]), training=True
+            )
             masks = [o.mask for o in (translated, cycled, own) if o and o.mask is not None]
             fake_src, fake_cls = self.discriminator(translated.images, training=True)
             total, terms = losses_lib.generator_loss(
@@ -371,6 +387,33 @@ class Trainer:
         grads = tape.gradient(scaled, variables)
         self.g_optimizer.apply_gradients(zip(grads, variables, strict=True))
         return {**terms, "G/total": total}
+
+    def _g_replica_step(self, batch):
+        """One G update (paper §2.4: adversarial, classification, cycle and latent losses)."""
+        import tensorflow as tf
+
+        cond_t, target_labels = self.target(batch)
+        with tf.GradientTape() as tape:
+            translated, own = self._g_forward(batch, cond_t)
+        return self._g_update(tape, batch, target_labels, translated, own)
+
+    def _dg_replica_step(self, batch, penalty: bool = True):
+        """A D update then a G update that share one G(x, s_t) (--share_g_forward).
+
+        The same updates in the same order as `_d_replica_step` then `_g_replica_step`, but
+        G's forward pass runs once, on G's tape, and D's update uses its output. The D step's
+        fake then has the G step's decoder noise, and G's spectral-norm power iteration
+        advances once instead of twice. D's update is not recorded on G's tape, and G's loss
+        reads D's variables after the update (tf.function orders a resource's reads after
+        its earlier writes).
+        """
+        import tensorflow as tf
+
+        cond_t, target_labels = self.target(batch)
+        with tf.GradientTape() as tape:
+            translated, own = self._g_forward(batch, cond_t)
+        d_terms = self._d_replica_step(batch, penalty, fake=translated.images)
+        return {**d_terms, **self._g_update(tape, batch, target_labels, translated, own)}
 
     def _ema_cross_replica(self):
         import tensorflow as tf
@@ -410,12 +453,22 @@ class Trainer:
     def train_step(self, step: int, batch) -> dict:
         """One iteration: a D step, and a G step + EMA update every n_critic iterations."""
         self.set_learning_rates(step)
-        lazy = self._d_step_without_penalty is not None and step % self.config.train.gp_every
-        scalars = self.reduce((self._d_step_without_penalty if lazy else self._d_step)(batch))
+        scalars = {}
+        for step_fn in self.step_functions(step):
+            scalars.update(self.reduce(step_fn(batch)))
         if (step + 1) % self.config.train.n_critic == 0:
-            scalars.update(self.reduce(self._g_step(batch)))
             self._ema_update()
         return scalars
+
+    def step_functions(self, step: int) -> list:
+        """The tf.functions iteration `step` runs, in order (each takes the batch)."""
+        t = self.config.train
+        lazy = t.gp_every > 1 and step % t.gp_every
+        if (step + 1) % t.n_critic:
+            return [self._d_step_without_penalty if lazy else self._d_step]
+        if self._dg_step is not None:
+            return [self._dg_step_without_penalty if lazy else self._dg_step]
+        return [self._d_step_without_penalty if lazy else self._d_step, self._g_step]
 
     # ------------------------------------------------------------------ samples
     def translate(

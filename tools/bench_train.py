@@ -254,7 +254,7 @@ def main() -> None:
     for step in range(args.warmup, args.warmup + n):
         start = time.perf_counter()
         trainer.train_step(step, batch)  # returns host floats: the step has finished
-        (with_g if (step + 1) % n_critic == 0 else d_only).append(time.perf_counter() - start)
+        (with_g if trainer.has_g_step(step) else d_only).append(time.perf_counter() - start)
     seconds = sum(d_only) + sum(with_g)
     d_seconds = float(np.median(d_only)) if d_only else None
     g_seconds = float(np.median(with_g)) - d_seconds if d_only else None
@@ -276,7 +276,8 @@ def main() -> None:
     )
     if d_only:
         print(
-            f"D step {d_seconds:.3f} s, G step + EMA {g_seconds:.3f} s (medians): "
+            f"D step {d_seconds:.3f} s, G step + EMA {g_seconds:.3f} s"
+            f"{' (less the shared G forward)' if args.share_g_forward else ''} (medians): "
             f"D + G/{n_critic} = {d_seconds + g_seconds / n_critic:.3f} s/iteration"
         )
     # The mean over one cycle of each iteration's FLOPs, counted from the graphs it runs.

@@ -3,7 +3,7 @@
 An explicit `tf.distribute` loop: models, optimizers and checkpoint restore live in the
 strategy scope; each iteration runs one discriminator step (G without a tape: its output is
 a constant for D) and, every `n_critic` iterations, one generator step followed by the EMA
-update of G. Per-replica losses are scaled by the *global* batch size so summed replica
+update of G (with `--share_g_forward`, those two steps share one G forward pass). Per-replica losses are scaled by the *global* batch size so summed replica
 gradients equal the global-batch gradient.
 
 Everything random is a function of (seed, step or sample position), and the checkpoint
@@ -303,7 +303,7 @@ class Trainer:
         x, c = batch["image"], batch["cluster"]
         if fake is None:
             cond_t, _ = self.target(batch)
-            # G runs without a tape: D's update never needs G's gradients (DESIGN.md §4).
+            # G runs without a tape: D's update never needs G's gradients.
             fake = self.generator((x, cond_t), training=True)
         fake = tf.stop_gradient(fake)
         # The gradient penalty's interpolation weight, one per sample.
@@ -344,24 +344,25 @@ class Trainer:
         self.d_optimizer.apply_gradients(zip(grads, variables, strict=True))
         return {**terms, "D/total": total}
 
-    def _g_forward(self, batch, cond_t):
+    def _g_conditions(self, batch):
+        """A G update's (s_t, classification target, s_c): see `target`."""
+        cond_t, target_labels = self.target(batch)
+        return cond_t, target_labels, self.condition(batch["cluster"])
+
+    def _g_forward(self, x, cond_t, cond_c):
         """G(x, s_t) and, when --lambda_self weighs it, G(x, s_c): (translated, own or None)."""
-        x = batch["image"]
         if self.config.train.lambda_self:
             # Self-reconstruction G(x, s_c) ≈ x (FUNIT/TUNIT), only when weighted: it shares
             # the encoder pass and the decoder batch of G(x, s_t).
-            cond_c = self.condition(batch["cluster"])
             return self.generator.forward_each(x, [cond_t, cond_c], training=True)
         return self.generator.forward(x, cond_t, training=True), None
 
-    def _g_update(self, tape, batch, target_labels, translated, own):
+    def _g_update(self, tape, batch, cond_c, target_labels, translated, own):
         """The rest of G's loss after its forward pass, recorded on `tape`, and G's update."""
         t = self.config.train
         x = batch["image"]
         with tape:
-            cycled = self.generator.forward(
-                translated.images, self.condition(batch["cluster"]), training=True
-            )
+            cycled = self.generator.forward(translated.images, cond_c, training=True)
             masks = [o.mask for o in (translated, cycled, own) if o and o.mask is not None]
             fake_src, fake_cls = self.discriminator(translated.images, training=True)
             total, terms = losses_lib.generator_loss(
@@ -392,28 +393,31 @@ class Trainer:
         """One G update (paper §2.4: adversarial, classification, cycle and latent losses)."""
         import tensorflow as tf
 
-        cond_t, target_labels = self.target(batch)
+        cond_t, target_labels, cond_c = self._g_conditions(batch)
         with tf.GradientTape() as tape:
-            translated, own = self._g_forward(batch, cond_t)
-        return self._g_update(tape, batch, target_labels, translated, own)
+            translated, own = self._g_forward(batch["image"], cond_t, cond_c)
+        return self._g_update(tape, batch, cond_c, target_labels, translated, own)
 
     def _dg_replica_step(self, batch, penalty: bool = True):
         """A D update then a G update that share one G(x, s_t) (--share_g_forward).
 
         The same updates in the same order as `_d_replica_step` then `_g_replica_step`, but
-        G's forward pass runs once, on G's tape, and D's update uses its output. The D step's
-        fake then has the G step's decoder noise, and G's spectral-norm power iteration
-        advances once instead of twice. D's update is not recorded on G's tape, and G's loss
-        reads D's variables after the update (tf.function orders a resource's reads after
-        its earlier writes).
+        G's forward pass runs once, on G's tape, and D's update uses its output. So the D
+        step's fake has the G step's decoder noise, G's training-mode passes (and with them
+        its spectral-norm power iteration) are two instead of three, and under mixed
+        precision the fake is G.forward's (float32 inputs to the output blend) rather than
+        G's call's. D's update is not recorded on G's tape, and G's loss reads D's
+        variables after the update (tf.function orders a resource's reads after its earlier
+        writes).
         """
         import tensorflow as tf
 
-        cond_t, target_labels = self.target(batch)
+        cond_t, target_labels, cond_c = self._g_conditions(batch)
         with tf.GradientTape() as tape:
-            translated, own = self._g_forward(batch, cond_t)
+            translated, own = self._g_forward(batch["image"], cond_t, cond_c)
         d_terms = self._d_replica_step(batch, penalty, fake=translated.images)
-        return {**d_terms, **self._g_update(tape, batch, target_labels, translated, own)}
+        g_terms = self._g_update(tape, batch, cond_c, target_labels, translated, own)
+        return {**d_terms, **g_terms}
 
     def _ema_cross_replica(self):
         import tensorflow as tf
@@ -456,15 +460,19 @@ class Trainer:
         scalars = {}
         for step_fn in self.step_functions(step):
             scalars.update(self.reduce(step_fn(batch)))
-        if (step + 1) % self.config.train.n_critic == 0:
+        if self.has_g_step(step):
             self._ema_update()
         return scalars
+
+    def has_g_step(self, step: int) -> bool:
+        """Whether iteration `step` updates G (and G_ema): every n_critic-th does."""
+        return (step + 1) % self.config.train.n_critic == 0
 
     def step_functions(self, step: int) -> list:
         """The tf.functions iteration `step` runs, in order (each takes the batch)."""
         t = self.config.train
         lazy = t.gp_every > 1 and step % t.gp_every
-        if (step + 1) % t.n_critic:
+        if not self.has_g_step(step):
             return [self._d_step_without_penalty if lazy else self._d_step]
         if self._dg_step is not None:
             return [self._dg_step_without_penalty if lazy else self._dg_step]

@@ -3,8 +3,9 @@
 An explicit `tf.distribute` loop: models, optimizers and checkpoint restore live in the
 strategy scope; each iteration runs one discriminator step (G without a tape: its output is
 a constant for D) and, every `n_critic` iterations, one generator step followed by the EMA
-update of G (with `--share_g_forward`, those two steps share one G forward pass). Per-replica losses are scaled by the *global* batch size so summed replica
-gradients equal the global-batch gradient.
+update of G (with `--share_g_forward`, those two steps share one G forward pass).
+Per-replica losses are scaled by the *global* batch size so summed replica gradients equal
+the global-batch gradient.
 
 Everything random is a function of (seed, step or sample position), and the checkpoint
 holds G, D, G_ema, both optimizers, the step and the data position, so a resumed run is the

@@ -137,10 +137,15 @@ def _largest_differences(a: dict, b: dict, top: int = 5) -> list[str]:
     return [text for _, text in sorted(rows, reverse=True)[:top]]
 
 
-def check_artifacts(workdir: str) -> list[str]:
-    """Problems with what is on disk: every artifact must be whole (or absent)."""
+def check_artifacts(workdir: str, *, just_killed: bool = False) -> list[str]:
+    """Problems with what is on disk: every artifact must be whole (or absent).
+
+    just_killed: right after a kill, an old checkpoint may also be half deleted (below);
+    the next start of training completes that deletion, so only then is it a problem.
+    """
     import tensorflow as tf
 
+    from xplore_tf import checkpoints
     from xplore_tf.clustering import artifacts
 
     problems = []
@@ -160,10 +165,15 @@ def check_artifacts(workdir: str) -> list[str]:
         state = tf.train.get_checkpoint_state(ckpt_dir)
         for path in state.all_model_checkpoint_paths if state else []:
             # TensorFlow's CheckpointManager records the new state before it deletes the
-            # checkpoints beyond max_to_keep (so a kill then still finds the newest one): a
-            # kill in between leaves an old name listed whose files are all gone. Absent is
-            # whole; the newest must load, and no checkpoint may be half there.
-            if path != state.model_checkpoint_path and not tf.io.gfile.glob(path + ".*"):
+            # checkpoints beyond max_to_keep (so a kill then still finds the newest one), one
+            # file at a time: a kill in between leaves an old name listed whose files are all
+            # gone, or (just killed) only some of them, which
+            # `checkpoints.finish_interrupted_sweep` removes when training starts again.
+            # Absent is whole; the newest must load, and no checkpoint may be half there.
+            if path != state.model_checkpoint_path and (
+                not tf.io.gfile.glob(path + ".*")
+                or (just_killed and not checkpoints.is_whole(path))
+            ):
                 continue
             try:
                 tf.train.load_checkpoint(path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")
@@ -283,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             tally["problems"].append(f"run {i}: exit {code}: {last}")
         else:
             tally["not_killed"] += 1
-        problems = check_artifacts(workdir)
+        problems = check_artifacts(workdir, just_killed=killed)
         tally["problems"] += [f"after kill {i}: {p}" for p in problems]
         outcome = f"killed in {actual}" if killed else f"exit {code}"
         print(f"{i + 1:2d} after '{line}' +{delay:.2f}s: {outcome} | {last}", flush=True)

@@ -14,6 +14,7 @@ line that names both fingerprints (`ClusterMismatchError`).
 from __future__ import annotations
 
 import math
+import os
 import re
 
 from xplore_tf.clustering import artifacts
@@ -165,3 +166,58 @@ def latest(config: Config) -> str | None:
     import tensorflow as tf
 
     return config.export.checkpoint or tf.train.latest_checkpoint(config.checkpoint_dir)
+
+
+def is_whole(prefix: str) -> bool:
+    """Whether checkpoint `prefix` has its index and every data shard it names."""
+    import tensorflow as tf
+
+    shards = tf.io.gfile.glob(prefix + ".data-*-of-*")
+    if not tf.io.gfile.exists(prefix + ".index") or not shards:
+        return False
+    return len(shards) == int(shards[0].rsplit("-of-", 1)[1])
+
+
+def finish_interrupted_sweep(checkpoint_dir: str) -> list[str]:
+    """Completes a deletion of old checkpoints that a kill interrupted; returns their prefixes.
+
+    `tf.train.CheckpointManager.save` records the new state (so a kill still finds the new
+    checkpoint) and then deletes the checkpoints beyond max_to_keep one file at a time, so a
+    kill in between can leave an old checkpoint listed with only some of its files, which
+    fails to load (NotFoundError) if anyone picks it. This deletes such a checkpoint's
+    remaining files and drops it from the state file (rewritten atomically by TensorFlow's
+    `update_checkpoint_state`, the function CheckpointManager uses).
+    Only checkpoints other than the newest are touched: the newest is written before it is
+    listed, so it is never half there.
+    """
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    if state is None:
+        return []
+    half = [
+        path
+        for path in state.all_model_checkpoint_paths
+        if path != state.model_checkpoint_path
+        and tf.io.gfile.glob(path + ".*")
+        and not is_whole(path)
+    ]
+    if not half:
+        return []
+    for path in half:
+        for name in tf.io.gfile.glob(path + ".*"):
+            tf.io.gfile.remove(name)
+    # Relative to the folder, as CheckpointManager writes them (the run folder can move).
+    kept = [p for p in state.all_model_checkpoint_paths if p not in half]
+    # (Older state files have no timestamps: zip stops at the shorter list.)
+    times = dict(
+        zip(state.all_model_checkpoint_paths, state.all_model_checkpoint_timestamps, strict=False)
+    )
+    tf.compat.v1.train.update_checkpoint_state(
+        checkpoint_dir,
+        os.path.relpath(state.model_checkpoint_path, checkpoint_dir),
+        all_model_checkpoint_paths=[os.path.relpath(p, checkpoint_dir) for p in kept],
+        all_model_checkpoint_timestamps=[times[p] for p in kept if p in times] or None,
+        last_preserved_timestamp=state.last_preserved_timestamp,
+    )
+    return half

@@ -626,6 +626,8 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
     trainer = Trainer(config, stats, strategy, clusters_fingerprint=fingerprint)
     logging.info("precision: %s (--mixed_precision=%s)", trainer.precision, t.mixed_precision)
     if chief:
+        for path in checkpoints.finish_interrupted_sweep(config.checkpoint_dir):
+            logging.warning("removed %s: a kill had left it half deleted", path)
         manager = tf.train.CheckpointManager(
             trainer.checkpoint, config.checkpoint_dir, max_to_keep=t.keep_checkpoints
         )

@@ -494,6 +494,27 @@ def test_resume_with_other_model_flags_is_one_line_and_keeps_the_checkpoints(
     assert sorted(os.listdir(cfg.checkpoint_dir)) == before
 
 
+def test_training_removes_a_checkpoint_a_kill_left_half_deleted(tmp_path, tmp_path_factory):
+    """CheckpointManager deletes old checkpoints file by file after recording its state; a
+    kill in between (CI's kill_resume hit it once) leaves one listed with only some files.
+    The next start of training removes it and keeps the rest."""
+    import shutil
+
+    import tensorflow as tf
+
+    cfg = copy_of_tiny_run(tmp_path_factory, tmp_path)
+    newest = tf.train.latest_checkpoint(cfg.checkpoint_dir)
+    half = os.path.join(cfg.checkpoint_dir, "ckpt-1")
+    shutil.copy(newest + ".data-00000-of-00001", half + ".data-00000-of-00001")  # no .index
+    tf.compat.v1.train.update_checkpoint_state(
+        cfg.checkpoint_dir, "ckpt-2", all_model_checkpoint_paths=["ckpt-1", "ckpt-2"]
+    )
+    assert train_lib.train(cfg).step == 2
+    state = tf.train.get_checkpoint_state(cfg.checkpoint_dir)
+    assert list(state.all_model_checkpoint_paths) == [newest]
+    assert not tf.io.gfile.glob(half + ".*") and tf.io.gfile.exists(newest + ".index")
+
+
 def test_checkpoint_of_other_clusters_is_refused_everywhere(tmp_path, tmp_path_factory):
     """Re-clustering (another k) after training: resume, export, evaluate and translate
     refuse with one line naming both fingerprints; nothing is written."""

@@ -12,7 +12,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from xplore_tf.models.discriminator import Discriminator, PatchMatmulConv2D  # noqa: E402
+from xplore_tf.models.discriminator import (  # noqa: E402
+    Discriminator,
+    PatchMatmulConv2D,
+    _leaky_relu,
+)
 
 
 def images(n, size, seed=0):
@@ -149,3 +153,29 @@ def test_weight_bound_tail_runs_as_matmul_with_conv2d_variables():
 def test_patch_matmul_conv_rejects_dilation():
     with pytest.raises(ValueError, match="dilation"):
         PatchMatmulConv2D(4, 3, dilation_rate=2).build((1, 8, 8, 2))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_leaky_relu_matches_tensorflows_with_the_double_backward(dtype):
+    """D's LeakyReLU: values, the input gradient and WGAN-GP's second derivative (the weight
+    gradient of the input gradient's norm, through a matrix product before it) equal
+    tf.nn.leaky_relu's (alpha 0.01; at 0 the slope is 0.01, as in PyTorch), negatives included."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(np.concatenate([rng.normal(size=(4, 6)), np.zeros((1, 6))]), dtype)
+    w = tf.constant(rng.normal(size=(6, 5)), dtype)
+    v = tf.constant(rng.normal(size=(5,)), dtype)
+    results = []
+    for activation in (_leaky_relu, lambda h: tf.nn.leaky_relu(h, alpha=0.01)):
+        with tf.GradientTape() as outer:
+            outer.watch(w)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = activation(tf.matmul(x, w))
+                score = tf.reduce_sum(y * v)
+            dx = inner.gradient(score, x)
+            penalty = tf.reduce_sum(tf.square(tf.cast(dx, "float32")))
+        dw = outer.gradient(penalty, w)
+        results.append([tf.cast(t, "float32").numpy() for t in (y, dx, dw)])
+    assert (results[1][0] < 0).any() and (results[1][0] > 0).any()
+    for got, want in zip(*results, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -83,6 +83,21 @@ class PatchMatmulConv2D(keras.layers.Conv2D):
         return ops.reshape(outputs, (-1, h_out, w_out, self.filters))
 
 
+def _leaky_relu(x, negative_slope: float = 0.01):
+    """LeakyReLU (StarGAN's 0.01 slope) as x * slope(x), the slope (1 or 0.01) held constant.
+
+    The same values and first derivative as `tf.nn.leaky_relu`, and the true second
+    derivative (0) without computing it: the gradient is one multiplication by the saved
+    slope, and the gradient penalty's double backprop through it another. TensorFlow's
+    LeakyReluGrad instead has an all-zero derivative that is pushed back through every
+    forward conv (a fifth of the paper128 D step's time); max(x, 0.01 x), used before,
+    stops there too but costs a comparison, two selects, a product and a sum per backward.
+    """
+    one = ops.cast(1.0, x.dtype)
+    slope = ops.stop_gradient(ops.where(x > 0, one, ops.cast(negative_slope, x.dtype)))
+    return x * slope
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Discriminator(keras.Model):
     """D(x): images [N,S,S,3] -> (src [N,S/2^n,S/2^n,1], cls logits [N,k]), both float32.
@@ -166,12 +181,7 @@ class Discriminator(keras.Model):
         x = inputs
         for conv in self.convs:
             x = conv(x)
-            # LeakyReLU(0.01) as max(x, 0.01 x): the same values and first derivative, but
-            # its gradient is a select on a comparison, which has no derivative, so the
-            # gradient penalty's double backprop stops there. TensorFlow's LeakyReluGrad
-            # instead returns an all-zero derivative that is then pushed back through
-            # every forward conv (a fifth of the paper128 D step's time, tools/bench_train).
-            x = ops.maximum(x, 0.01 * x)
+            x = _leaky_relu(x)
         src = ops.cast(self.out_src(x), "float32")
         cls = ops.cast(self.out_cls(x), "float32")
         return src, ops.reshape(cls, (-1, self.num_clusters))

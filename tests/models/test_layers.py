@@ -19,6 +19,7 @@ from xplore_tf.models.layers import (  # noqa: E402
     InstanceNormalization,
     NoiseInjection,
     ResidualBlock,
+    SpectralNormalization,
     Upsample,
     binomial_taps,
     high_frequency,
@@ -503,3 +504,30 @@ def test_skip_layers_reject_bad_inputs():
         GatedSkip(3)([x, skip, cond[:, :, None]])
     with pytest.raises(ValueError, match="positive"):
         GatedSkip(0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_spectral_norm_keeps_the_float32_kernel_under_a_mixed_policy(policy):
+    # Keras' own wrapper computes W / sigma(W) from the kernel autocast to the compute
+    # dtype and stores that: the float32 kernel came back rounded to bfloat16 after every
+    # training call. Ours must store what a float32 wrapper stores, and still convolve in
+    # the compute dtype.
+    import tensorflow as tf
+
+    x = rand(2, 6, 6, 4)
+    kernel = rand(3, 3, 4, 8, seed=1) * 0.05 + 1e-4  # not representable in bfloat16
+    stored = {}
+    for name in ("float32", policy):
+        layer = SpectralNormalization(
+            keras.layers.Conv2D(8, 3, use_bias=False, dtype=name), dtype=name
+        )
+        layer(x)
+        layer.set_weights([kernel, np.full((1, 8), 0.3, "float32")])  # kernel, vector_u
+        y = layer(x, training=True)
+        assert y.dtype == ("float32" if name == "float32" else policy.split("_")[1])
+        stored[name] = [w.numpy() for w in (layer.layer.kernel, layer.vector_u)]
+        assert all(w.dtype == "float32" for w in stored[name])
+    for got, want in zip(stored[policy], stored["float32"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    rounded = tf.cast(tf.cast(stored[policy][0], tf.bfloat16), tf.float32).numpy()
+    assert not np.array_equal(stored[policy][0], rounded)

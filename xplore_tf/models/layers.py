@@ -347,6 +347,39 @@ def _build_chain(layers: Sequence[keras.layers.Layer], shape) -> tuple:
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class SpectralNormalization(keras.layers.SpectralNormalization):
+    """`keras.layers.SpectralNormalization` that keeps the kernel in float32 under a mixed
+    policy.
+
+    Keras' wrapper computes the normalised kernel W / sigma(W) inside the layer's call, where
+    a `mixed_bfloat16` / `mixed_float16` policy reads the float32 kernel autocast to the
+    compute dtype, and assigns the result back to the kernel: every training call rounded
+    the stored kernel to bfloat16 (tests/models/test_layers.py), so optimizer updates below
+    half a bfloat16 step (0.2-0.4 % of a weight) were lost, and the kernel was cast three
+    times. Here the power iteration and the division read the variables as stored (float32);
+    the wrapped layer still computes in its own dtype. Same variables, config and results
+    under float32.
+    """
+
+    def call(self, inputs, training=False):
+        if training:
+            # Keras has no public switch for this: an AutocastScope without a dtype is
+            # what a read outside any mixed-policy layer sees.
+            from keras.src.backend.common.variables import AutocastScope
+
+            with AutocastScope(None):
+                kernel, vector_u = self.kernel.value, self.vector_u.value
+                new_vector_u, new_kernel = ops.cond(
+                    ops.all(ops.equal(kernel, 0)),
+                    lambda: (vector_u, kernel),
+                    self.normalized_weights,
+                )
+            self.vector_u.assign(new_vector_u)
+            self.kernel.assign(new_kernel)
+        return ops.cast(self.layer(inputs), inputs.dtype)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class ResidualBlock(keras.layers.Layer):
     """Encoder residual block [N,H,W,F] -> [N,H,W,F]: x + IN(conv(ReLU(IN(conv(x))))).
 
@@ -355,10 +388,10 @@ class ResidualBlock(keras.layers.Layer):
 
     Args:
         filters: F, both the input and the output channel count.
-        spectral_norm: wrap each conv in `keras.layers.SpectralNormalization` (one power
-            iteration per training call). Note Keras' wrapper writes the normalised kernel
-            back into the conv's kernel on every `training=True` call and uses the stored
-            kernel as is at inference.
+        spectral_norm: wrap each conv in `SpectralNormalization` (Keras' wrapper with a
+            float32 kernel; one power iteration per training call). Note the wrapper writes
+            the normalised kernel back into the conv's kernel on every `training=True` call
+            and uses the stored kernel as is at inference.
         norm: "instance" (affine instance norm) or "none" (convs then get a bias).
     """
 
@@ -385,7 +418,7 @@ class ResidualBlock(keras.layers.Layer):
     def _make_conv(self, use_bias: bool, name: str):
         conv = _conv(self.filters, 3, use_bias=use_bias, name=name)
         if self.spectral_norm:
-            return keras.layers.SpectralNormalization(conv, name=f"{name}_sn")
+            return SpectralNormalization(conv, name=f"{name}_sn")
         return conv
 
     def _main_path(self):

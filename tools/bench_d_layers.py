@@ -31,13 +31,15 @@ def time_layer(layer, x, *, repeats: int) -> float:
     """Median seconds of forward + first and second derivatives through `layer` at `x`."""
     import tensorflow as tf
 
+    from xplore_tf.models.discriminator import leaky_relu
+
     @tf.function
     def step(x):
         with tf.GradientTape() as outer:
             with tf.GradientTape() as inner:
                 inner.watch(x)
                 y = layer(x)
-                score = tf.reduce_sum(tf.cast(tf.maximum(y, 0.01 * y), tf.float32))
+                score = tf.reduce_sum(tf.cast(leaky_relu(y), tf.float32))  # as D does
             dx, dk = inner.gradient(score, [x, layer.kernel])
             penalty = tf.reduce_sum(tf.square(tf.cast(dx, tf.float32)))
         return dk, outer.gradient(penalty, layer.kernel)

@@ -15,7 +15,7 @@ import tensorflow as tf  # noqa: E402
 from xplore_tf.models.discriminator import (  # noqa: E402
     Discriminator,
     PatchMatmulConv2D,
-    _leaky_relu,
+    leaky_relu,
 )
 
 
@@ -165,7 +165,7 @@ def test_leaky_relu_matches_tensorflows_with_the_double_backward(dtype):
     w = tf.constant(rng.normal(size=(6, 5)), dtype)
     v = tf.constant(rng.normal(size=(5,)), dtype)
     results = []
-    for activation in (_leaky_relu, lambda h: tf.nn.leaky_relu(h, alpha=0.01)):
+    for activation in (leaky_relu, lambda h: tf.nn.leaky_relu(h, alpha=0.01)):
         with tf.GradientTape() as outer:
             outer.watch(w)
             with tf.GradientTape() as inner:

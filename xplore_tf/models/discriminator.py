@@ -83,7 +83,7 @@ class PatchMatmulConv2D(keras.layers.Conv2D):
         return ops.reshape(outputs, (-1, h_out, w_out, self.filters))
 
 
-def _leaky_relu(x, negative_slope: float = 0.01):
+def leaky_relu(x, negative_slope: float = 0.01):
     """LeakyReLU (StarGAN's 0.01 slope) as x * slope(x), the slope (1 or 0.01) held constant.
 
     The same values and first derivative as `tf.nn.leaky_relu`, and the true second
@@ -181,7 +181,7 @@ class Discriminator(keras.Model):
         x = inputs
         for conv in self.convs:
             x = conv(x)
-            x = _leaky_relu(x)
+            x = leaky_relu(x)
         src = ops.cast(self.out_src(x), "float32")
         cls = ops.cast(self.out_cls(x), "float32")
         return src, ops.reshape(cls, (-1, self.num_clusters))

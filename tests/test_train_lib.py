@@ -152,6 +152,49 @@ def test_celeba10k_config_options_train_three_steps(tmp_path, monkeypatch):
     assert checkpoints.build_discriminator(cfg, stats).convs[-1].as_matmul
 
 
+def test_demo_config_in_bfloat16_keeps_the_spectral_norm_kernels_float32(tmp_path):
+    # configs/demo.cfg's model and losses, shrunk, in bfloat16 (what auto picks for it on AMX
+    # CPUs) under "mirrored": every training-mode G pass rewrites the encoder's spectral-norm
+    # kernels, and Keras' own wrapper stored them rounded to bfloat16. The run ends on a
+    # D-only iteration, so the checkpoint holds a kernel that a G pass wrote last.
+    import tensorflow as tf
+    from absl import flags
+
+    from xplore_tf import flags as xflags
+
+    try:
+        flags.FLAGS(["prog", f"--flagfile={PROJECT_ROOT}/configs/demo.cfg"])
+        demo = xflags.config_from_flags()
+    finally:
+        flags.FLAGS.unparse_flags()
+    cfg = tiny_config(tmp_path, mixed_precision="mixed_bfloat16")
+    sizes = {k: getattr(cfg.model, k) for k in TINY_SIZES}
+    n_critic = demo.train.n_critic
+    train = {
+        k: getattr(demo.train, k) for k in ("n_critic", "lambda_self", "lambda_mask", "lambda_cls")
+    }
+    cfg = dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(demo.model, **sizes),
+        train=dataclasses.replace(cfg.train, num_steps=n_critic + 1, **train),
+    )
+    assert cfg.train.strategy == "mirrored"
+    result = train_lib.train(cfg)
+    assert result.step == n_critic + 1 and "G/self" in result.history[-1]
+    kernels = {
+        name: w
+        for name, w in _weights(tmp_path).items()
+        if name.startswith("generator/")
+        and "_sn.." in name
+        and name.endswith("kernel/.ATTRIBUTES/VARIABLE_VALUE")
+    }
+    assert len(kernels) == 2 * cfg.model.g_res_blocks
+    for name, w in kernels.items():
+        assert w.dtype == np.float32 and np.isfinite(w).all(), name
+        rounded = tf.cast(tf.cast(w, tf.bfloat16), tf.float32).numpy()
+        assert not np.array_equal(w, rounded), f"{name} holds bfloat16 values only"
+
+
 def _blend_trainer(tmp_path, blend_prob, condition="mean_std", extrapolate_prob=0.0, **train):
     import tensorflow as tf
 

@@ -233,15 +233,20 @@ def translate_strength(
     return _run_batched(predict, sig.TRANSLATE_STRENGTH, encoded, inputs, max_batch)
 
 
+def _each_image(
+    predict: Predict, name: str, encoded: Sequence[bytes], key: str, value, max_batch: int
+) -> tuple[list[bytes], list[int]]:
+    """Signature `name` with input `key` = the same `value` for every image."""
+    tiled = np.tile(np.asarray(value, np.float32), (len(encoded), 1))
+    return _run_batched(predict, name, encoded, {key: tiled}, max_batch)
+
+
 def translate_mix(
     predict: Predict, encoded: Sequence[bytes], weights: np.ndarray, *, max_batch: int = 16
 ) -> tuple[list[bytes], list[int]]:
     """Encoded images toward a weighted set of clusters (weights [k], the same for every
     image) -> (PNG bytes, each input's own cluster)."""
-    tiled = np.tile(np.asarray(weights, np.float32), (len(encoded), 1))
-    return _run_batched(
-        predict, sig.TRANSLATE_MIX, encoded, {sig.CLUSTER_WEIGHTS: tiled}, max_batch
-    )
+    return _each_image(predict, sig.TRANSLATE_MIX, encoded, sig.CLUSTER_WEIGHTS, weights, max_batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,14 +288,80 @@ def translate_condition(
     predict: Predict, encoded: Sequence[bytes], condition: np.ndarray, *, max_batch: int = 16
 ) -> list[bytes]:
     """Encoded images under one condition [C] (e.g. a reference group's) -> PNG bytes."""
-    tiled = np.tile(np.asarray(condition, np.float32), (len(encoded), 1))
-    pngs, _ = _run_batched(
-        predict, sig.TRANSLATE_CONDITION, encoded, {sig.CONDITION: tiled}, max_batch
-    )
-    return pngs
+    name = sig.TRANSLATE_CONDITION
+    return _each_image(predict, name, encoded, sig.CONDITION, condition, max_batch)[0]
+
+
+def translate_full(
+    predict: Predict, encoded: Sequence[bytes], weights: np.ndarray, *, max_batch: int = 16
+) -> list[bytes]:
+    """Encoded aligned faces toward weights [k] (the same for every image) at their own
+    resolution (`translate_full`) -> PNG bytes, each the size of the square the model saw."""
+    name = sig.TRANSLATE_FULL
+    return _each_image(predict, name, encoded, sig.CLUSTER_WEIGHTS, weights, max_batch)[0]
+
+
+def translate_full_condition(
+    predict: Predict, encoded: Sequence[bytes], condition: np.ndarray, *, max_batch: int = 16
+) -> list[bytes]:
+    """Encoded aligned faces under one condition [C] at their own resolution -> PNG bytes."""
+    name = sig.TRANSLATE_FULL_CONDITION
+    return _each_image(predict, name, encoded, sig.CONDITION, condition, max_batch)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a translation moves toward, resolved: exactly one of a cluster id (with an
+    optional strength), a weight vector [k], or a condition [C] (a reference group's)."""
+
+    label: int | str  # for output names (`client_common.output_paths`)
+    cluster: int | None = None
+    strength: float | None = None
+    weights: np.ndarray | None = None
+    condition: np.ndarray | None = None
+
+
+def translation_function(
+    predict: Predict,
+    target: Target,
+    *,
+    num_clusters: int,
+    full_resolution: bool,
+    plain: Callable[[list[bytes], list[int]], list[bytes]],
+    max_batch: int = 16,
+) -> Callable[[list[bytes]], list[bytes]]:
+    """encoded images -> PNG bytes toward `target`: at each input's own resolution
+    (`translate_full*`) or at the model's (`plain(encoded, cluster_ids)` for a plain cluster,
+    else the strength, mix and condition signatures)."""
+    if full_resolution:
+        if target.condition is not None:
+            return lambda pngs: translate_full_condition(
+                predict, pngs, target.condition, max_batch=max_batch
+            )
+        weights = target.weights
+        if weights is None:
+            alpha = 1.0 if target.strength is None else target.strength
+            weights = weight_vector([(target.cluster, alpha)], num_clusters)
+        return lambda pngs: translate_full(predict, pngs, weights, max_batch=max_batch)
+    if target.condition is not None:
+        return lambda pngs: translate_condition(
+            predict, pngs, target.condition, max_batch=max_batch
+        )
+    if target.weights is not None:
+        return lambda pngs: translate_mix(predict, pngs, target.weights, max_batch=max_batch)[0]
+    if target.strength is not None:
+        return lambda pngs: translate_strength(
+            predict,
+            pngs,
+            [target.cluster] * len(pngs),
+            [target.strength] * len(pngs),
+            max_batch=max_batch,
+        )[0]
+    return lambda pngs: plain(pngs, [target.cluster] * len(pngs))
 
 
 __all__ = [
+    "Target",
     "Predict",
     "ReferenceCondition",
     "ReferenceImages",
@@ -302,7 +373,10 @@ __all__ = [
     "reference_condition",
     "reference_label",
     "strength_label",
+    "translation_function",
     "translate_condition",
+    "translate_full",
+    "translate_full_condition",
     "translate_mix",
     "translate_strength",
     "weight_vector",

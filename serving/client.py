@@ -15,10 +15,14 @@ Pillow, never the xplore_tf model code; it shares only the signature and tensor 
 is run. (Importing `tensorflow_serving.apis` still imports the `tensorflow` package, which
 its protos live in: ~5 s of start-up, nothing more.)
 
-By default images travel encoded (`translate_bytes`: the file's own bytes when the model
-decodes them in-graph exactly as training does (PNG, JPEG, GIF, 24/32-bit BMP), else a
-lossless PNG of those pixels (WebP, other BMPs); PNG out); `--signature=serving_default`
-sends decoded uint8 pixels instead. Every input is decoded locally first, by the rules of
+Each image comes back at its own resolution by default (`--output_resolution=input`): the
+`translate_full` signatures add the edit the generator makes at its size to the image's
+centre square at full size (xplore_tf/edit.py); `--output_resolution=model` returns the
+generator's output at its resolution (a model exported without those signatures falls back
+to it with a warning). Images travel encoded (the file's own bytes when the model decodes
+them in-graph exactly as training does (PNG, JPEG, GIF, 24/32-bit BMP), else a lossless PNG
+of those pixels (WebP, other BMPs); PNG out); `--signature=serving_default
+--output_resolution=model` sends decoded uint8 pixels instead. Every input is decoded locally first, by the rules of
 `client_common.decode_rgb`: an unreadable file is one error line naming it. `--cluster` takes an id
 or a name from the model's cluster list (`clusters_batched`, which TF Serving can batch;
 `clusters` for older exports; names come from cluster_names.json at export time). gRPC
@@ -27,14 +31,16 @@ errors end the program with one line, `CODE: details`, and exit status 2.
 The client parses its own command line (argparse) rather than the xplore_tf flags module:
 the one-flags-module rule covers the `python -m xplore_tf.<stage>` binaries.
 
-Beyond fixed clusters (docs/beyond.md, `serving/beyond_clusters.py`): `--strength` asks
-`translate_strength`, weights in `--cluster` ask `translate_mix`, and `--reference_dir`
-asks `reference_condition` for the folder's statistics (warning when the group lies far
-from every training cluster), then `translate_condition`.
+Beyond fixed clusters (docs/beyond.md, `serving/beyond_clusters.py`): `--strength` and
+weights in `--cluster` become cluster weights (`translate_full`; at the model's resolution
+`translate_strength`, `translate_mix`), and `--reference_dir` asks `reference_condition`
+for the folder's statistics (warning when the group lies far from every training cluster),
+then `translate_full_condition` (`translate_condition`).
 
 `--paste_back` (needs the face detector: `pip install "xplore_tf[prepare]"`) treats each
 image as a photo: `serving/faces.py` detects and aligns its faces, each aligned crop is
-translated by the server, warped back and blended in, and the whole photo is written.
+translated by the server and only its change is added back to the photo (at the model's
+resolution: the output warped back and blended in), and the whole photo is written.
 """
 
 from __future__ import annotations
@@ -47,7 +53,11 @@ from collections.abc import Callable, Mapping, Sequence
 import grpc
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from serving import beyond_clusters as bc
 from serving import client_common as common
@@ -267,6 +277,21 @@ class ServingClient:
             raise error from None
         return parse_response(response)
 
+    def signature_names(self) -> set[str]:
+        """The served model's signature names (GetModelMetadata's signature_def)."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request.model_spec.name = self.model
+        if self.version is not None:
+            request.model_spec.version.value = self.version
+        request.metadata_field.append("signature_def")
+        try:
+            response = self.stub.GetModelMetadata(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise ServingError.from_rpc(e) from None
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return set(signature_map.signature_def)
+
     def clusters(self) -> common.ClusterInfo:
         """The model's cluster ids, sizes and names.
 
@@ -357,6 +382,7 @@ def _paste_back(
     path: str,
     data: bytes,
     translate_pngs: Callable[[list[bytes]], list[bytes]],
+    full_resolution: bool,
 ) -> bytes:
     """PNG bytes of the photo with every face translated by the server (`translate_pngs`)."""
     options = faces.PasteOptions(
@@ -367,6 +393,7 @@ def _paste_back(
         min_face_score=args.min_face_score,
         feather=args.paste_feather,
         crop_size=args.crop_size,
+        full_resolution=full_resolution,
     )
     photo, found = faces.translate_photo(
         common.decode(data, path),
@@ -395,6 +422,12 @@ def _check_beyond(args: argparse.Namespace) -> list[tuple[str, float]] | None:
                 "already (scale them instead)"
             )
     uses_beyond = args.reference_dir or weights is not None or args.strength is not None
+    full = args.output_resolution == sig.INPUT_RESOLUTION and not args.all_clusters
+    if full and args.signature != sig.TRANSLATE_BYTES:
+        raise ValueError(
+            f"--signature={args.signature} answers at the model's resolution: add "
+            f"--output_resolution={sig.MODEL_RESOLUTION}"
+        )
     if uses_beyond and args.signature != sig.TRANSLATE_BYTES:
         raise ValueError(
             "--strength, --reference_dir and cluster weights send encoded bytes: drop "
@@ -403,11 +436,10 @@ def _check_beyond(args: argparse.Namespace) -> list[tuple[str, float]] | None:
     return weights
 
 
-def _translation(
+def _target(
     client: ServingClient, args: argparse.Namespace, weights: list[tuple[str, float]] | None
-) -> tuple[Callable[[list[bytes]], list[bytes]], int | str]:
-    """(encoded images -> PNG bytes, output label) for the chosen target."""
-    predict, batch = client.predict, client.max_batch
+) -> tuple[bc.Target, common.ClusterInfo | None]:
+    """The resolved target of the command line (and the cluster list, when it was asked)."""
     if args.reference_dir:
         group = bc.read_reference_images(args.reference_dir)
         for rel, reason in group.skipped:
@@ -415,36 +447,56 @@ def _translation(
                 f"serving.client: warning: --reference_dir: skipping {rel}: {reason}",
                 file=sys.stderr,
             )
-        ref = bc.reference_condition(predict, group.encoded)
+        ref = bc.reference_condition(client.predict, group.encoded)
         if ref.far:
             print(f"serving.client: warning: {ref.warning(args.reference_dir)}", file=sys.stderr)
-        return (
-            lambda pngs: bc.translate_condition(predict, pngs, ref.condition, max_batch=batch),
-            bc.reference_label(args.reference_dir),
-        )
+        return bc.Target(bc.reference_label(args.reference_dir), condition=ref.condition), None
     if weights is not None:
         info = client.clusters()
-        names = any(not common.is_cluster_id(t) for t, _ in weights)
-        resolved = [(common.resolve_cluster(t, info if names else None), w) for t, w in weights]
+        resolved = [(common.resolve_cluster(t, info), w) for t, w in weights]
         vector = bc.weight_vector(resolved, len(info.ids))
-        return (
-            lambda pngs: bc.translate_mix(predict, pngs, vector, max_batch=batch)[0],
-            bc.mix_label(resolved),
-        )
+        return bc.Target(bc.mix_label(resolved), weights=vector), info
     info = None if common.is_cluster_id(args.cluster) else client.clusters()
     cluster = common.resolve_cluster(args.cluster, info)
-    if args.strength is not None:
-        alpha = args.strength
-        return (
-            lambda pngs: bc.translate_strength(
-                predict, pngs, [cluster] * len(pngs), [alpha] * len(pngs), max_batch=batch
-            )[0],
-            bc.strength_label(cluster, alpha),
-        )
-    return (
-        lambda pngs: _translate_pngs(client, args.signature, pngs, [cluster] * len(pngs)),
-        cluster,
+    label = cluster if args.strength is None else bc.strength_label(cluster, args.strength)
+    return bc.Target(label, cluster=cluster, strength=args.strength), info
+
+
+def _translation(
+    client: ServingClient,
+    args: argparse.Namespace,
+    weights: list[tuple[str, float]] | None,
+    full_resolution: bool,
+) -> tuple[Callable[[list[bytes]], list[bytes]], int | str]:
+    """(encoded images -> PNG bytes, output label) for the chosen target."""
+    target, info = _target(client, args, weights)
+    if full_resolution and target.cluster is not None and info is None:
+        info = client.clusters()
+    fn = bc.translation_function(
+        client.predict,
+        target,
+        num_clusters=len(info.ids) if info else 0,
+        full_resolution=full_resolution,
+        plain=lambda pngs, ids: _translate_pngs(client, args.signature, pngs, ids),
+        max_batch=client.max_batch,
     )
+    return fn, target.label
+
+
+def _full_resolution(client: ServingClient, args: argparse.Namespace) -> bool:
+    """Whether to ask the `translate_full*` signatures: --output_resolution=input and the
+    served model has them (else a warning, and the model's resolution)."""
+    if args.output_resolution != sig.INPUT_RESOLUTION or args.all_clusters:
+        return False
+    if sig.TRANSLATE_FULL in client.signature_names():
+        return True
+    print(
+        f"serving.client: warning: the served model has no {sig.TRANSLATE_FULL} signature "
+        "(exported before it existed or without its clustering extractor; export it again): "
+        "output at the model's resolution",
+        file=sys.stderr,
+    )
+    return False
 
 
 def run(args: argparse.Namespace) -> list[str]:
@@ -494,11 +546,12 @@ def run(args: argparse.Namespace) -> list[str]:
             path = common.grid_path(args.out)
             common.write_file(path, common.png_bytes(common.grid(rows)))
             return [path]
-        translate_pngs, label = _translation(client, args, weights)
+        full = _full_resolution(client, args)
+        translate_pngs, label = _translation(client, args, weights, full)
         outputs = common.output_paths(args.out, paths, [label] * len(paths))
         if args.paste_back:
             pngs = [
-                _paste_back(args, p, data, translate_pngs)
+                _paste_back(args, p, data, translate_pngs, full)
                 for p, data in zip(paths, encoded, strict=True)
             ]
         else:
@@ -569,6 +622,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=[sig.TRANSLATE_BYTES, sig.SERVING_DEFAULT],
         default=sig.TRANSLATE_BYTES,
         help="send encoded bytes (default) or decoded uint8 pixels",
+    )
+    p.add_argument(
+        "--output_resolution",
+        choices=sig.OUTPUT_RESOLUTIONS,
+        default=sig.INPUT_RESOLUTION,
+        help="input: each image back at its own resolution, the model's edit added to it "
+        "(what the model does not change keeps its pixels); model: the model's output at its "
+        "resolution (default %(default)s; --all_clusters grids are at the model's)",
     )
     g = p.add_argument_group(
         "paste-back (needs the face detector: pip install 'xplore_tf[prepare]')"

@@ -522,6 +522,15 @@ def is_cluster_id(value: str | int) -> bool:
     return str(value).strip().lstrip("-").isdigit()
 
 
+def check_output_resolution(value: str) -> str:
+    """`value` if it is one of sig.OUTPUT_RESOLUTIONS, else one ValueError line."""
+    if value not in sig.OUTPUT_RESOLUTIONS:
+        raise ValueError(
+            f"--output_resolution={value!r}: expected one of {', '.join(sig.OUTPUT_RESOLUTIONS)}"
+        )
+    return value
+
+
 def resolve_cluster(value: str | int, info: ClusterInfo | None) -> int:
     """A cluster id from an id ("12") or a name ("blond"; case-insensitive if unambiguous).
 

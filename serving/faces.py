@@ -27,9 +27,13 @@ Method:
   when a face is shrunk by more than 2x the photo region is first reduced by an integer
   box filter (`Image.reduce`), so small crops of large faces do not alias. Crop pixels
   outside the photo are filled by mirroring the photo at its border.
-- **Paste-back**: a translated crop is warped back with the inverse transform and blended
-  into the photo with a feathered elliptical head mask (`head_mask`); pixels outside the
-  mask are the photo's own, unchanged.
+- **Paste-back** (`paste_translations`): a crop translated at its own resolution (the
+  `translate_full` signatures) comes back as the crop plus the model's edit; only that
+  edit, the difference, is warped back with the inverse transform and added to the photo
+  under a feathered elliptical head mask (`head_mask`, `paste_edits`), so the photo's own
+  pixels are never resampled. A crop translated at the model's resolution is warped back
+  and blended in place of the face instead (`paste_back`). Pixels outside the mask are the
+  photo's own, unchanged.
 
 Coordinates are (x, y) in pixels with pixel i's centre at i (index convention); a 2x3
 `matrix` maps photo points to crop points: `crop = matrix[:, :2] @ photo + matrix[:, 2]`.
@@ -256,6 +260,60 @@ def head_mask(size: int, feather: float = 0.12) -> np.ndarray:
     return _head_mask(u, v, feather)
 
 
+def _warped_region(photo_shape, image: np.ndarray, matrix: np.ndarray, feather: float):
+    """Where crop-space `image` [s,s,C] lands in a photo of `photo_shape` under `matrix`.
+
+    -> None when it misses the photo, else ((y0, y1, x0, x1), the image warped into that
+    region float32 [h,w,C] (bicubic), the `head_mask` there float32 [h,w,1]). The mask is
+    evaluated at every photo pixel (not resampled from s x s pixels), so it is exactly 0
+    outside the ellipse whatever the crop's resolution.
+    """
+    h, w = photo_shape[:2]
+    s = image.shape[0]
+    corners = transform_points(
+        invert(matrix), [[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]]
+    )
+    x0 = max(int(math.floor(corners[:, 0].min())), 0)
+    y0 = max(int(math.floor(corners[:, 1].min())), 0)
+    x1 = min(int(math.ceil(corners[:, 0].max())) + 1, w)
+    y1 = min(int(math.ceil(corners[:, 1].max())) + 1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    # region pixel r -> photo point r + (x0, y0) -> crop point.
+    to_crop = compose(matrix, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
+    data = _pil_affine(to_crop)
+    size = (x1 - x0, y1 - y0)
+    if image.dtype == np.uint8:
+        warped = np.asarray(
+            Image.fromarray(image).transform(size, Image.Transform.AFFINE, data, Image.BICUBIC),
+            np.float32,
+        )
+    else:  # signed values: one 32-bit float plane per channel
+        planes = [
+            Image.fromarray(np.ascontiguousarray(image[:, :, c], np.float32), "F").transform(
+                size, Image.Transform.AFFINE, data, Image.BICUBIC
+            )
+            for c in range(image.shape[2])
+        ]
+        warped = np.stack([np.asarray(p, np.float32) for p in planes], axis=-1)
+    yy, xx = np.mgrid[0 : y1 - y0, 0 : x1 - x0].astype(np.float64)
+    points = transform_points(to_crop, np.stack([xx.ravel(), yy.ravel()], axis=1))
+    uv = (points + 0.5) / s - 0.5
+    alpha = _head_mask(uv[:, 0], uv[:, 1], feather).reshape(y1 - y0, x1 - x0)[:, :, None]
+    return (y0, y1, x0, x1), warped, alpha
+
+
+def _check_pasted(feather: float, images: Sequence[np.ndarray], matrices, what: str) -> None:
+    if not 0.0 < feather <= 0.5:
+        raise ValueError(f"feather must be in (0, 0.5] of the crop side, got {feather}")
+    if len(images) != len(matrices):
+        raise ValueError(f"{len(images)} {what} but {len(matrices)} matrices")
+    for image in images:
+        shape = np.shape(image)
+        if len(shape) != 3 or shape[1] != shape[0] or shape[2] != 3:
+            raise ValueError(f"a translated {what[:-1]} must be [s,s,3], got {shape}")
+
+
 def paste_back(
     photo: np.ndarray,
     crops: Sequence[np.ndarray],
@@ -270,41 +328,55 @@ def paste_back(
     and mixed with the `head_mask` ellipse at each photo pixel; the photo is unchanged where
     every mask is 0. Faces are pasted in order (a later one covers an earlier one).
     """
-    if not 0.0 < feather <= 0.5:
-        raise ValueError(f"feather must be in (0, 0.5] of the crop side, got {feather}")
+    crops = [np.asarray(c, np.uint8) for c in crops]
+    return _paste(
+        photo, crops, matrices, feather, "crops", lambda old, new, a: a * new + (1 - a) * old
+    )
+
+
+def _paste(photo, images, matrices, feather: float, what: str, combine) -> np.ndarray:
+    """Each image warped into the photo and `combine(region, warped, alpha)`d in place."""
+    _check_pasted(feather, images, matrices, what)
     photo = np.asarray(photo, np.uint8)
-    if len(crops) != len(matrices):
-        raise ValueError(f"{len(crops)} crops but {len(matrices)} matrices")
     out = photo.astype(np.float32)
-    h, w = photo.shape[:2]
-    for crop, matrix in zip(crops, matrices, strict=True):
-        crop = np.asarray(crop, np.uint8)
-        s = crop.shape[0]
-        if crop.ndim != 3 or crop.shape[1] != s or crop.shape[2] != 3:
-            raise ValueError(f"a translated crop must be uint8 [s,s,3], got {crop.shape}")
-        corners = transform_points(
-            invert(matrix), [[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]]
-        )
-        x0 = max(int(math.floor(corners[:, 0].min())), 0)
-        y0 = max(int(math.floor(corners[:, 1].min())), 0)
-        x1 = min(int(math.ceil(corners[:, 0].max())) + 1, w)
-        y1 = min(int(math.ceil(corners[:, 1].max())) + 1, h)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        # region pixel r -> photo point r + (x0, y0) -> crop point.
-        to_crop = compose(matrix, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
-        colour = Image.fromarray(crop).transform(
-            (x1 - x0, y1 - y0), Image.Transform.AFFINE, _pil_affine(to_crop), Image.BICUBIC
-        )
-        # The mask is evaluated at every photo pixel (not resampled from s x s pixels), so
-        # it is exactly 0 outside the ellipse whatever the model's resolution.
-        yy, xx = np.mgrid[0 : y1 - y0, 0 : x1 - x0].astype(np.float64)
-        points = transform_points(to_crop, np.stack([xx.ravel(), yy.ravel()], axis=1))
-        uv = (points + 0.5) / s - 0.5
-        alpha = _head_mask(uv[:, 0], uv[:, 1], feather).reshape(y1 - y0, x1 - x0)[:, :, None]
-        region = out[y0:y1, x0:x1]
-        out[y0:y1, x0:x1] = alpha * np.asarray(colour, np.float32) + (1.0 - alpha) * region
+    for image, matrix in zip(images, matrices, strict=True):
+        placed = _warped_region(photo.shape, image, matrix, feather)
+        if placed is not None:
+            (y0, y1, x0, x1), warped, alpha = placed
+            out[y0:y1, x0:x1] = combine(out[y0:y1, x0:x1], warped, alpha)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def paste_mask(
+    photo_shape: Sequence[int], matrix: np.ndarray, size: int, *, feather: float = 0.12
+) -> np.ndarray:
+    """float32 [H,W] in [0,1]: the weight paste-back gives a size x size crop under `matrix`
+    at each photo pixel (0 wherever the photo is returned unchanged)."""
+    mask = np.zeros(tuple(photo_shape[:2]), np.float32)
+    placed = _warped_region(photo_shape, np.zeros((size, size, 1), np.float32), matrix, feather)
+    if placed is not None:
+        (y0, y1, x0, x1), _, alpha = placed
+        mask[y0:y1, x0:x1] = alpha[:, :, 0]
+    return mask
+
+
+def paste_edits(
+    photo: np.ndarray,
+    edits: Sequence[np.ndarray],
+    matrices: Sequence[np.ndarray],
+    *,
+    feather: float = 0.12,
+) -> np.ndarray:
+    """Adds each face's edit to the photo -> uint8 [H,W,3]: only the change crosses back.
+
+    edits[i] is float32 [s,s,3], translated crop minus the crop the model was given (signed
+    pixel units), and matrices[i] the photo -> crop matrix. Each edit is warped into the
+    photo (bicubic) and added under the `head_mask` ellipse, so the photo's own pixels are
+    never resampled: where an edit is 0, or outside every mask, the photo is returned bit for
+    bit. Faces are added in order.
+    """
+    edits = [np.asarray(e, np.float32) for e in edits]
+    return _paste(photo, edits, matrices, feather, "edits", lambda old, new, a: old + a * new)
 
 
 # ---------------------------------------------------------------------- detection
@@ -553,6 +625,13 @@ def find_faces(
     return out
 
 
+def centre_square(crop: np.ndarray, crop_size: int = 0) -> np.ndarray:
+    """The part of an aligned crop [s,s,3] a model with `crop_size` sees (0 = all of it)."""
+    side = crop.shape[0] if crop_size <= 0 else min(crop_size, crop.shape[0])
+    top = (crop.shape[0] - side) // 2
+    return crop[top : top + side, top : top + side]
+
+
 def paste_translations(
     rgb: np.ndarray,
     aligned: Sequence[AlignedFace],
@@ -560,23 +639,37 @@ def paste_translations(
     *,
     crop_size: int = 0,
     feather: float = 0.12,
+    full_resolution: bool = False,
 ) -> np.ndarray:
-    """The whole photo with each aligned face replaced by its translation.
+    """The whole photo with each aligned face translated.
 
-    `translate` maps the aligned crops (uint8 [s,s,3]) to translated crops uint8 [S,S,3] of
-    the model's resolution S, which saw the central `crop_size` px of each (0 = all, as
-    xplore_tf's --crop_size). With no face the photo is returned unchanged.
+    `translate` maps the aligned crops (uint8 [s,s,3]) to translated crops. With
+    `full_resolution` they come back at the size of the part the model saw (the central
+    `crop_size` px, 0 = all; a `translate_full` signature) and only their change is added to
+    the photo (`paste_edits`); otherwise they are the model's output uint8 [S,S,3], warped
+    back in place of the face (`paste_back`). With no face the photo is returned unchanged.
     """
     if not aligned:
         return np.asarray(rgb, np.uint8).copy()
-    outputs = translate([a.crop for a in aligned])
+    outputs = [np.asarray(o) for o in translate([a.crop for a in aligned])]
     if len(outputs) != len(aligned):
         raise ValueError(f"{len(aligned)} faces but {len(outputs)} translations")
     matrices = [
-        output_matrix(a.matrix, a.crop.shape[0], np.asarray(o).shape[0], crop_size)
+        output_matrix(a.matrix, a.crop.shape[0], o.shape[0], crop_size)
         for a, o in zip(aligned, outputs, strict=True)
     ]
-    return paste_back(rgb, outputs, matrices, feather=feather)
+    if not full_resolution:
+        return paste_back(rgb, outputs, matrices, feather=feather)
+    edits = []
+    for a, out in zip(aligned, outputs, strict=True):
+        seen = centre_square(a.crop, crop_size)
+        if out.shape != seen.shape:
+            raise ValueError(
+                f"the model returned {out.shape} for a {seen.shape} face: not a "
+                "full-resolution translation"
+            )
+        edits.append(out.astype(np.float32) - seen.astype(np.float32))
+    return paste_edits(rgb, edits, matrices, feather=feather)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -590,6 +683,9 @@ class PasteOptions:
     min_face_score: float = 0.0
     feather: float = 0.12  # fraction of the crop side
     crop_size: int = 0  # the model's own centre crop of its input (0 = all of it)
+    # translate_pngs returns each crop at its own size with the model's edit added (a
+    # `translate_full` signature): only the edit is pasted, the photo's pixels stay its own
+    full_resolution: bool = False
 
 
 def translate_photo(
@@ -625,6 +721,11 @@ def translate_photo(
         ]
 
     photo = paste_translations(
-        rgb, aligned, translate, crop_size=options.crop_size, feather=options.feather
+        rgb,
+        aligned,
+        translate,
+        crop_size=options.crop_size,
+        feather=options.feather,
+        full_resolution=options.full_resolution,
     )
     return photo, len(aligned)

@@ -28,6 +28,21 @@ Beyond fixed clusters (docs/beyond.md; C = the condition's width, 2d for `mean_s
     translate_condition  image_bytes string [N], condition float32 [N,C]
                          -> image_bytes string [N] (PNG)
 
+At the input's own resolution (an aligned face of any size; P_i = the side of image i's
+centre square, the part the model sees: min(H_i, W_i), at most the export's crop_size):
+
+    translate_full            image_bytes string [N], cluster_weights float32 [N,k]
+                              -> image_bytes string [N] (PNG, P_i x P_i),
+                                 source_cluster int32 [N]
+    translate_full_condition  image_bytes string [N], condition float32 [N,C]
+                              -> image_bytes string [N] (PNG, P_i x P_i),
+                                 source_cluster int32 [N]
+
+They run the generator at S as the signatures above do and add its edit,
+up(G(x_S, s_target) - G(x_S, s_src)), to the full-resolution square (xplore_tf/edit.py): what
+the model does not change keeps the input's own pixels. A plain translation into cluster t
+is the weight 1 on t, a strength alpha the weight alpha.
+
 The strength and mix signatures condition on s_src + sum_i w_i (s_i - s_src), s_src being the
 statistics of the input's nearest cluster, found in-graph (clustering extractor + PCA +
 centroids); strength alpha into t is the weight alpha on t. Weights are >= 0, at most
@@ -54,12 +69,21 @@ TRANSLATE_STRENGTH = "translate_strength"  # toward one cluster with a strength 
 TRANSLATE_MIX = "translate_mix"  # toward several clusters with weights
 REFERENCE_CONDITION = "reference_condition"  # a reference group's statistics
 TRANSLATE_CONDITION = "translate_condition"  # toward any condition (e.g. a reference group's)
+TRANSLATE_FULL = "translate_full"  # cluster weights, the edit at the input's own resolution
+TRANSLATE_FULL_CONDITION = "translate_full_condition"  # a condition, at the input's resolution
 # Every export has these...
 BASE_SIGNATURES = (SERVING_DEFAULT, TRANSLATE_BYTES, CLUSTERS, CLUSTERS_BATCHED)
-# ...and these when the clustering extractor could be built at export time (the reference
-# pair not for --condition=onehot models); the export's assets.extra/xplore_tf.json lists
+# ...and these when the clustering extractor could be built at export time (the two that
+# take a condition not for --condition=onehot models); the export's assets.extra/xplore_tf.json lists
 # the signatures it has and, when some are missing, why.
-BEYOND_SIGNATURES = (TRANSLATE_STRENGTH, TRANSLATE_MIX, REFERENCE_CONDITION, TRANSLATE_CONDITION)
+BEYOND_SIGNATURES = (
+    TRANSLATE_STRENGTH,
+    TRANSLATE_MIX,
+    REFERENCE_CONDITION,
+    TRANSLATE_CONDITION,
+    TRANSLATE_FULL,
+    TRANSLATE_FULL_CONDITION,
+)
 SIGNATURES = BASE_SIGNATURES + BEYOND_SIGNATURES
 
 # Input and output keys (`PredictRequest.inputs` / `PredictResponse.outputs`).
@@ -85,6 +109,13 @@ RELATIVE_DISTANCE = "relative_distance"  # float32 [N]: distance / that cluster'
 # the RMS radius of every training cluster (clients warn).
 MAX_STRENGTH = 2.0
 FAR_FROM_CLUSTERS = 1.0
+
+# What resolution a translation comes back at (translate's and the client's
+# --output_resolution): the input's own, with the model's edit carried to it (the `_full`
+# signatures), or the model's S x S output.
+INPUT_RESOLUTION = "input"
+MODEL_RESOLUTION = "model"
+OUTPUT_RESOLUTIONS = (INPUT_RESOLUTION, MODEL_RESOLUTION)
 
 # Output format of `translate_bytes`.
 OUTPUT_FORMAT = "png"

@@ -425,9 +425,82 @@ def test_reference_condition_equals_the_cluster_statistics_code(run, exported, t
     assert empty[sig.IMAGE_BYTES].shape == (0,) and empty[sig.SOURCE_CLUSTER].shape == (0,)
 
 
+def _module_signatures(run, **export):
+    """The signatures of a ServingModule built in process with these ExportConfig fields."""
+    from xplore_tf import translate_lib
+
+    module = export_lib.serving_module(_with_export(run, **export), export_lib.load_generator(run))
+    translator = translate_lib.Translator(module.signature_functions(), source="test")
+    return lambda name, **inputs: translator.predict(name, inputs)
+
+
+@pytest.mark.parametrize(
+    "base, colour",
+    [("residual", "no_cast"), ("difference", "generator"), ("residual", "luminance")],
+)
+def test_full_resolution_adds_the_edit_to_the_input_square_at_its_own_size(run, base, colour):
+    """translate_full: each input's centre square at its own size plus up(edit), the edit
+    measured at the model's size (xplore_tf/edit.py). With the difference base no edit
+    (weights 0, or the source's own condition) is the square bit for bit, whatever its size."""
+    from xplore_tf import edit
+
+    serve = _module_signatures(run, edit_base=base, face_colour=colour)
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((37, 50, 3), (16, 16, 3))]
+    squares = [images[0][:, 6:43], images[1]]
+    pngs = _pngs(images)
+    zero = serve(sig.TRANSLATE_FULL, image_bytes=pngs, cluster_weights=np.zeros((2, 4)))
+    table = np.asarray(
+        condition_vector(
+            np.arange(4), _stats(run).centroids, _stats(run).stds, mode=run.model.condition
+        )
+    )
+    own = serve(
+        sig.TRANSLATE_FULL_CONDITION,
+        image_bytes=pngs,
+        condition=table[zero[sig.SOURCE_CLUSTER]],
+    )
+    for out in (zero, own):
+        for png, square in zip(out[sig.IMAGE_BYTES], squares, strict=True):
+            got = _decoded([png])[0]
+            assert got.shape == square.shape
+            if (base, colour) == ("difference", "generator"):
+                np.testing.assert_array_equal(got, square)
+    # Into cluster 2: the edit of the model-resolution translations (rounded to uint8 by
+    # those signatures, hence the tolerance of 2 levels), carried to each square's size.
+    weights = np.zeros((2, 4), np.float32)
+    weights[:, 2] = 1.0
+    full = serve(sig.TRANSLATE_FULL, image_bytes=pngs, cluster_weights=weights)
+    np.testing.assert_array_equal(full[sig.SOURCE_CLUSTER], zero[sig.SOURCE_CLUSTER])
+
+    def strength(alpha):
+        out = serve(
+            sig.TRANSLATE_STRENGTH,
+            image_bytes=pngs,
+            cluster_id=[2, 2],
+            strength=[alpha, alpha],
+        )
+        return _decoded(out[sig.IMAGE_BYTES]).astype(np.float32)
+
+    model_inputs = np.stack(
+        [export_lib.frame_images(sq[None], size=16).numpy()[0] for sq in squares]
+    )
+    edits = edit.model_edit(
+        model_inputs, strength(1.0), strength(0.0), base=base, face_colour=colour
+    ).numpy()
+    for png, square, delta in zip(full[sig.IMAGE_BYTES], squares, edits, strict=True):
+        got = _decoded([png])[0].astype(int)
+        expected = edit.carry_edit(square, delta).numpy().astype(int)
+        assert got.shape == square.shape and np.abs(got - expected).max() <= 2
+        assert np.abs(got - square).max() > 0  # the tiny model changed something
+
+
 @pytest.mark.parametrize(
     "name, inputs, match",
     [
+        ("full", dict(cluster_weights=[[1, 0, 0, 0], [0, -1, 0, 0]]), "must be >= 0"),
+        ("full", dict(cluster_weights=[[1, 0, 0, 0]]), "same batch size"),
+        ("full_condition", dict(condition="nan"), "condition must be finite"),
         ("strength", dict(strength=[0.5, -0.1]), r"strength must be in \[0, 2\]"),
         ("strength", dict(strength=[2.5, 1.0]), r"strength must be in \[0, 2\]"),
         ("strength", dict(strength=[np.nan, 1.0]), r"strength must be in \[0, 2\]"),
@@ -464,6 +537,11 @@ def test_bad_beyond_cluster_requests_are_invalid_argument(run, exported, name, i
         "mix": (sig.TRANSLATE_MIX, dict(image_bytes=pngs, cluster_weights=np.eye(4)[:2])),
         "reference": (sig.REFERENCE_CONDITION, dict(reference_bytes=pngs[None])),
         "condition": (sig.TRANSLATE_CONDITION, dict(image_bytes=pngs, condition=condition)),
+        "full": (sig.TRANSLATE_FULL, dict(image_bytes=pngs, cluster_weights=np.eye(4)[:2])),
+        "full_condition": (
+            sig.TRANSLATE_FULL_CONDITION,
+            dict(image_bytes=pngs, condition=condition),
+        ),
     }[name]
     request.update({k: v for k, v in inputs.items() if k != "condition"})
     request = {
@@ -510,6 +588,7 @@ def test_beyond_signatures_are_left_out_with_the_reason_when_the_extractor_is_mi
     assert set(module.signature_functions()) == set(sig.SIGNATURES) - {
         sig.REFERENCE_CONDITION,
         sig.TRANSLATE_CONDITION,
+        sig.TRANSLATE_FULL_CONDITION,
     }
 
 

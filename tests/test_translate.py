@@ -63,11 +63,33 @@ def _served(saved_model: str, path: str, cluster: int) -> np.ndarray:
 
 def test_saved_model_translation_by_name_equals_the_served_one(run, saved_model, images, tmp_path):
     written = translate_lib.translate_files(
-        run, images, cluster="Beta", out=str(tmp_path), saved_model=saved_model
+        run,
+        images,
+        cluster="Beta",
+        out=str(tmp_path),
+        saved_model=saved_model,
+        output_resolution="model",
     )
     assert written == [str(tmp_path / "a_c002.png"), str(tmp_path / "b_c002.png")]
     for path, image in zip(written, images, strict=True):
         np.testing.assert_array_equal(_pixels(path), _served(saved_model, image, 2))
+
+
+def test_input_resolution_is_the_served_full_translation(run, saved_model, images, tmp_path):
+    """By default each image comes back at its own size (the centre square the model sees:
+    20 x 20 of the 24 x 20 input), as `translate_full` with the weight 1 on the target."""
+    written = translate_lib.translate_files(
+        run, images, cluster="Beta", out=str(tmp_path), saved_model=saved_model
+    )
+    served = call_signature(
+        saved_model,
+        sig.TRANSLATE_FULL,
+        image_bytes=file_bytes(images),
+        cluster_weights=np.array([[0, 0, 1.0, 0]] * 2),
+    )[sig.IMAGE_BYTES]
+    for path, png, side in zip(written, served, (20, 16), strict=True):
+        assert _pixels(path).shape == (side, side, 3)
+        np.testing.assert_array_equal(_pixels(path), common.decode(png))
 
 
 def test_checkpoint_translation_equals_the_saved_model(run, saved_model, images, tmp_path):
@@ -98,9 +120,22 @@ def test_all_clusters_grid(run, saved_model, images, tmp_path):
 
 
 def test_bad_inputs_are_value_errors(run, saved_model, images, tmp_path):
-    with pytest.raises(ValueError, match="cluster_id must be in"):
+    with pytest.raises(ValueError, match=r"--cluster: cluster 4 does not exist \(ids are 0..3\)"):
         translate_lib.translate_files(
             run, images[:1], cluster=4, out=str(tmp_path), saved_model=saved_model
+        )
+    with pytest.raises(ValueError, match="cluster_id must be in"):  # the model's own check
+        translate_lib.translate_files(
+            run,
+            images[:1],
+            cluster=4,
+            out=str(tmp_path),
+            saved_model=saved_model,
+            output_resolution="model",
+        )
+    with pytest.raises(ValueError, match="--output_resolution='photo': expected one of"):
+        translate_lib.translate_files(
+            run, images[:1], cluster=0, out="o", saved_model=saved_model, output_resolution="photo"
         )
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not a jpeg")
@@ -170,7 +205,12 @@ def test_awkward_inputs_translate_as_their_training_pixels(run, saved_model, tmp
     files = write_awkward(tmp_path / "in")
     paths = [files[n] for n in AWKWARD_INPUTS]
     written = translate_lib.translate_files(
-        run, paths, cluster=1, out=str(tmp_path / "out"), saved_model=saved_model
+        run,
+        paths,
+        cluster=1,
+        out=str(tmp_path / "out"),
+        saved_model=saved_model,
+        output_resolution="model",
     )
     for path, image in zip(written, paths, strict=True):
         expected = _served_pixels(saved_model, common.read_rgb(image), 1)
@@ -235,7 +275,13 @@ def test_contradicting_flags_are_errors(run, saved_model, images, tmp_path, pars
 def test_strength_and_mix_equal_the_served_signatures(run, saved_model, images, tmp_path, source):
     model = saved_model if source == "saved_model" else ""
     written = translate_lib.translate_files(
-        run, images, cluster="Beta", strength=0.25, out=str(tmp_path), saved_model=model
+        run,
+        images,
+        cluster="Beta",
+        strength=0.25,
+        out=str(tmp_path),
+        saved_model=model,
+        output_resolution="model",
     )
     assert written == [str(tmp_path / "a_c002_s0.25.png"), str(tmp_path / "b_c002_s0.25.png")]
     served = call_signature(
@@ -249,7 +295,12 @@ def test_strength_and_mix_equal_the_served_signatures(run, saved_model, images, 
         diff = np.abs(_pixels(path).astype(int) - common.decode(png).astype(int))
         assert diff.max() <= (0 if model else 1)  # a checkpoint's graph may round differently
     written = translate_lib.translate_files(
-        run, images[:1], cluster="1:0.5,alpha:1", out=str(tmp_path), saved_model=model
+        run,
+        images[:1],
+        cluster="1:0.5,alpha:1",
+        out=str(tmp_path),
+        saved_model=model,
+        output_resolution="model",
     )
     assert written == [str(tmp_path / "a_mix_c001x0.5_c000x1.png")]
     served = call_signature(
@@ -260,6 +311,44 @@ def test_strength_and_mix_equal_the_served_signatures(run, saved_model, images, 
     )[sig.IMAGE_BYTES]
     diff = np.abs(_pixels(written[0]).astype(int) - common.decode(served[0]).astype(int))
     assert diff.max() <= (0 if model else 1)
+
+
+def test_strength_mix_and_reference_at_input_resolution_ask_the_full_signatures(
+    run, saved_model, images, tmp_path
+):
+    """At the input's resolution (the default) a strength is the weight alpha on the target,
+    a combination its weights, a reference group its condition: all through translate_full*."""
+    from tests_support import face
+
+    group = tmp_path / "group"
+    group.mkdir()
+    for i in range(3):
+        (group / f"r{i}.png").write_bytes(common.png_bytes(face(40, 32, seed=30 + i)))
+    reference = call_signature(
+        saved_model,
+        sig.REFERENCE_CONDITION,
+        reference_bytes=file_bytes(sorted(str(p) for p in group.glob("*.png")))[None],
+    )[sig.CONDITION]
+    cases = [
+        (dict(cluster="Beta", strength=0.25), sig.TRANSLATE_FULL, [0, 0, 0.25, 0]),
+        (dict(cluster="1:0.5,alpha:1"), sig.TRANSLATE_FULL, [1, 0.5, 0, 0]),
+        (dict(reference_dir=str(group)), sig.TRANSLATE_FULL_CONDITION, None),
+    ]
+    for options, signature, weights in cases:
+        (path,) = translate_lib.translate_files(
+            run, images[:1], out=str(tmp_path / "out"), saved_model=saved_model, **options
+        )
+        inputs = (
+            dict(cluster_weights=np.array([weights], np.float32))
+            if weights
+            else dict(condition=reference)
+        )
+        served = call_signature(
+            saved_model, signature, image_bytes=file_bytes(images[:1]), **inputs
+        )
+        got = _pixels(path)
+        assert got.shape == (20, 20, 3), options  # a.jpg's 20 x 20 centre square
+        np.testing.assert_array_equal(got, common.decode(served[sig.IMAGE_BYTES][0]))
 
 
 def test_reference_dir_translates_toward_the_groups_statistics(
@@ -276,7 +365,12 @@ def test_reference_dir_translates_toward_the_groups_statistics(
     (group / "unreadable.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
     with caplog.at_level("INFO", logger="absl"):
         (path,) = translate_lib.translate_files(
-            run, images[:1], reference_dir=str(group), out=str(tmp_path), saved_model=saved_model
+            run,
+            images[:1],
+            reference_dir=str(group),
+            out=str(tmp_path),
+            saved_model=saved_model,
+            output_resolution="model",
         )
     assert path == str(tmp_path / "a_ref_blond.png")
     assert "skipping unreadable image unreadable.jpg" in caplog.text
@@ -315,7 +409,8 @@ def test_bad_beyond_inputs_are_one_line(run, saved_model, images, tmp_path, pars
         (dict(cluster=1, reference_dir=str(tmp_path)), "--reference_dir is the target"),
         (dict(reference_dir=str(tmp_path / "empty")), "empty: no images found"),
         (dict(reference_dir=str(tmp_path / "unreadable")), "none of its 1 images is readable"),
-        (dict(cluster=9, strength=0.5), r"cluster_id must be in \[0, 4\)"),  # the model's
+        (dict(cluster=9, strength=0.5), r"cluster 9 does not exist \(ids are 0..3\)"),
+        (dict(cluster=9, strength=0.5, output_resolution="model"), r"must be in \[0, 4\)"),
     ):
         with pytest.raises(ValueError, match=match) as info:
             translate(**options)

@@ -160,6 +160,10 @@ class ExportConfig:
     version: int = 0  # 0 = max existing version + 1
     checkpoint: str = ""  # checkpoint prefix; "" = the latest in WORKDIR/checkpoints
     allow_untrained: bool = False  # export a freshly initialised G when no checkpoint exists
+    # the translate_full signatures (xplore_tf/edit.py): what the edit is measured from, and
+    # what becomes of the face's colour
+    edit_base: str = "residual"  # "residual" (G(x, s_t) - x) | "difference" (- G(x, s_src))
+    face_colour: str = "no_cast"  # "no_cast" | "luminance" | "generator"
 
 
 @dataclasses.dataclass(frozen=True)

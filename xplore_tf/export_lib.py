@@ -13,8 +13,8 @@ the cluster statistics baked in as constants, so a served model needs nothing bu
 and, beyond fixed clusters (docs/beyond.md; the clustering extractor, PCA and centroids
 are in the graph too, so s_src, the statistics of the input's nearest cluster, is found
 there; left out, with the reason logged and written into assets.extra/xplore_tf.json,
-when the extractor cannot be built here, e.g. its weights file is absent; the reference
-pair is left out of --condition=onehot models):
+when the extractor cannot be built here, e.g. its weights file is absent; the two that
+take a condition are left out of --condition=onehot models):
 
     translate_strength   image_bytes [N], cluster_id [N], strength float32 [N]
                          -> image_bytes [N], source_cluster int32 [N]
@@ -23,6 +23,12 @@ pair is left out of --condition=onehot models):
     reference_condition  reference_bytes string [N,M] -> condition float32 [N,C],
                          nearest_cluster int32 [N], distance [N], relative_distance [N]
     translate_condition  image_bytes [N], condition float32 [N,C] -> image_bytes [N]
+    translate_full       image_bytes [N], cluster_weights float32 [N,k]
+                         -> image_bytes [N] at each input's own size, source_cluster [N]
+    translate_full_condition  image_bytes [N], condition [N,C] -> the same
+
+The two `_full` signatures carry the generator's edit to the input's own resolution
+(`xplore_tf/edit.py`): any aligned face in, the same face back at its size.
 
 Names come from `serving/signatures.py`, shared with the client. Preprocessing inside the
 graph is the training pipeline's (`data/images.load_image`): a centre square crop
@@ -57,6 +63,7 @@ from absl import logging
 
 from serving import signatures as sig
 from xplore_tf import checkpoints, io_utils
+from xplore_tf import edit as edit_lib
 from xplore_tf.clustering import artifacts, contact_sheets, pipeline
 from xplore_tf.clustering import space as space_lib
 from xplore_tf.config import Config
@@ -226,11 +233,8 @@ def frame_images(images, *, size: int, crop_size: int = 0, framing: str = "crop"
                 images, (side - h) // 2, (side - w) // 2, side, side
             )
         else:
-            side = tf.minimum(h, w)
-            if crop_size > 0:
-                side = tf.minimum(side, crop_size)
-            top, left = (h - side) // 2, (w - side) // 2
-            square = images[:, top : top + side, left : left + side, :]
+            square = centre_square(images, crop_size)
+            side = tf.shape(square)[1]
 
     def resize():
         x = tf.image.resize(
@@ -240,6 +244,18 @@ def frame_images(images, *, size: int, crop_size: int = 0, framing: str = "crop"
 
     out = tf.cond(tf.equal(side, size), lambda: square, resize)
     return tf.ensure_shape(out, [None, size, size, 3])
+
+
+def centre_square(images, crop_size: int = 0):
+    """uint8 [N,H,W,3] -> [N,side,side,3], side = min(H, W, crop_size if > 0): the part of an
+    image the model sees (`frame_images` with framing "crop", before its resize)."""
+    shape = tf.shape(images)
+    h, w = shape[1], shape[2]
+    side = tf.minimum(h, w)
+    if crop_size > 0:
+        side = tf.minimum(side, crop_size)
+    top, left = (h - side) // 2, (w - side) // 2
+    return images[:, top : top + side, left : left + side, :]
 
 
 class ServingModule(tf.Module):
@@ -266,6 +282,8 @@ class ServingModule(tf.Module):
         crop_size: int,
         names: list[str],
         space: ClusteringSpace | None = None,
+        edit_base: str = edit_lib.RESIDUAL,
+        face_colour: str = edit_lib.NO_CAST,
     ):
         super().__init__(name="xplore_serving")
         from xplore_tf.data import images as images_lib
@@ -287,7 +305,7 @@ class ServingModule(tf.Module):
         sizes = tf.constant(stats.sizes.astype(np.int64), name="cluster_sizes")
         ids = tf.range(k, dtype=tf.int32, name="cluster_ids")
         cluster_names = tf.constant(np.array(names, dtype=object), tf.string)
-        empty_images = tf.zeros([0, size, size, 3], tf.uint8)
+        empty_pixels = tf.zeros([0, size, size, 3], tf.float32)
         model_image = tf.TensorSpec([size, size, 3], tf.uint8)
 
         def same_batch(tensor, n, name):
@@ -330,18 +348,22 @@ class ServingModule(tf.Module):
                 tf.TensorSpec([None, cond_dim], tf.float32),
             ]
         )
-        def generate(images, condition_rows):
-            """uint8 [N,S,S,3] under conditions [N,C] -> uint8 [N,S,S,3] (as Trainer.translate)."""
+        def generate_pixels(images, condition_rows):
+            """uint8 [N,S,S,3] under conditions [N,C] -> float32 [N,S,S,3] in [0, 255]."""
 
             def run():
                 x = tf.cast(images, tf.float32) / 127.5 - 1.0
                 y = tf.cast(generator((x, condition_rows), training=False), tf.float32)
-                return tf.cast(tf.clip_by_value((y + 1.0) * 127.5 + 0.5, 0.0, 255.0), tf.uint8)
+                return tf.clip_by_value((y + 1.0) * 127.5, 0.0, 255.0)
 
             # An empty batch never reaches the convolutions (oneDNN's fused instance
             # norm rejects N = 0); it returns an empty result.
-            out = tf.cond(tf.shape(images)[0] > 0, run, lambda: empty_images)
+            out = tf.cond(tf.shape(images)[0] > 0, run, lambda: empty_pixels)
             return tf.ensure_shape(out, [None, size, size, 3])
+
+        def generate(images, condition_rows):
+            """uint8 [N,S,S,3] under conditions [N,C] -> uint8 [N,S,S,3] (as Trainer.translate)."""
+            return tf.cast(generate_pixels(images, condition_rows) + 0.5, tf.uint8)
 
         def encode(images):
             return tf.map_fn(
@@ -414,6 +436,10 @@ class ServingModule(tf.Module):
                     decode=decode,
                     to_model_input=to_model_input,
                     generate=generate,
+                    generate_pixels=generate_pixels,
+                    crop_size=crop_size,
+                    edit_base=edit_base,
+                    face_colour=face_colour,
                     encode=encode,
                     check_ids=check_ids,
                     same_batch=same_batch,
@@ -436,6 +462,10 @@ def _beyond_clusters_functions(
     decode,
     to_model_input,
     generate,
+    generate_pixels,
+    crop_size: int,
+    edit_base: str,
+    face_colour: str,
     encode,
     check_ids,
     same_batch,
@@ -481,14 +511,42 @@ def _beyond_clusters_functions(
         out = tf.cond(tf.shape(feature_images)[0] > 0, run, lambda: tf.zeros([0, dim], tf.float32))
         return tf.ensure_shape(out, [None, dim])
 
-    def translate_blended(image_bytes, weights):
-        """Toward s_src + sum_i w_i (s_i - s_src) -> (PNG bytes [N], s_src's cluster [N])."""
+    def source_of(image_bytes):
+        """-> (model inputs uint8 [N,S,S,3], each input's nearest cluster [N], its s_src)."""
         images, feature_images = decode_both(image_bytes)
         source = space_lib.nearest_cluster_ops(points_of(feature_images), centroids)
-        blended = space_lib.blend_conditions(
-            tf.gather(conditions, source), weights, conditions, std_from=std_from
-        )
+        return images, source, tf.gather(conditions, source)
+
+    def blend(s_src, weights):
+        """s_src + sum_i w_i (s_i - s_src) [N,C]."""
+        return space_lib.blend_conditions(s_src, weights, conditions, std_from=std_from)
+
+    def translate_blended(image_bytes, weights):
+        """Toward s_src + sum_i w_i (s_i - s_src) -> (PNG bytes [N], s_src's cluster [N])."""
+        images, source, s_src = source_of(image_bytes)
+        blended = blend(s_src, weights)
         return {sig.IMAGE_BYTES: encode(generate(images, blended)), sig.SOURCE_CLUSTER: source}
+
+    def full_resolution(image_bytes, images, target, s_src):
+        """PNG bytes [N]: each input's framed square at its own size + the edit (xplore_tf.edit)."""
+        if edit_base == edit_lib.DIFFERENCE:
+            n = tf.shape(images)[0]
+            both = generate_pixels(tf.concat([images, images], 0), tf.concat([target, s_src], 0))
+            g_target, g_source = both[:n], both[n:]
+        else:
+            g_target, g_source = generate_pixels(images, target), None
+        delta = edit_lib.model_edit(
+            images, g_target, g_source, base=edit_base, face_colour=face_colour
+        )
+
+        def one(args):
+            data, edit = args
+            square = centre_square(decode_one(data)[tf.newaxis], crop_size)[0]
+            return tf.io.encode_png(edit_lib.carry_edit(square, edit))
+
+        return tf.map_fn(
+            one, (image_bytes, delta), fn_output_signature=tf.TensorSpec([], tf.string)
+        )
 
     @tf.function(
         input_signature=[
@@ -509,13 +567,7 @@ def _beyond_clusters_functions(
             weights = tf.one_hot(cluster_id, k, dtype=tf.float32) * strength[:, tf.newaxis]
         return translate_blended(image_bytes, weights)
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name=sig.IMAGE_BYTES),
-            tf.TensorSpec([None, k], tf.float32, name=sig.CLUSTER_WEIGHTS),
-        ]
-    )
-    def translate_mix(image_bytes, cluster_weights):
+    def checked_weights(image_bytes, cluster_weights):
         message = f"cluster_weights must be >= 0 and sum to at most {bound:g} per image"
         checks = [
             same_batch(cluster_weights, tf.shape(image_bytes)[0], sig.CLUSTER_WEIGHTS),
@@ -525,15 +577,40 @@ def _beyond_clusters_functions(
             ),
         ]
         with tf.control_dependencies(checks):
-            weights = tf.identity(cluster_weights)
-        return translate_blended(image_bytes, weights)
+            return tf.identity(cluster_weights)
 
-    functions = {sig.TRANSLATE_STRENGTH: translate_strength, sig.TRANSLATE_MIX: translate_mix}
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=sig.IMAGE_BYTES),
+            tf.TensorSpec([None, k], tf.float32, name=sig.CLUSTER_WEIGHTS),
+        ]
+    )
+    def translate_mix(image_bytes, cluster_weights):
+        return translate_blended(image_bytes, checked_weights(image_bytes, cluster_weights))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=sig.IMAGE_BYTES),
+            tf.TensorSpec([None, k], tf.float32, name=sig.CLUSTER_WEIGHTS),
+        ]
+    )
+    def translate_full(image_bytes, cluster_weights):
+        weights = checked_weights(image_bytes, cluster_weights)
+        images, source, s_src = source_of(image_bytes)
+        out = full_resolution(image_bytes, images, blend(s_src, weights), s_src)
+        return {sig.IMAGE_BYTES: out, sig.SOURCE_CLUSTER: source}
+
+    functions = {
+        sig.TRANSLATE_STRENGTH: translate_strength,
+        sig.TRANSLATE_MIX: translate_mix,
+        sig.TRANSLATE_FULL: translate_full,
+    }
     if condition == "onehot":
         logging.info(
-            "--condition=onehot: no %s/%s signatures (a group has no cluster id)",
+            "--condition=onehot: no %s/%s/%s signatures (a group has no cluster id)",
             sig.REFERENCE_CONDITION,
             sig.TRANSLATE_CONDITION,
+            sig.TRANSLATE_FULL_CONDITION,
         )
         return functions
 
@@ -582,8 +659,25 @@ def _beyond_clusters_functions(
             images = decode(image_bytes)
         return {sig.IMAGE_BYTES: encode(generate(images, condition))}
 
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=sig.IMAGE_BYTES),
+            tf.TensorSpec([None, cond_dim], tf.float32, name=sig.CONDITION),
+        ]
+    )
+    def translate_full_condition(image_bytes, condition):
+        checks = [
+            same_batch(condition, tf.shape(image_bytes)[0], sig.CONDITION),
+            tf.debugging.assert_all_finite(condition, "condition must be finite"),
+        ]
+        with tf.control_dependencies(checks):
+            images, source, s_src = source_of(image_bytes)
+        out = full_resolution(image_bytes, images, condition, s_src)
+        return {sig.IMAGE_BYTES: out, sig.SOURCE_CLUSTER: source}
+
     functions[sig.REFERENCE_CONDITION] = reference_condition
     functions[sig.TRANSLATE_CONDITION] = translate_condition
+    functions[sig.TRANSLATE_FULL_CONDITION] = translate_full_condition
     return functions
 
 
@@ -607,6 +701,8 @@ def serving_module(config: Config, loaded: LoadedGenerator) -> ServingModule:
         crop_size=config.data.crop_size,
         names=cluster_names(config, loaded.stats.num_clusters),
         space=space,
+        edit_base=config.export.edit_base,
+        face_colour=config.export.face_colour,
     )
     module.beyond_clusters_reason = reason
     return module
@@ -671,6 +767,10 @@ def _beyond_clusters_metadata(
     return {
         "max_strength": sig.MAX_STRENGTH,
         "far_from_clusters": sig.FAR_FROM_CLUSTERS,
+        "full_resolution": {
+            "edit_base": config.export.edit_base,
+            "face_colour": config.export.face_colour,
+        },
         "clustering_space": {
             "extractor": loaded.stats.extractor,
             "input_size": loaded.stats.image_size,

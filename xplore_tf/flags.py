@@ -499,6 +499,25 @@ flags.DEFINE_bool(
     "When no checkpoint exists, export/translate a freshly initialised generator (for "
     "benchmarks and plumbing tests) instead of failing.",
 )
+flags.DEFINE_enum(
+    "edit_base",
+    "residual",
+    ["residual", "difference"],
+    "Full-resolution translations (the translate_full signatures; translate and the client "
+    "by default): the edit carried to the input's own size is G(x, s_target) minus x itself "
+    "(residual) or minus G(x, s_source), the translation into the input's own cluster "
+    "(difference). Measured on real photos in docs/experiments/2026-12-04-full-resolution.md.",
+)
+flags.DEFINE_enum(
+    "face_colour",
+    "no_cast",
+    ["no_cast", "luminance", "generator"],
+    "Full-resolution translations, the face's colour: no_cast removes the cast the generator "
+    "puts on the whole face (the edit's median over the cheeks, subtracted under an "
+    "inner-face mask), so the skin keeps its tone while local edits and hair/background "
+    "colour pass in full; luminance also lets only brightness changes through inside the "
+    "face (its hue kept; weaker edits); generator keeps the generator's colours.",
+)
 
 # ---------------------------------------------------------------- translate (no server)
 flags.DEFINE_list(
@@ -543,6 +562,16 @@ flags.DEFINE_string(
     "",
     "`xplore_tf.translate`: a SavedModel version folder (<export_dir>/<model_name>/<version>) "
     "to translate with; empty = G_ema of --checkpoint (default: the run's latest).",
+)
+flags.DEFINE_enum(
+    "output_resolution",
+    sig.INPUT_RESOLUTION,
+    list(sig.OUTPUT_RESOLUTIONS),
+    "`xplore_tf.translate`: input = each image back at its own resolution (the square the "
+    "model sees, e.g. a 400 px aligned face at 400 px): the edit the generator makes at its "
+    "resolution is added to the image, so what it does not change keeps every original "
+    "pixel (with --paste_back only that edit is added to the photo); model = the generator's "
+    "output at its own resolution (--image_size), as before this option existed.",
 )
 
 # ---------------------------------------------------------------- prepare: real photos in, real photos out
@@ -939,6 +968,8 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             version=f.export_version,
             checkpoint=os.path.abspath(os.path.expanduser(f.checkpoint)) if f.checkpoint else "",
             allow_untrained=f.allow_untrained,
+            edit_base=f.edit_base,
+            face_colour=f.face_colour,
         ),
         report=config_lib.ReportConfig(
             labels_csv=f.labels_csv,

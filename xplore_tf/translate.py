@@ -3,9 +3,11 @@
 Translates local image files into a cluster (an id or a name from cluster_names.json), or
 with --all_clusters into every cluster as one grid (rows = images, columns = the input then
 each cluster), without a server: with an exported SavedModel (--saved_model=VERSION_DIR) or
-G_ema of the run's latest checkpoint (or --checkpoint). Output as serving/client.py writes it.
-With --paste_back each image is a photo: its faces are detected, aligned, translated and
-blended back, and the whole photo is written (xplore_tf/translate_lib.py, serving/faces.py).
+G_ema of the run's latest checkpoint (or --checkpoint). Output as serving/client.py writes it:
+at each input's own resolution, the generator's edit added to it (--output_resolution=model:
+the generator's output). With --paste_back each image is a photo: its faces are detected,
+aligned and translated, the edits are added back, and the whole photo is written
+(xplore_tf/translate_lib.py, serving/faces.py).
 Beyond fixed clusters (docs/beyond.md): --strength=0.5 (half way from the input's own
 cluster), --cluster=12:1.0,31:0.5 (a weighted combination), --reference_dir=DIR (toward the
 statistics of a folder of photos).
@@ -45,6 +47,7 @@ def main(argv: list[str]) -> None:
         else "",
         saved_model=os.path.abspath(os.path.expanduser(f.saved_model)) if f.saved_model else "",
         paste_back=config.prepare.paste_back,
+        output_resolution=f.output_resolution,
     )
     for path in written:
         print(path)

@@ -157,6 +157,7 @@ def translate_files(
     checkpoint: str | None = None,
     max_batch: int = 16,
     paste_back: bool = False,
+    output_resolution: str = sig.INPUT_RESOLUTION,
 ) -> list[str]:
     """Translates image files into `cluster` (id or name), or into every cluster as one grid.
 
@@ -166,10 +167,17 @@ def translate_files(
     statistics of that folder's images instead of a cluster (warning when the group lies
     far from every training cluster).
 
+    `output_resolution`: "input" (default) gives each image back at its own resolution with
+    the model's edit added (`translate_full*` signatures, xplore_tf/edit.py: the centre square
+    the model sees, at its size); "model" gives the model's output at its resolution S. A
+    model exported without those signatures falls back to "model" with a warning. The
+    `all_clusters` grid is always at the model's resolution.
+
     With `paste_back`, each file is a photo: its faces are detected and aligned
     (`config.prepare`: detector, faces, aligned_size, min_face_size/score, paste_feather;
-    serving/faces.py), each aligned crop is translated, warped back and blended in, and the
-    whole photo is written (unchanged, with a warning, when no face is found).
+    serving/faces.py), each aligned crop is translated and put back (its edit added to the
+    photo, or at "model" resolution the output blended in), and the whole photo is written
+    (unchanged, with a warning, when no face is found).
 
     Inputs are read as `serving.client_common.read_image_bytes` (the client's rules): a file
     the training pipeline could not decode is a ValueError (ImageError) naming it.
@@ -204,6 +212,7 @@ def translate_files(
         raise ValueError(f"pass --cluster={cluster} or --all_clusters, not both")
     if paste_back and all_clusters:
         raise ValueError("--paste_back writes whole photos into one cluster: pass --cluster")
+    common.check_output_resolution(output_resolution)
     weights = bc.parse_cluster_weights(str(cluster)) if has_cluster else None
     if strength is not None:
         strength = bc.check_strength(strength)
@@ -240,13 +249,22 @@ def translate_files(
         path = common.grid_path(out)
         common.write_file(path, common.png_bytes(common.grid(rows)))
         return [path]
+    full = output_resolution == sig.INPUT_RESOLUTION
+    if full and sig.TRANSLATE_FULL not in translator.functions:
+        logging.warning(
+            "%s has no %s signature (%s): output at the model's resolution",
+            translator.source,
+            sig.TRANSLATE_FULL,
+            translator.missing_reason,
+        )
+        full = False
     translate_pngs, label = _translation(
-        translator, cluster, weights, strength, reference_dir, reference, max_batch
+        translator, cluster, weights, strength, reference_dir, reference, max_batch, full
     )
     outputs = common.output_paths(out, paths, [label] * len(paths))
     if paste_back:
         pngs = [
-            _paste_back(config, translate_pngs, path, data, saved_model)
+            _paste_back(config, translate_pngs, path, data, saved_model, full)
             for path, data in zip(paths, encoded, strict=True)
         ]
     else:
@@ -277,9 +295,11 @@ def _translation(
     reference_dir: str,
     reference: bc.ReferenceImages | None,
     max_batch: int,
+    full_resolution: bool,
 ) -> tuple[Callable[[list[bytes]], list[bytes]], int | str]:
     """(encoded images -> PNG bytes, output label) for the chosen target."""
     predict = translator.predict
+    info = None
     if reference is not None:
         ref = bc.reference_condition(predict, reference.encoded)
         logging.info(
@@ -292,34 +312,28 @@ def _translation(
         )
         if ref.far:
             logging.warning("%s", ref.warning(reference_dir))
-        return (
-            lambda pngs: bc.translate_condition(predict, pngs, ref.condition, max_batch=max_batch),
-            bc.reference_label(reference_dir),
-        )
-    if weights is not None:
-        needs_names = any(not common.is_cluster_id(t) for t, _ in weights)
+        target = bc.Target(bc.reference_label(reference_dir), condition=ref.condition)
+    elif weights is not None:
         info = translator.clusters()
-        resolved = [
-            (common.resolve_cluster(t, info if needs_names else None), w) for t, w in weights
-        ]
+        resolved = [(common.resolve_cluster(t, info), w) for t, w in weights]
         vector = bc.weight_vector(resolved, len(info.ids))
-        return (
-            lambda pngs: bc.translate_mix(predict, pngs, vector, max_batch=max_batch)[0],
-            bc.mix_label(resolved),
-        )
-    info = None if common.is_cluster_id(cluster) else translator.clusters()
-    target = common.resolve_cluster(cluster, info)
-    if strength is not None:
-        return (
-            lambda pngs: bc.translate_strength(
-                predict, pngs, [target] * len(pngs), [strength] * len(pngs), max_batch=max_batch
-            )[0],
-            bc.strength_label(target, strength),
-        )
-    return (
-        lambda pngs: translator.translate_bytes(pngs, [target] * len(pngs), max_batch=max_batch),
+        target = bc.Target(bc.mix_label(resolved), weights=vector)
+    else:
+        info = None if common.is_cluster_id(cluster) else translator.clusters()
+        cluster_id = common.resolve_cluster(cluster, info)
+        label = cluster_id if strength is None else bc.strength_label(cluster_id, strength)
+        target = bc.Target(label, cluster=cluster_id, strength=strength)
+    if full_resolution and target.cluster is not None and info is None:
+        info = translator.clusters()
+    fn = bc.translation_function(
+        predict,
         target,
+        num_clusters=len(info.ids) if info else 0,
+        full_resolution=full_resolution,
+        plain=lambda pngs, ids: translator.translate_bytes(pngs, ids, max_batch=max_batch),
+        max_batch=max_batch,
     )
+    return fn, target.label
 
 
 def _check_detector(config: Config) -> None:
@@ -350,6 +364,7 @@ def _paste_back(
     path: str,
     data: bytes,
     saved_model: str,
+    full_resolution: bool,
 ) -> bytes:
     """PNG bytes of the photo at `path` with every face translated by `translate_pngs`."""
     from serving import faces
@@ -363,6 +378,7 @@ def _paste_back(
         min_face_score=p.min_face_score,
         feather=p.paste_feather,
         crop_size=_model_crop_size(config, saved_model),
+        full_resolution=full_resolution,
     )
     photo, found = faces.translate_photo(common.decode(data, path), translate_pngs, options)
     if not found:

@@ -112,27 +112,40 @@ def _read(path: str) -> np.ndarray:
         return common.decode(f.read())
 
 
-def test_client_strength_and_mix_are_the_served_translations(server, inputs, tmp_path):
+@pytest.mark.parametrize("resolution", ["input", "model"])
+def test_client_strength_and_mix_are_the_served_translations(server, inputs, tmp_path, resolution):
+    """At the model's resolution translate_strength and translate_mix answer; at the input's
+    (the default), translate_full with the same weights."""
     address, base = server
-    args = [f"--server={address}", f"--image={','.join(inputs)}", f"--out={tmp_path}"]
+    args = [
+        f"--server={address}",
+        f"--image={','.join(inputs)}",
+        f"--out={tmp_path}",
+        f"--output_resolution={resolution}",
+    ]
+    images = file_bytes(inputs)
+
+    def expected(model_signature, weights, **model_inputs):
+        if resolution == "model":
+            return _local(base, model_signature, image_bytes=images, **model_inputs)
+        tiled = np.tile(np.array(weights, np.float32), (2, 1))
+        return _local(base, sig.TRANSLATE_FULL, image_bytes=images, cluster_weights=tiled)
+
     written = client_lib.run(client_lib.parse_args([*args, "--cluster=Beta", "--strength=0.5"]))
     assert written == [str(tmp_path / "in0_c002_s0.5.png"), str(tmp_path / "in1_c002_s0.5.png")]
-    expected = _local(
-        base,
+    served = expected(
         sig.TRANSLATE_STRENGTH,
-        image_bytes=file_bytes(inputs),
+        [0, 0, 0.5, 0],
         cluster_id=np.array([2, 2]),
         strength=np.array([0.5, 0.5]),
     )[sig.IMAGE_BYTES]
-    for path, png in zip(written, expected, strict=True):
+    for path, png in zip(written, served, strict=True):
         np.testing.assert_array_equal(_read(path), common.decode(png))
     written = client_lib.run(client_lib.parse_args([*args, "--cluster=alpha:1,3:0.5"]))
     assert written[0] == str(tmp_path / "in0_mix_c000x1_c003x0.5.png")
     weights = np.tile(np.array([1.0, 0, 0, 0.5], np.float32), (2, 1))
-    expected = _local(
-        base, sig.TRANSLATE_MIX, image_bytes=file_bytes(inputs), cluster_weights=weights
-    )
-    for path, png in zip(written, expected[sig.IMAGE_BYTES], strict=True):
+    served = expected(sig.TRANSLATE_MIX, [1.0, 0, 0, 0.5], cluster_weights=weights)
+    for path, png in zip(written, served[sig.IMAGE_BYTES], strict=True):
         np.testing.assert_array_equal(_read(path), common.decode(png))
 
 
@@ -156,6 +169,14 @@ def test_client_reference_group_warns_when_far(server, inputs, tmp_path, capsys)
         reference_bytes=file_bytes(sorted(str(p) for p in group.iterdir()))[None],
     )
     assert reference[sig.RELATIVE_DISTANCE][0] > sig.FAR_FROM_CLUSTERS
+    expected = _local(
+        base,
+        sig.TRANSLATE_FULL_CONDITION,
+        image_bytes=file_bytes(inputs[:1]),
+        condition=reference[sig.CONDITION],
+    )[sig.IMAGE_BYTES][0]
+    np.testing.assert_array_equal(_read(str(out / "in0_ref_group.png")), common.decode(expected))
+    assert client_lib.main([*args, f"--reference_dir={group}", "--output_resolution=model"]) == 0
     expected = _local(
         base,
         sig.TRANSLATE_CONDITION,

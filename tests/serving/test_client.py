@@ -161,14 +161,25 @@ def _expected_png_pixels(base: str, path: str, cluster: int) -> np.ndarray:
 
 
 def test_client_writes_the_served_translation(server, inputs, tmp_path):
+    import tensorflow as tf
+
     address, base = server
     out = str(tmp_path / "out.png")
-    args = client_lib.parse_args(
-        [f"--server={address}", f"--image={inputs[0]}", "--cluster=3", f"--out={out}"]
-    )
+    common_args = [f"--server={address}", f"--image={inputs[0]}", "--cluster=3", f"--out={out}"]
+    args = client_lib.parse_args([*common_args, "--output_resolution=model"])
     assert client_lib.run(args) == [out]
     got = common.decode(open(out, "rb").read())
     np.testing.assert_array_equal(got, _expected_png_pixels(base, inputs[0], 3))
+    # By default: the input's centre square (30 x 30 of 40 x 30) at its own size, the edit
+    # carried to it by translate_full with the weight 1 on cluster 3.
+    assert client_lib.run(client_lib.parse_args(common_args)) == [out]
+    with open(inputs[0], "rb") as f:
+        full = _load(base).signatures[sig.TRANSLATE_FULL](
+            image_bytes=tf.constant([f.read()]), cluster_weights=tf.constant([[0.0, 0, 0, 1]])
+        )[sig.IMAGE_BYTES]
+    got = common.decode(open(out, "rb").read())
+    assert got.shape == (30, 30, 3)
+    np.testing.assert_array_equal(got, common.decode(full.numpy()[0]))
 
 
 def test_client_resolves_names_and_writes_a_folder(server, inputs, tmp_path):
@@ -179,6 +190,7 @@ def test_client_resolves_names_and_writes_a_folder(server, inputs, tmp_path):
             f"--image={','.join(inputs)}",
             "--cluster=beta",
             f"--out={tmp_path}",
+            "--output_resolution=model",
         ]
     )
     written = client_lib.run(args)
@@ -193,6 +205,7 @@ def test_client_resolves_names_and_writes_a_folder(server, inputs, tmp_path):
             "--cluster=2",
             f"--out={tmp_path / 'px.png'}",
             "--signature=serving_default",
+            "--output_resolution=model",
         ]
     )
     client_lib.run(args)
@@ -218,7 +231,13 @@ def test_all_clusters_grid(server, inputs, tmp_path):
     single = tmp_path / "single.png"
     client_lib.run(
         client_lib.parse_args(
-            [f"--server={address}", f"--image={inputs[1]}", "--cluster=2", f"--out={single}"]
+            [
+                f"--server={address}",
+                f"--image={inputs[1]}",
+                "--cluster=2",
+                f"--out={single}",
+                "--output_resolution=model",
+            ]
         )
     )
     np.testing.assert_array_equal(row_two_cluster_2, common.decode(open(single, "rb").read()))
@@ -227,10 +246,19 @@ def test_all_clusters_grid(server, inputs, tmp_path):
 def test_errors_are_one_readable_line_and_exit_2(server, inputs, tmp_path, capsys):
     address, _ = server
     base_args = [f"--server={address}", f"--image={inputs[0]}", f"--out={tmp_path / 'x.png'}"]
-    assert client_lib.main([*base_args, "--cluster=4"]) == 2
+    assert client_lib.main([*base_args, "--cluster=4", "--output_resolution=model"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("serving.client: error: INVALID_ARGUMENT: ") and "[0, 4)" in err
     assert len(err.splitlines()) == 1
+    assert client_lib.main([*base_args, "--cluster=4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "serving.client: error: --cluster: cluster 4 does not exist (ids are 0..3)"
+    )
+    assert client_lib.main([*base_args, "--cluster=1", "--signature=serving_default"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "serving.client: error: --signature=serving_default answers at the model's "
+        "resolution: add --output_resolution=model"
+    )
     assert client_lib.main([*base_args, "--cluster=1", "--timeout=0.0001"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("serving.client: error: DEADLINE_EXCEEDED: ")
@@ -265,7 +293,7 @@ def test_client_binary_imports_no_model_code(server, inputs, tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == str(out)
-    assert common.decode(out.read_bytes()).shape == (16, 16, 3)
+    assert common.decode(out.read_bytes()).shape == (30, 30, 3)  # the input's own size
     # A client machine needs no model code: nothing of xplore_tf was imported. (TensorFlow
     # itself is: the serving API's protos live in the tensorflow package, whose __init__
     # loads all of TF, Keras included.)
@@ -305,6 +333,7 @@ def test_awkward_inputs_are_served_as_their_training_pixels(server, tmp_path, si
             "--cluster=1",
             f"--out={tmp_path / 'out'}",
             f"--signature={signature}",
+            "--output_resolution=model",
         ]
     )
     for path, name in zip(client_lib.run(args), names, strict=True):
@@ -338,3 +367,42 @@ def test_unreadable_inputs_are_one_line_before_any_request(tmp_path, capsys, mon
     monkeypatch.undo()
     assert client_lib.main([f"--image={face}", *unreachable, "--all_clusters"]) == 2
     assert "pass --cluster=0 or --all_clusters, not both" in capsys.readouterr().err
+
+
+def test_a_model_without_the_full_signatures_answers_at_its_resolution_with_a_warning(
+    inputs, tmp_path, tmp_path_factory, capsys
+):
+    """An export made without its clustering extractor (or before translate_full existed):
+    the client and translate fall back to the model's resolution and say why."""
+    import dataclasses
+
+    from tests_support import tiny_trained_run
+
+    from xplore_tf import config as config_lib
+    from xplore_tf import export_lib, translate_lib
+
+    run = tiny_trained_run(tmp_path_factory)
+    missing = dataclasses.replace(
+        run,
+        cluster=dataclasses.replace(run.cluster, feature_weights=str(tmp_path / "gone.npz")),
+        export=config_lib.ExportConfig(export_dir=str(tmp_path / "export")),
+    )
+    export_lib.export(missing)
+    srv, port = dev_server.serve(str(tmp_path / "export"), port=0)
+    try:
+        out = tmp_path / "out.png"
+        args = [f"--server=127.0.0.1:{port}", f"--image={inputs[0]}", "--cluster=1", f"--out={out}"]
+        assert client_lib.main(args) == 0
+    finally:
+        srv.stop(None)
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "serving.client: warning: the served model has no translate_full signature (exported "
+        "before it existed or without its clustering extractor; export it again): output at "
+        "the model's resolution"
+    )
+    assert common.decode(out.read_bytes()).shape == (16, 16, 3)
+    (local,) = translate_lib.translate_files(
+        missing, inputs[:1], cluster=1, out=str(tmp_path / "local.png")
+    )
+    assert common.decode(open(local, "rb").read()).shape == (16, 16, 3)

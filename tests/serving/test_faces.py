@@ -142,6 +142,70 @@ def test_paste_translations_maps_the_model_output_back():
     assert np.array_equal(faces.paste_translations(photo, [], brighten_centre), photo)
 
 
+def test_paste_edits_adds_only_the_change_and_a_zero_edit_is_the_photo():
+    """Only the edit crosses back: a zero edit returns the photo bit for bit, a dot added at
+    a crop point lands on the photo point the inverse warp gives (within 1 px), and nothing
+    outside the head mask changes."""
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    matrix = _similarity(0.6, 0.3)
+    matrix[:, 2] = [64, 64] - matrix[:, :2] @ [210.0, 150.0]
+    zero = faces.paste_edits(photo, [np.zeros((128, 128, 3), np.float32)], [matrix])
+    np.testing.assert_array_equal(zero, photo)
+    dot = np.zeros((128, 128, 3), np.float32)
+    dot[70:74, 50:54] = 300.0  # centre (51.5, 71.5) in crop pixels
+    flat = np.full_like(photo, 60)
+    pasted = faces.paste_edits(flat, [dot], [matrix]).astype(int)
+    ys, xs = np.nonzero(pasted[:, :, 0] > 160)
+    expected = faces.transform_points(faces.invert(matrix), [[51.5, 71.5]])[0]
+    np.testing.assert_allclose([xs.mean(), ys.mean()], expected, atol=1.0)
+    everywhere = faces.paste_edits(flat, [np.full((128, 128, 3), 50.0, np.float32)], [matrix])
+    coverage = faces.paste_back(
+        np.zeros_like(photo), [np.full((128, 128, 3), 255, np.uint8)], [matrix]
+    )[:, :, 0]
+    changed = (everywhere != flat).any(axis=2)
+    assert changed.any() and not changed[coverage == 0].any()
+    mask = faces.paste_mask(photo.shape, matrix, 128)
+    assert mask.max() == 1.0 and not changed[mask == 0].any()
+    np.testing.assert_array_equal(changed, np.rint(mask * 50) > 0)  # 50 * mask, rounded
+    with pytest.raises(ValueError, match="1 edits but 2 matrices"):
+        faces.paste_edits(photo, [dot], [matrix, matrix])
+
+
+def test_full_resolution_paste_translations_pastes_the_edit_of_the_square_the_model_saw():
+    """With full_resolution the model returns the centre square (crop_size) at its size; its
+    difference from that square is what reaches the photo."""
+    photo = np.full((200, 260, 3), 90, np.uint8)
+    matrix = _similarity(1.1, 0.2)
+    matrix[:, 2] = [32, 32] - matrix[:, :2] @ [140.0, 90.0]
+
+    class Aligned:
+        crop = faces.align(photo, matrix, 64)
+
+    Aligned.matrix = matrix
+
+    def identity(crops):
+        return [faces.centre_square(c, 48).copy() for c in crops]
+
+    def darken_centre(crops):
+        out = identity(crops)
+        for o in out:
+            o[22:26, 22:26] = 0  # a dark dot at the square's centre (23.5, 23.5)
+        return out
+
+    same = faces.paste_translations(photo, [Aligned], identity, crop_size=48, full_resolution=True)
+    np.testing.assert_array_equal(same, photo)
+    pasted = faces.paste_translations(
+        photo, [Aligned], darken_centre, crop_size=48, full_resolution=True
+    )
+    ys, xs = np.nonzero(pasted[:, :, 0] < 45)
+    np.testing.assert_allclose([xs.mean(), ys.mean()], [140.0, 90.0], atol=1.0)
+    with pytest.raises(ValueError, match="not a full-resolution translation"):
+        faces.paste_translations(
+            photo, [Aligned], lambda crops: [c[:32, :32] for c in crops], full_resolution=True
+        )
+
+
 def test_unknown_or_missing_detector_is_one_clear_error(monkeypatch):
     with pytest.raises(ValueError, match="unknown face detector"):
         faces.make_detector("haar")

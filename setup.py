@@ -21,6 +21,7 @@ setup(
         "tensorflow-serving-api==2.21.*",
         "faiss-cpu==1.15.*",
         "numpy>=1.26,<3",
+        "scipy>=1.10",  # the evaluation's probe and Frechet distance
         "pillow>=10",
         "absl-py>=2.1",
     ],

@@ -187,11 +187,6 @@ def read_reference_images(folder: str, rel_paths: Sequence[str] | None = None) -
 
 
 # ---------------------------------------------------------------------- requests
-def _batches(n: int, max_batch: int):
-    for start in range(0, n, max_batch):
-        yield slice(start, start + max_batch)
-
-
 def _strings(items: Sequence[bytes]) -> np.ndarray:
     data = np.empty(len(items), dtype=object)
     data[:] = list(items)
@@ -205,7 +200,7 @@ def _run_batched(
     per-image arrays [N, ...] sliced alongside. -> (PNG bytes, each input's own cluster when
     the signature returns it, else [])."""
     pngs, sources = [], []
-    for chunk in _batches(len(encoded), max_batch):
+    for chunk in common.batches(encoded, max_batch):
         batch = {sig.IMAGE_BYTES: _strings(encoded[chunk])}
         out = predict(name, {**batch, **{k: v[chunk] for k, v in inputs.items()}})
         pngs.extend(bytes(b) for b in out[sig.IMAGE_BYTES])

@@ -64,7 +64,7 @@ from serving import client_common as common
 from serving import faces
 from serving import signatures as sig
 
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_MESSAGE_BYTES = sig.MAX_MESSAGE_BYTES  # the dev server's too
 
 _NUMPY_TO_DTYPE = {
     np.dtype(np.float32): types_pb2.DT_FLOAT,
@@ -235,6 +235,8 @@ class ServingClient:
     ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if not timeout > 0:
+            raise ValueError(f"--timeout must be > 0 seconds, got {timeout}")
         self.model = model
         self.version = version
         self.timeout = timeout
@@ -323,8 +325,7 @@ class ServingClient:
         if len(encoded) != len(cluster_ids):
             raise ValueError(f"{len(encoded)} images but {len(cluster_ids)} cluster ids")
         out: list[bytes] = []
-        for start in range(0, len(encoded), self.max_batch):
-            chunk = slice(start, start + self.max_batch)
+        for chunk in common.batches(encoded, self.max_batch):
             data = np.empty(len(encoded[chunk]), dtype=object)
             data[:] = list(encoded[chunk])
             outputs = self.predict(

@@ -399,17 +399,50 @@ def read_rgb(path: str) -> np.ndarray:
     return decode_rgb(_read_file(path), path)
 
 
+# Files above this size are sent as PNG when that is smaller (an uncompressed BMP).
+_COMPRESS_ABOVE = 8 * 1024 * 1024
+
+
 def read_image_bytes(path: str) -> bytes:
     """The bytes to send to `translate_bytes` for an image file, after checking it decodes.
 
     The file's own bytes when the model decodes them in-graph exactly as `decode_rgb`
-    (PNG, JPEG with its EXIF orientation, GIF, 24/32-bit BMP); otherwise (WebP, other BMPs,
-    GIFs with a partial first frame) a lossless PNG of `decode_rgb`'s pixels. A file that
-    `decode_rgb` refuses is an ImageError here, before anything is sent.
+    (PNG, JPEG with its EXIF orientation, GIF, 24/32-bit BMP) and they are not large for
+    want of compression; otherwise (WebP, other BMPs, GIFs with a partial first frame, a
+    large uncompressed BMP) a lossless PNG of `decode_rgb`'s pixels. A file that
+    `decode_rgb` refuses, or that stays larger than `sig.IMAGE_BYTES_LIMIT` even as PNG, is
+    an ImageError here, before anything is sent.
     """
     data = _read_file(path)
     header, pixels = _decode_named(data, path)
-    return png_bytes(pixels) if header.not_in_model else data
+    if header.not_in_model:
+        data = png_bytes(pixels)
+    elif len(data) > _COMPRESS_ABOVE:
+        data = min(data, png_bytes(pixels), key=len)
+    if len(data) > sig.IMAGE_BYTES_LIMIT:
+        raise ImageError(
+            path,
+            f"{len(data) / 2**20:.0f} MiB even as PNG; one image may be at most "
+            f"{sig.IMAGE_BYTES_LIMIT / 2**20:.0f} MiB (a gRPC message holds "
+            f"{sig.MAX_MESSAGE_BYTES / 2**20:.0f} MiB): shrink it first",
+        )
+    return data
+
+
+def batches(encoded, max_batch: int, max_bytes: int | None = None):
+    """Slices of `encoded` for one request each: at most `max_batch` images and `max_bytes`
+    bytes in all (default `sig.REQUEST_IMAGE_BYTES`; one larger image goes alone)."""
+    limit = sig.REQUEST_IMAGE_BYTES if max_bytes is None else max_bytes
+    start = 0
+    while start < len(encoded):
+        end, size = start, 0
+        while end < len(encoded) and end - start < max_batch:
+            size += len(encoded[end])
+            if end > start and size > limit:
+                break
+            end += 1
+        yield slice(start, end)
+        start = end
 
 
 def png_bytes(array: np.ndarray) -> bytes:

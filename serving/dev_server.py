@@ -80,7 +80,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 from serving import signatures as sig  # noqa: E402
 
 _VERSION = re.compile(r"^[0-9]+$")
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_MESSAGE_BYTES = sig.MAX_MESSAGE_BYTES  # the client's too
 
 
 class Status(Exception):
@@ -118,7 +118,9 @@ def load_servable(name: str, version: int, path: str) -> Servable:
     """Loads one SavedModel version folder with its signatures."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(path)
+    from xplore_tf import io_utils  # `runs/exp[1]`: TensorFlow globs the path it loads
+
+    loaded = tf.saved_model.load(io_utils.glob_safe(path))
     functions = dict(loaded.signatures)
     inputs = {key: dict(fn.structured_input_signature[1]) for key, fn in functions.items()}
     return Servable(name, version, path, loaded, functions, inputs, _signature_defs(path))
@@ -914,17 +916,23 @@ def serve(
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            # gRPC's Python servers share a port by default (SO_REUSEPORT): a second server
+            # on it would take half the clients. One server per port, as TF Serving.
+            ("grpc.so_reuseport", 0),
         ],
     )
     batcher = Batcher(batching) if batching is not None else None
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(repository, batcher), server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio raises where older releases returned 0
+        bound = 0
     if not bound:
         if batcher is not None:
             batcher.stop()
-        raise OSError(f"cannot bind {host}:{port}")
+        raise OSError(f"cannot listen on {host}:{port}: the port is in use (or not this host's)")
     server.start()
     return DevServer(server, batcher), bound
 
@@ -949,9 +957,16 @@ def main(argv: list[str]) -> None:
             )
         except (OSError, ValueError) as e:
             raise SystemExit(f"--batching_parameters_file: {e}") from None
-    server, port = serve(
-        f.model_base_path, port=f.port, host=f.host, max_workers=f.max_workers, batching=batching
-    )
+    try:
+        server, port = serve(
+            f.model_base_path,
+            port=f.port,
+            host=f.host,
+            max_workers=f.max_workers,
+            batching=batching,
+        )
+    except OSError as e:
+        raise SystemExit(f"serving.dev_server: error: {e}") from None
     models = ModelRepository(f.model_base_path).models()
     print(
         f"serving.dev_server (a development stand-in for tensorflow_model_server) on "

@@ -551,33 +551,73 @@ def _same_face(a: Face, b: Face) -> bool:
     return bool(np.linalg.norm(a.landmarks[:2].mean(0) - b.landmarks[:2].mean(0)) < 0.5 * distance)
 
 
+# A photo longer than this many times its short side is searched rotated in windows.
+LONG_PHOTO = 3
+
+
+def retry_windows(height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) of the parts of a photo searched in rotated copies: the whole photo,
+    or for a long, thin one overlapping windows of twice its short side along its length.
+
+    A copy rotated by 20 degrees needs a canvas of (L cos + s sin)(L sin + s cos) pixels,
+    ~0.34 L^2 for a strip L long: windows keep each canvas under twice the photo's pixels
+    (3.6 s^2 for a window of 2s x s), whatever its length.
+    """
+    short, long = min(height, width), max(height, width)
+    if long <= LONG_PHOTO * short:
+        return [(0, height, 0, width)]
+    starts = list(range(0, long - 2 * short + 1, short))
+    if starts[-1] + 2 * short < long:
+        starts.append(long - 2 * short)
+    if width >= height:
+        return [(0, height, a, a + 2 * short) for a in starts]
+    return [(a, a + 2 * short, 0, width) for a in starts]
+
+
 def detect_faces(
     rgb: np.ndarray, detector: Detector, *, retry_angles: Sequence[float] = RETRY_ANGLES
 ) -> list[Face]:
     """`detector.detect(rgb)`, and when that finds nothing, the faces found in copies rotated
-    by `retry_angles`, mapped back to the photo (boxes keep their detected size, centred on
-    the face; a face found in several copies is kept once, at its best score)."""
+    by `retry_angles` (of the whole photo, or of windows along a long one: `retry_windows`),
+    mapped back to the photo (boxes keep their detected size, centred on the face; a face
+    found in several copies is kept once, at its best score)."""
     found = detector.detect(rgb)
     if found or min(rgb.shape[:2]) < 2:
         return found
     for angle in retry_angles:
-        canvas, matrix = _rotated(rgb, angle)
-        back = invert(matrix)
-        for f in detector.detect(canvas):
-            x0, y0, x1, y1 = f.box
-            cx, cy = transform_points(back, [[(x0 + x1) / 2, (y0 + y1) / 2]])[0]
-            hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
-            face = Face(
+        for y0, y1, x0, x1 in retry_windows(*rgb.shape[:2]):
+            for face in _detect_rotated(rgb[y0:y1, x0:x1], detector, angle):
+                shift = np.array([x0, y0], np.float64)
+                face = Face(
+                    (face.box[0] + x0, face.box[1] + y0, face.box[2] + x0, face.box[3] + y0),
+                    face.score,
+                    face.landmarks + shift,
+                )
+                same = [i for i, g in enumerate(found) if _same_face(g, face)]
+                if not same:
+                    found.append(face)
+                elif found[same[0]].score < face.score:
+                    found[same[0]] = face
+    return sorted(found, key=lambda f: -f.score)
+
+
+def _detect_rotated(rgb: np.ndarray, detector: Detector, angle: float) -> list[Face]:
+    """Faces found in `rgb` rotated by `angle` degrees, in `rgb`'s coordinates."""
+    canvas, matrix = _rotated(rgb, angle)
+    back = invert(matrix)
+    out = []
+    for f in detector.detect(canvas):
+        x0, y0, x1, y1 = f.box
+        cx, cy = transform_points(back, [[(x0 + x1) / 2, (y0 + y1) / 2]])[0]
+        hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
+        out.append(
+            Face(
                 box=(cx - hw, cy - hh, cx + hw, cy + hh),
                 score=f.score,
                 landmarks=transform_points(back, f.landmarks),
             )
-            same = [i for i, g in enumerate(found) if _same_face(g, face)]
-            if not same:
-                found.append(face)
-            elif found[same[0]].score < face.score:
-                found[same[0]] = face
-    return sorted(found, key=lambda f: -f.score)
+        )
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -117,5 +117,13 @@ INPUT_RESOLUTION = "input"
 MODEL_RESOLUTION = "model"
 OUTPUT_RESOLUTIONS = (INPUT_RESOLUTION, MODEL_RESOLUTION)
 
+# gRPC message limits of the client and serving.dev_server (both ways; TF Serving's own
+# server accepts up to 2 GiB): a request carries encoded images up to REQUEST_IMAGE_BYTES in
+# all, split into several requests above that; one image larger than IMAGE_BYTES_LIMIT even
+# as PNG cannot be sent.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+REQUEST_IMAGE_BYTES = 64 * 1024 * 1024
+IMAGE_BYTES_LIMIT = MAX_MESSAGE_BYTES // 2  # room for the answer, as large at full resolution
+
 # Output format of `translate_bytes`.
 OUTPUT_FORMAT = "png"

@@ -52,6 +52,25 @@ def test_config_from_flags_and_resolved_flags(tmp_path, fresh_flags):
     assert "--num_clusters=7" in text and "--attributes=a,b" in text
 
 
+def test_a_flagfile_comment_after_a_path_is_refused_in_one_line(tmp_path, fresh_flags):
+    """absl keeps everything after '=': `--workdir=/path/run   # the base run` must not
+    become a folder named `run   # the base run`."""
+    flagfile = tmp_path / "run.cfg"
+    flagfile.write_text(f"--workdir={tmp_path}/run   # the base run\n")
+    fresh_flags(["prog", f"--flagfile={flagfile}"])
+    with pytest.raises(flags.ValidationError) as info:
+        xflags.config_from_flags()
+    assert str(info.value).startswith(f"--workdir='{tmp_path}/run   # the base run': a path")
+    assert not (tmp_path / "run   # the base run").exists()
+    fresh_flags.unparse_flags()
+    fresh_flags(["prog", f"--workdir={tmp_path}/run", "--labels_csv=labels.csv  "])
+    with pytest.raises(flags.ValidationError, match="--labels_csv='labels.csv  '"):
+        xflags.config_from_flags()
+    fresh_flags.unparse_flags()
+    fresh_flags(["prog", f"--workdir={tmp_path}/run#2"])  # a '#' inside a name is a name
+    assert xflags.config_from_flags().workdir == f"{tmp_path}/run#2"
+
+
 def test_unknown_flag_value_is_rejected(fresh_flags):
     with pytest.raises(flags.IllegalFlagValueError):
         fresh_flags(["prog", "--workdir=/tmp/x", "--feature_extractor=vgg"])

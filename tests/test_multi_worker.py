@@ -12,7 +12,7 @@ import sys
 import time
 
 import numpy as np
-from tests_support import PROJECT_ROOT
+from tests_support import PROJECT_ROOT, newest_checkpoint
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 STEPS = 4  # G steps at iterations 2 and 4 (n_critic=2): the noise scales leave 0 at 2
@@ -47,10 +47,10 @@ class Recorded(train_lib.Trainer):
         return scalars
 
 
-class Manager(tf.train.CheckpointManager):
-    def __init__(self, checkpoint, directory, **kwargs):
-        super().__init__(checkpoint, directory, **kwargs)
+def write(checkpoint, directory, step, _write=train_lib.checkpoint_files.write):
+    if directory not in managers:
         managers.append(directory)
+    return _write(checkpoint, directory, step)
 
 
 def write_bytes(path, data, _write=train_lib.io_utils.write_bytes):
@@ -59,7 +59,7 @@ def write_bytes(path, data, _write=train_lib.io_utils.write_bytes):
     _write(path, data)
 
 
-train_lib.Trainer, tf.train.CheckpointManager = Recorded, Manager
+train_lib.Trainer, train_lib.checkpoint_files.write = Recorded, write
 train_lib.io_utils.write_bytes = write_bytes
 result = train_lib.train(tiny_config(workdir, strategy="multi_worker", num_steps=num_steps))
 np.savez(f"{workdir}-{phase}-worker{index}.npz", **trainer_weights(trainers[-1]))
@@ -144,7 +144,7 @@ def _checkpoint(workdir):
     """Every variable of the latest checkpoint of a run (G, D, G_ema, optimizers, step...)."""
     import tensorflow as tf
 
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{workdir}/checkpoints"))
+    reader = tf.train.load_checkpoint(newest_checkpoint(f"{workdir}/checkpoints"))
     return {
         name.split("/.ATTRIBUTES")[0]: reader.get_tensor(name)
         for name in reader.get_variable_to_shape_map()
@@ -206,7 +206,6 @@ def test_two_workers_equal_one_machine_write_once_and_resume(tmp_path):
         assert other_record["samples"] == []
     assert resumed["samples"] == ["step_0000003.png", "step_0000004.png"]
     assert sorted(os.listdir(run / "checkpoints")) == [
-        "checkpoint",
         "ckpt-2.data-00000-of-00001",
         "ckpt-2.index",
         f"ckpt-{STEPS}.data-00000-of-00001",
@@ -230,3 +229,68 @@ def test_two_workers_equal_one_machine_write_once_and_resume(tmp_path):
     }
     print(f"max |difference| {diffs} ({seconds:.0f} s)")
     assert diffs["workers at step 2"] == diffs["workers at the end"] == 0.0, diffs
+
+
+def test_tf_config_mistakes_are_named_in_one_line(tmp_path):
+    import pytest
+
+    from xplore_tf import train_lib
+
+    ok = {
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 1},
+    }
+    assert train_lib.tf_config_task({"TF_CONFIG": json.dumps(ok)}) == ("worker 1", "127.0.0.1:2")
+    for environ, match in (
+        ({}, "--strategy=multi_worker needs TF_CONFIG set on every machine"),
+        ({"TF_CONFIG": '{"cluster": {"worker": ["a:1"] "task": 1}'}, "TF_CONFIG is not valid JSON"),
+        ({"TF_CONFIG": '{"cluster": {"worker": ["a:1"]}}'}, "needs 'cluster' and 'task'"),
+        (
+            {"TF_CONFIG": json.dumps({**ok, "task": {"type": "worker", "index": 2}})},
+            r"task 'worker' 2 has no entry",
+        ),
+    ):
+        with pytest.raises(ValueError, match=match) as info:
+            train_lib.tf_config_task(environ)
+        assert "\n" not in str(info.value)
+
+
+def _train_multi_worker(workdir, tf_config: dict | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xplore_tf.train",
+            f"--workdir={workdir}",
+            "--strategy=multi_worker",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def test_a_worker_whose_port_is_taken_says_which_in_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = {
+            "cluster": {"worker": [f"127.0.0.1:{port}", "127.0.0.1:1"]},
+            "task": {"type": "worker", "index": 0},
+        }
+        res = _train_multi_worker(tmp_path, config)
+    assert res.returncode == 2, res.stderr[-3000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"xplore_tf.train: error: worker 0: cannot start its gRPC server on 127.0.0.1:{port}"
+    ), last
+    assert "Traceback" not in res.stderr
+    res = _train_multi_worker(tmp_path, None)
+    assert res.returncode == 2
+    assert "needs TF_CONFIG set on every machine" in res.stderr.strip().splitlines()[-1]

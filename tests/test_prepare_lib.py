@@ -104,6 +104,42 @@ def test_prepare_folder_real_photos_and_odd_files(tmp_path, photos, detector):
     assert _read_csv(out / "faces.csv") == []
 
 
+def test_a_killed_prepare_goes_on_from_the_photo_in_flight(tmp_path, photos, detector):
+    """A kill (here an exception from the detector at the 4th photo) loses only that photo:
+    started again, the run detects the remaining photos only and ends as an uninterrupted
+    run would; a long, thin photo on the way is searched in bounded windows."""
+    raw = tmp_path / "raw"
+    for i in range(6):
+        _save(raw / f"p{i}.jpg", photos["astronaut"] if i % 2 == 0 else photos["coffee"])
+    _save(raw / "strip.png", np.full((24, 6000, 3), 128, np.uint8))
+    astronauts = []
+    armed = [True]
+
+    class Killed(faces.Detector):
+        name = "mtcnn"
+
+        def detect(self, rgb):
+            if rgb.shape[:2] == photos["astronaut"].shape[:2]:
+                astronauts.append(1)
+                if armed[0] and len(astronauts) == 3:
+                    raise KeyboardInterrupt  # as a kill, in the middle of p4
+            return detector.detect(rgb)
+
+    out = tmp_path / "aligned"
+    with pytest.raises(KeyboardInterrupt):
+        prepare_lib.prepare_folder(str(raw), str(out), PREP, detector=Killed())
+    assert (out / prepare_lib.PROGRESS).exists() and not (out / "faces.csv").exists()
+    armed[0] = False
+    astronauts.clear()
+    summary = prepare_lib.prepare_folder(str(raw), str(out), PREP, detector=Killed())
+    assert len(astronauts) == 1  # only p4 again: p0 and p2 were done before the kill
+    assert (summary.photos, summary.faces) == (7, 3) and "strip.png" in summary.no_face
+    assert not (out / prepare_lib.PROGRESS).exists()
+    again = prepare_lib.prepare_folder(str(raw), str(tmp_path / "whole"), PREP, detector=detector)
+    assert _read_csv(out / "faces.csv") == _read_csv(tmp_path / "whole" / "faces.csv")
+    assert again.no_face == summary.no_face
+
+
 def test_prepare_refuses_output_inside_the_photos(tmp_path):
     (tmp_path / "raw").mkdir()
     with pytest.raises(ValueError, match="inside --images_dir"):

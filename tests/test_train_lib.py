@@ -15,6 +15,7 @@ from tests_support import (
     PROJECT_ROOT,
     TINY_MODEL_FLAGS,
     copy_of_tiny_run,
+    newest_checkpoint,
     run_binary,
     tiny_config,
 )
@@ -26,8 +27,7 @@ def _weights(workdir):
     """All checkpointed variables of the latest checkpoint, by name."""
     import tensorflow as tf
 
-    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    reader = tf.train.load_checkpoint(path)
+    reader = tf.train.load_checkpoint(newest_checkpoint(os.path.join(workdir, "checkpoints")))
     return {
         name: reader.get_tensor(name)
         for name in reader.get_variable_to_shape_map()
@@ -402,10 +402,8 @@ def test_diverged_run_stops_with_clear_error_and_keeps_checkpoint(tmp_path, monk
     monkeypatch.setattr(train_lib.Trainer, "train_step", diverging_step)
     with pytest.raises(train_lib.TrainingDivergedError, match=r"step 3: non-finite loss .*G/rec"):
         train_lib.train(cfg)
-    import tensorflow as tf
-
     # The checkpoint of step 2 is the last one: nothing after the bad step was saved.
-    assert tf.train.latest_checkpoint(cfg.checkpoint_dir).endswith("ckpt-2")
+    assert newest_checkpoint(cfg.checkpoint_dir).endswith("ckpt-2")
 
 
 EQUIVALENCE = r"""
@@ -537,25 +535,22 @@ def test_resume_with_other_model_flags_is_one_line_and_keeps_the_checkpoints(
     assert sorted(os.listdir(cfg.checkpoint_dir)) == before
 
 
-def test_training_removes_a_checkpoint_a_kill_left_half_deleted(tmp_path, tmp_path_factory):
-    """CheckpointManager deletes old checkpoints file by file after recording its state; a
-    kill in between (CI's kill_resume hit it once) leaves one listed with only some files.
-    The next start of training removes it and keeps the rest."""
+def test_training_removes_what_an_interrupted_save_or_prune_left(tmp_path, tmp_path_factory):
+    """A kill inside a save leaves `ckpt-N_temp/`; one inside a prune (index first, then the
+    data) leaves data shards without their index. The next start removes both, with a
+    warning, and keeps every listed checkpoint."""
     import shutil
 
-    import tensorflow as tf
-
     cfg = copy_of_tiny_run(tmp_path_factory, tmp_path)
-    newest = tf.train.latest_checkpoint(cfg.checkpoint_dir)
-    half = os.path.join(cfg.checkpoint_dir, "ckpt-1")
-    shutil.copy(newest + ".data-00000-of-00001", half + ".data-00000-of-00001")  # no .index
-    tf.compat.v1.train.update_checkpoint_state(
-        cfg.checkpoint_dir, "ckpt-2", all_model_checkpoint_paths=["ckpt-1", "ckpt-2"]
-    )
+    newest = newest_checkpoint(cfg.checkpoint_dir)
+    orphan = os.path.join(cfg.checkpoint_dir, "ckpt-1.data-00000-of-00001")
+    shutil.copy(newest + ".data-00000-of-00001", orphan)  # its index already pruned
+    os.makedirs(os.path.join(cfg.checkpoint_dir, "ckpt-3_temp", "part-00000-of-00001"))
+    before = sorted(os.listdir(cfg.checkpoint_dir))
     assert train_lib.train(cfg).step == 2
-    state = tf.train.get_checkpoint_state(cfg.checkpoint_dir)
-    assert list(state.all_model_checkpoint_paths) == [newest]
-    assert not tf.io.gfile.glob(half + ".*") and tf.io.gfile.exists(newest + ".index")
+    after = sorted(os.listdir(cfg.checkpoint_dir))
+    assert after == [n for n in before if n not in ("ckpt-1.data-00000-of-00001", "ckpt-3_temp")]
+    assert "ckpt-2.index" in after
 
 
 def test_checkpoint_of_other_clusters_is_refused_everywhere(tmp_path, tmp_path_factory):
@@ -591,28 +586,36 @@ def test_checkpoint_of_other_clusters_is_refused_everywhere(tmp_path, tmp_path_f
     )
     refused(lambda: export_lib.export(export_cfg))
     refused(lambda: translate_lib.Translator.from_checkpoint(reclustered))
-    refused(lambda: eval_pipeline.checkpoint_translate_fn(reclustered, checkpoints.latest(cfg)))
+    refused(
+        lambda: eval_pipeline.checkpoint_translate_fn(
+            reclustered, newest_checkpoint(cfg.checkpoint_dir)
+        )
+    )
     assert (sorted(os.listdir(cfg.checkpoint_dir)), sorted(os.listdir(cfg.train_dir))) == listing
     assert not (tmp_path / "export").exists()
     # --noresume starts over on the new clusters; the fingerprint moves with it.
     train_lib.train(
         dataclasses.replace(reclustered, train=dataclasses.replace(cfg.train, resume=False))
     )
-    assert checkpoints.checkpoint_fingerprint(checkpoints.latest(cfg)) == new
+    assert checkpoints.checkpoint_fingerprint(newest_checkpoint(cfg.checkpoint_dir)) == new
     assert export_lib.export(export_cfg).version == 1
 
 
-def test_train_cli_names_the_cluster_mismatch_in_one_line(tmp_path):
-    flags = [
-        f"--workdir={tmp_path}",
+def _tiny_cli_flags(workdir) -> list[str]:
+    return [
+        f"--workdir={workdir}",
         "--synthetic_num=48",
         "--synthetic_size=32",
         "--kmeans_nredo=1",
         *TINY_MODEL_FLAGS,
         "--batch_size=4",
         "--num_steps=2",
-        "--mixed_precision=none",  # auto's bfloat16 traces longer; the refusal is the same
+        "--mixed_precision=none",  # auto's bfloat16 traces longer; the result is the same
     ]
+
+
+def test_train_cli_names_the_cluster_mismatch_in_one_line(tmp_path):
+    flags = _tiny_cli_flags(tmp_path)
     assert run_binary("xplore_tf.train", *flags).returncode == 0
     flags = [f for f in flags if not f.startswith("--num_clusters")]
     assert run_binary("xplore_tf.cluster", *flags, "--num_clusters=3").returncode == 0
@@ -666,3 +669,88 @@ def test_resumed_run_shows_each_step_once_in_tensorboard(tmp_path):
         dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=False, num_steps=2))
     )
     assert _tensorboard_steps(cfg.train_dir, "D/adv") == [1, 2]
+
+
+# ---------------------------------------------------------------- never lose work silently
+def test_a_workdir_named_like_a_glob_pattern_resumes_prunes_and_exports(tmp_path_factory):
+    """`runs/exp[1]`: TensorFlow reads `[1]` as a pattern; the run still resumes from its
+    checkpoint (never step 0), keeps --keep_checkpoints of them, and exports."""
+    from xplore_tf import config, export_lib
+
+    workdir = tmp_path_factory.mktemp("runs") / "exp[1]"
+    cfg = copy_of_tiny_run(tmp_path_factory, workdir)
+    cfg = dataclasses.replace(
+        cfg,
+        train=dataclasses.replace(cfg.train, num_steps=4, checkpoint_every=1, keep_checkpoints=2),
+    )
+    result = train_lib.train(cfg)
+    assert (result.step, result.steps_run) == (4, 2)  # resumed at 2, not started over
+    assert sorted(os.listdir(cfg.checkpoint_dir)) == [
+        "ckpt-3.data-00000-of-00001",
+        "ckpt-3.index",
+        "ckpt-4.data-00000-of-00001",
+        "ckpt-4.index",
+    ]
+    export_cfg = dataclasses.replace(cfg, export=config.ExportConfig())
+    exported = export_lib.export(export_cfg)
+    assert exported.checkpoint.endswith("ckpt-4") and exported.step == 4
+
+
+def _cut(path):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def _damaged_newer_checkpoint(cfg, step: int) -> str:
+    """ckpt-<step>: a copy of the run's newest checkpoint whose data file is cut in half."""
+    import shutil
+
+    newest = newest_checkpoint(cfg.checkpoint_dir)
+    damaged = os.path.join(cfg.checkpoint_dir, f"ckpt-{step}")
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copy(newest + suffix, damaged + suffix)
+    _cut(damaged + ".data-00000-of-00001")
+    return damaged
+
+
+def test_resume_and_export_fall_back_past_a_damaged_checkpoint(tmp_path, tmp_path_factory, caplog):
+    from xplore_tf import config, export_lib
+
+    cfg = copy_of_tiny_run(tmp_path_factory, tmp_path)
+    damaged = _damaged_newer_checkpoint(cfg, 9)
+    export_cfg = dataclasses.replace(cfg, export=config.ExportConfig())
+    with caplog.at_level("WARNING", logger="absl"):
+        exported = export_lib.export(export_cfg)
+    assert exported.checkpoint.endswith("ckpt-2")
+    assert f"skipping checkpoint {damaged}: unreadable (IndexError: Read less bytes" in caplog.text
+    caplog.clear()
+    cfg4 = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_steps=4))
+    with caplog.at_level("INFO", logger="absl"):
+        result = train_lib.train(cfg4)
+    assert "resumed from" in caplog.text and f"skipping checkpoint {damaged}" in caplog.text
+    assert (result.step, result.steps_run) == (4, 2)
+
+
+def test_checkpoint_files_that_none_restore_stop_the_run_in_one_line(tmp_path, tmp_path_factory):
+    cfg = copy_of_tiny_run(tmp_path_factory, tmp_path)
+    _cut(newest_checkpoint(cfg.checkpoint_dir) + ".index")
+    before = sorted(os.listdir(cfg.checkpoint_dir))
+    cfg4 = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_steps=4))
+    with pytest.raises(ValueError) as info:
+        train_lib.train(cfg4)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{cfg.checkpoint_dir} holds checkpoint files but none can be read" in message
+    assert "ckpt-2: unreadable" in message and "--noresume" in message
+    assert sorted(os.listdir(cfg.checkpoint_dir)) == before  # nothing written over them
+
+
+def test_a_finished_training_run_again_says_there_is_nothing_to_do(tmp_path):
+    flags = _tiny_cli_flags(tmp_path)
+    assert run_binary("xplore_tf.train", *flags).returncode == 0
+    again = run_binary("xplore_tf.train", *flags)
+    assert again.returncode == 0
+    assert again.stdout.strip().splitlines()[0] == (
+        "already trained to step 2 (--num_steps=2): nothing to do; checkpoint "
+        f"{tmp_path}/checkpoints/ckpt-2"
+    )

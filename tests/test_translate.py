@@ -420,3 +420,31 @@ def test_bad_beyond_inputs_are_one_line(run, saved_model, images, tmp_path, pars
     # The flag itself is bounded where it is defined.
     with pytest.raises(flags.IllegalFlagValueError, match="strength"):
         parsed_flags(["prog", f"--workdir={run.workdir}", "--strength=2.5"])
+
+
+def test_a_saved_model_in_a_folder_named_like_a_glob_pattern_loads(
+    run, saved_model, images, tmp_path
+):
+    """TensorFlow globs the path of a SavedModel's variables: `exp[1]` must still load, in
+    translate and in the dev server."""
+    import shutil
+
+    from serving import client as client_lib
+    from serving import dev_server
+
+    base = tmp_path / "exp[1]"
+    shutil.copytree(saved_model, base / "xplore" / "1")
+    out = translate_lib.translate_files(
+        run,
+        images[:1],
+        cluster=1,
+        out=str(tmp_path / "o.png"),
+        saved_model=str(base / "xplore" / "1"),
+    )
+    srv, port = dev_server.serve(str(base), port=0)
+    try:
+        args = ["--server=127.0.0.1:%d" % port, f"--image={images[0]}", "--cluster=1"]
+        assert client_lib.main([*args, f"--out={tmp_path / 's.png'}"]) == 0
+    finally:
+        srv.stop(None)
+    np.testing.assert_array_equal(_pixels(out[0]), _pixels(str(tmp_path / "s.png")))

@@ -105,6 +105,14 @@ def tiny_export(tmp_path_factory) -> str:
     return _SHARED["export"]
 
 
+def newest_checkpoint(checkpoint_dir) -> str | None:
+    """The prefix of the newest checkpoint listed in a run's checkpoints folder."""
+    from xplore_tf import checkpoint_files
+
+    steps = checkpoint_files.steps(str(checkpoint_dir))
+    return checkpoint_files.prefix_of(str(checkpoint_dir), steps[0]) if steps else None
+
+
 def load_saved_model(path: str):
     """tf.saved_model.load(path), once per path per session (loads take seconds)."""
     if ("loaded", path) not in _SHARED:

@@ -115,11 +115,17 @@ def _run(workdir: str, trigger: str | None, delay: float) -> tuple[int, list[str
     return code, lines, killed.is_set()
 
 
+def _newest(checkpoint_dir: str) -> str | None:
+    from xplore_tf import checkpoint_files
+
+    steps = checkpoint_files.steps(checkpoint_dir)
+    return checkpoint_files.prefix_of(checkpoint_dir, steps[0]) if steps else None
+
+
 def _checkpoint_weights(checkpoint_dir: str) -> dict:
     import tensorflow as tf
 
-    path = tf.train.latest_checkpoint(checkpoint_dir)
-    reader = tf.train.load_checkpoint(path)
+    reader = tf.train.load_checkpoint(_newest(checkpoint_dir))
     return {
         name: reader.get_tensor(name)
         for name in reader.get_variable_to_shape_map()
@@ -140,12 +146,12 @@ def _largest_differences(a: dict, b: dict, top: int = 5) -> list[str]:
 def check_artifacts(workdir: str, *, just_killed: bool = False) -> list[str]:
     """Problems with what is on disk: every artifact must be whole (or absent).
 
-    just_killed: right after a kill, an old checkpoint may also be half deleted (below);
-    the next start of training completes that deletion, so only then is it a problem.
+    just_killed: right after a kill, an interrupted save or prune may have left debris
+    (below); the next start of training removes it, so only then is it a problem.
     """
     import tensorflow as tf
 
-    from xplore_tf import checkpoints
+    from xplore_tf import checkpoint_files
     from xplore_tf.clustering import artifacts
 
     problems = []
@@ -161,24 +167,18 @@ def check_artifacts(workdir: str, *, just_killed: bool = False) -> list[str]:
         except (OSError, ValueError) as e:
             problems.append(f"clusters: {e}")
     ckpt_dir = os.path.join(workdir, "checkpoints")
-    if os.path.isdir(ckpt_dir):
-        state = tf.train.get_checkpoint_state(ckpt_dir)
-        for path in state.all_model_checkpoint_paths if state else []:
-            # TensorFlow's CheckpointManager records the new state before it deletes the
-            # checkpoints beyond max_to_keep (so a kill then still finds the newest one), one
-            # file at a time: a kill in between leaves an old name listed whose files are all
-            # gone, or (just killed) only some of them, which
-            # `checkpoints.finish_interrupted_sweep` removes when training starts again.
-            # Absent is whole; the newest must load, and no checkpoint may be half there.
-            if path != state.model_checkpoint_path and (
-                not tf.io.gfile.glob(path + ".*")
-                or (just_killed and not checkpoints.is_whole(path))
-            ):
-                continue
-            try:
-                tf.train.load_checkpoint(path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")
-            except Exception as e:  # noqa: BLE001 - any failure to read is the finding
-                problems.append(f"{path}: {type(e).__name__}")
+    # Every listed checkpoint (one with an index file) must be whole and load. A kill inside
+    # a save or a prune can leave unlisted data shards or a `ckpt-N_temp` folder, which the
+    # next start removes (`checkpoint_files.remove_debris`): only after that are they a
+    # problem.
+    for step in checkpoint_files.steps(ckpt_dir):
+        path = checkpoint_files.prefix_of(ckpt_dir, step)
+        try:
+            tf.train.load_checkpoint(path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")
+        except Exception as e:  # noqa: BLE001 - any failure to read is the finding
+            problems.append(f"{path}: {type(e).__name__}")
+    if not just_killed and checkpoint_files.debris(ckpt_dir):
+        problems.append(f"{ckpt_dir}: debris of an interrupted save left after a restart")
     model_dir = os.path.join(workdir, "export", "xplore")
     for version in os.listdir(model_dir) if os.path.isdir(model_dir) else []:
         if version.isdigit():
@@ -191,7 +191,6 @@ def check_artifacts(workdir: str, *, just_killed: bool = False) -> list[str]:
 
 def phase_of(lines: list[str], workdir: str) -> str:
     """What the killed process was doing: its last phase line (library lines skipped)."""
-    import tensorflow as tf
 
     marks = ("trained to step", "saving checkpoint", "] step ", "resumed from", "training on")
     last = next((line for line in reversed(lines) if any(m in line for m in marks)), "")
@@ -199,7 +198,7 @@ def phase_of(lines: list[str], workdir: str) -> str:
         return "export"
     if "saving checkpoint" in last:
         number = last.rsplit(" ", 1)[-1]
-        latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")) or ""
+        latest = _newest(os.path.join(workdir, "checkpoints")) or ""
         return "checkpoint" if latest.endswith(f"ckpt-{number}") else "checkpoint (cut short)"
     return "training" if last else "clustering"
 
@@ -237,11 +236,10 @@ def trigger(
     the phase took uninterrupted. Training and checkpoint kills aim at a step shortly after the
     latest checkpoint, so every round makes a little progress inside the training loop.
     """
-    import tensorflow as tf
 
     from xplore_tf import checkpoints
 
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    latest = _newest(os.path.join(workdir, "checkpoints"))
     done = checkpoints.checkpoint_step(latest) if latest else 0
     clustered = os.path.exists(os.path.join(workdir, "clusters", "assignments.csv"))
     if phase == "clustering" and not clustered:

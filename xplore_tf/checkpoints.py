@@ -14,9 +14,9 @@ line that names both fingerprints (`ClusterMismatchError`).
 from __future__ import annotations
 
 import math
-import os
 import re
 
+from xplore_tf import checkpoint_files
 from xplore_tf.clustering import artifacts
 from xplore_tf.config import Config
 from xplore_tf.models.discriminator import Discriminator
@@ -93,24 +93,22 @@ def variables_by_path(model) -> dict:
     }
 
 
-def _read_tensor(path: str, key: str):
-    import tensorflow as tf
-
-    try:
-        return tf.train.load_checkpoint(path).get_tensor(key)
-    except (ValueError, KeyError, tf.errors.OpError):
-        return None
-
-
 def checkpoint_step(path: str) -> int | None:
-    """Training step recorded in a checkpoint, or None when it has none."""
-    value = _read_tensor(path, STEP_KEY)
+    """Training step recorded in a checkpoint, or None when it has none.
+
+    Raises the damage errors of `checkpoint_files.read_tensor` for unreadable files.
+    """
+    value = checkpoint_files.read_tensor(path, STEP_KEY)
     return None if value is None else int(value)
 
 
 def checkpoint_fingerprint(path: str) -> str | None:
-    """Cluster fingerprint recorded in a checkpoint; None for checkpoints that predate it."""
-    value = _read_tensor(path, FINGERPRINT_KEY)
+    """Cluster fingerprint recorded in a checkpoint; None for checkpoints that predate it.
+
+    Raises the damage errors of `checkpoint_files.read_tensor` for unreadable files (a
+    damaged checkpoint never passes for an old one).
+    """
+    value = checkpoint_files.read_tensor(path, FINGERPRINT_KEY)
     if value is None:
         return None
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -142,7 +140,9 @@ def restore_generator_ema(generator: Generator, checkpoint: str) -> None:
     import tensorflow as tf
 
     try:
-        status = tf.train.Checkpoint(generator_ema=variables_by_path(generator)).restore(checkpoint)
+        status = tf.train.Checkpoint(generator_ema=variables_by_path(generator)).restore(
+            checkpoint_files.readable(checkpoint)
+        )
         status.expect_partial()  # only G_ema is wanted, not D, G or the optimizers
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
@@ -161,63 +161,41 @@ def mismatch_error(checkpoint: str, what: str, error: Exception, hint: str = "")
     )
 
 
-def latest(config: Config) -> str | None:
-    """--checkpoint, else the newest checkpoint in WORKDIR/checkpoints, else None."""
-    import tensorflow as tf
+def usable_generator(config: Config, generator: Generator) -> str | None:
+    """Restores G_ema into `generator` from --checkpoint, else from the newest checkpoint
+    of WORKDIR/checkpoints that is whole and was trained on the run's clusters; returns it
+    (None: the folder holds no checkpoint file at all).
 
-    return config.export.checkpoint or tf.train.latest_checkpoint(config.checkpoint_dir)
+    Newer checkpoints whose files are damaged are skipped with a warning naming each.
 
-
-def is_whole(prefix: str) -> bool:
-    """Whether checkpoint `prefix` has its index and every data shard it names."""
-    import tensorflow as tf
-
-    shards = tf.io.gfile.glob(prefix + ".data-*-of-*")
-    if not tf.io.gfile.exists(prefix + ".index") or not shards:
-        return False
-    return len(shards) == int(shards[0].rsplit("-of-", 1)[1])
-
-
-def finish_interrupted_sweep(checkpoint_dir: str) -> list[str]:
-    """Completes a deletion of old checkpoints that a kill interrupted; returns their prefixes.
-
-    `tf.train.CheckpointManager.save` records the new state (so a kill still finds the new
-    checkpoint) and then deletes the checkpoints beyond max_to_keep one file at a time, so a
-    kill in between can leave an old checkpoint listed with only some of its files, which
-    fails to load (NotFoundError) if anyone picks it. This deletes such a checkpoint's
-    remaining files and drops it from the state file (rewritten atomically by TensorFlow's
-    `update_checkpoint_state`, the function CheckpointManager uses).
-    Only checkpoints other than the newest are touched: the newest is written before it is
-    listed, so it is never half there.
+    Raises:
+        ValueError: the folder holds checkpoint files but none can be read (one line naming
+            each and why), or --checkpoint cannot be read.
+        ClusterMismatchError, ValueError: a checkpoint of other clusters or other models.
     """
-    import tensorflow as tf
+    from absl import logging
 
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
-    if state is None:
-        return []
-    half = [
-        path
-        for path in state.all_model_checkpoint_paths
-        if path != state.model_checkpoint_path
-        and tf.io.gfile.glob(path + ".*")
-        and not is_whole(path)
-    ]
-    if not half:
-        return []
-    for path in half:
-        for name in tf.io.gfile.glob(path + ".*"):
-            tf.io.gfile.remove(name)
-    # Relative to the folder, as CheckpointManager writes them (the run folder can move).
-    kept = [p for p in state.all_model_checkpoint_paths if p not in half]
-    # (Older state files have no timestamps: zip stops at the shorter list.)
-    times = dict(
-        zip(state.all_model_checkpoint_paths, state.all_model_checkpoint_timestamps, strict=False)
-    )
-    tf.compat.v1.train.update_checkpoint_state(
-        checkpoint_dir,
-        os.path.relpath(state.model_checkpoint_path, checkpoint_dir),
-        all_model_checkpoint_paths=[os.path.relpath(p, checkpoint_dir) for p in kept],
-        all_model_checkpoint_timestamps=[times[p] for p in kept if p in times] or None,
-        last_preserved_timestamp=state.last_preserved_timestamp,
-    )
-    return half
+    def accept(prefix: str) -> None:
+        check_clusters(prefix, config, start_over="pass --checkpoint= of this run's training")
+        restore_generator_ema(generator, prefix)
+
+    if config.export.checkpoint:
+        damage = checkpoint_files.damage_errors()
+        try:
+            accept(config.export.checkpoint)
+        except damage as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ValueError(
+                f"--checkpoint={config.export.checkpoint} cannot be read: {first}"
+            ) from None
+        return config.export.checkpoint
+    found, skipped = checkpoint_files.newest(config.checkpoint_dir, accept)
+    for prefix, why in skipped:
+        logging.warning("skipping checkpoint %s: %s", prefix, why)
+    if found is None and checkpoint_files.holds_work(config.checkpoint_dir):
+        raise ValueError(
+            checkpoint_files.no_checkpoint_error(
+                config.checkpoint_dir, skipped, "pass --checkpoint= or train again"
+            )
+        )
+    return found

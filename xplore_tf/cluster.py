@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 
-from xplore_tf import cli  # noqa: E402
+from xplore_tf import cli, workdir_lock  # noqa: E402
 from xplore_tf import flags as xflags  # noqa: E402
 from xplore_tf.clustering import pipeline  # noqa: E402
 
@@ -23,6 +23,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = xflags.config_from_flags(allow_k_sweep=True)
+    workdir_lock.hold(config.workdir, "cluster")
     os.makedirs(config.workdir, exist_ok=True)
     xflags.write_resolved_flags(config.workdir, "cluster")
     summary = pipeline.run_clustering(config)

@@ -19,7 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from absl import app  # noqa: E402
 
-from xplore_tf import cli  # noqa: E402
+from xplore_tf import cli, workdir_lock  # noqa: E402
 from xplore_tf import flags as xflags  # noqa: E402
 from xplore_tf.clustering import report  # noqa: E402
 from xplore_tf.evaluation import pipeline  # noqa: E402
@@ -36,6 +36,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = xflags.config_from_flags()
+    workdir_lock.hold(config.workdir, "evaluate")
     xflags.write_resolved_flags(config.workdir, "evaluate")
     metrics = pipeline.run_evaluation(config)
     print(pipeline.format_summary(metrics))

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 
-from xplore_tf import cli  # noqa: E402
+from xplore_tf import cli, workdir_lock  # noqa: E402
 from xplore_tf import flags as xflags  # noqa: E402
 
 
@@ -26,6 +26,7 @@ def main(argv: list[str]) -> None:
     from xplore_tf import export_lib
 
     config = xflags.config_from_flags()
+    workdir_lock.hold(config.workdir, "export")
     os.makedirs(config.workdir, exist_ok=True)
     xflags.write_resolved_flags(config.workdir, "export")
     result = export_lib.export(config)

@@ -125,39 +125,37 @@ def load_generator(
     initialised generator (seeded by --seed) and logs a loud warning.
     """
     stats = artifacts.read_stats(os.path.join(config.clusters_dir, artifacts.STATS))
-    path = checkpoint or checkpoints.latest(config)
-    if path and not tf.io.gfile.exists(path + ".index"):
-        raise FileNotFoundError(f"--checkpoint: {path!r} is not a checkpoint (no {path}.index)")
+    explicit = checkpoint or config.export.checkpoint
+    if explicit and not os.path.exists(explicit + ".index"):
+        raise FileNotFoundError(
+            f"--checkpoint: {explicit!r} is not a checkpoint (no {explicit}.index)"
+        )
     if allow_untrained is None:
         allow_untrained = config.export.allow_untrained
-    if not path and not allow_untrained:
+    keras.utils.set_random_seed(config.seed)
+    with _float32_policy():
+        generator = checkpoints.build_generator(config, stats)
+    chosen = dataclasses.replace(
+        config, export=dataclasses.replace(config.export, checkpoint=explicit or "")
+    )
+    path = checkpoints.usable_generator(chosen, generator)
+    fingerprint = artifacts.clusters_fingerprint(config.clusters_dir)
+    if path:
+        return LoadedGenerator(
+            generator, stats, path, checkpoints.checkpoint_step(path), fingerprint
+        )
+    if not allow_untrained:
         raise ValueError(
             f"no checkpoint in {config.checkpoint_dir}: train first (python -m xplore_tf.train), "
             "pass --checkpoint, or --allow_untrained to use a freshly initialised generator"
         )
-    fingerprint = (
-        checkpoints.check_clusters(
-            path,
-            config,
-            start_over="use the clusters of that run, or train anew on these clusters "
-            "(python -m xplore_tf.train --noresume, or a new --workdir)",
-        )
-        if path
-        else artifacts.clusters_fingerprint(config.clusters_dir)
+    logging.warning(
+        "\n%s\nNO CHECKPOINT: using a FRESHLY INITIALISED generator (--allow_untrained). Its "
+        "outputs are noise-like; use it for plumbing tests and benchmarks only.\n%s",
+        "!" * 78,
+        "!" * 78,
     )
-    keras.utils.set_random_seed(config.seed)
-    with _float32_policy():
-        generator = checkpoints.build_generator(config, stats)
-    if not path:
-        logging.warning(
-            "\n%s\nNO CHECKPOINT: using a FRESHLY INITIALISED generator (--allow_untrained). Its "
-            "outputs are noise-like; use it for plumbing tests and benchmarks only.\n%s",
-            "!" * 78,
-            "!" * 78,
-        )
-        return LoadedGenerator(generator, stats, "", None, fingerprint)
-    checkpoints.restore_generator_ema(generator, path)
-    return LoadedGenerator(generator, stats, path, checkpoints.checkpoint_step(path), fingerprint)
+    return LoadedGenerator(generator, stats, "", None, fingerprint)
 
 
 def cluster_names(config: Config, num_clusters: int) -> list[str]:
@@ -738,12 +736,6 @@ def version_of_checkpoint(config: Config, checkpoint: str) -> str | None:
     return None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _remove_orphaned_temp_dirs(model_dir: str) -> None:
     """Removes the temporary folders of exports whose process died (e.g. kill -9)."""
     for name in os.listdir(model_dir):
@@ -809,11 +801,17 @@ def export(
     tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-{os.getpid()}-")
     functions = module.signature_functions()
     try:
-        tf.saved_model.save(
-            module,
-            tmp,
-            signatures={name_: fn.get_concrete_function() for name_, fn in functions.items()},
-        )
+        try:
+            tf.saved_model.save(
+                module,
+                tmp,
+                signatures={name_: fn.get_concrete_function() for name_, fn in functions.items()},
+            )
+        except (tf.errors.OpError, OSError) as e:
+            raise OSError(
+                f"cannot write the export {final}: {io_utils.write_failure(e)} (disk full or a "
+                "file-size limit?); nothing was written there"
+            ) from None
         io_utils.write_json(
             os.path.join(tmp, METADATA),
             {
@@ -833,7 +831,7 @@ def export(
                 "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             },
         )
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+        os.chmod(tmp, 0o777 & ~io_utils.umask())  # mkdtemp makes it 0700
         os.rename(tmp, final)  # atomic; fails if the version appeared meanwhile
     finally:
         if os.path.exists(tmp):

@@ -10,6 +10,7 @@ own command line.)
 from __future__ import annotations
 
 import os
+import re
 
 from absl import flags, logging
 
@@ -853,6 +854,43 @@ def resolve_dataset(*, warn: bool = True) -> str:
     return dataset
 
 
+# Flags whose value is a file or folder (and --model_name, a folder name).
+PATH_FLAGS = (
+    "workdir",
+    "images_dir",
+    "out",
+    "feature_weights",
+    "export_dir",
+    "model_name",
+    "checkpoint",
+    "reference_dir",
+    "saved_model",
+    "labels_csv",
+    "attribute_classifier",
+    "identity_pairs_csv",
+    "inception_weights",
+)
+_INLINE_COMMENT = re.compile(r"\s#")
+
+
+def check_path_values() -> None:
+    """A path flag's value that ends in white space or holds " #" is refused: absl keeps
+    everything after '=' on a flagfile line, so `--workdir=runs/a   # my run` would name a
+    folder `runs/a   # my run`.
+
+    Raises:
+        flags.ValidationError: one line naming the flag and its value.
+    """
+    for name in PATH_FLAGS:
+        value = FLAGS[name].value or ""
+        if value != value.rstrip() or _INLINE_COMMENT.search(value):
+            raise flags.ValidationError(
+                f"--{name}={value!r}: a path ending in spaces or holding ' #': absl does not "
+                "strip comments or spaces after '=' in a flagfile, so put the comment on a line "
+                "of its own"
+            )
+
+
 def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
     """Converts the parsed flags once into the frozen, typed Config.
 
@@ -862,6 +900,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
     """
     if not FLAGS.workdir:
         raise flags.ValidationError("--workdir is required (where every artifact is written).")
+    check_path_values()
     f = FLAGS
     ks = tuple(int(k) for k in f.num_clusters)
     if len(ks) > 1 and not allow_k_sweep:

@@ -10,6 +10,8 @@ a similarity transform onto a fixed template):
     OUT/faces.csv      one row per crop: image (crop path), source (photo path), face, score,
                        box size, the five landmarks (photo px) and the 2x3 photo -> crop
                        matrix, so every crop maps back to its photo (written last)
+    OUT/.prepare_progress.jsonl   the photos done, while a run is under way: a killed run
+                       started again goes on from where it stopped
     OUT/summary.json   counts, the photos with no face, the unreadable files, timings
 
 Photos are decoded by `serving.client_common.decode_rgb` (EXIF orientation applied), as in
@@ -40,6 +42,7 @@ from xplore_tf.data import images as images_lib
 FACES_CSV = "faces.csv"
 SUMMARY_JSON = "summary.json"
 SETTINGS_JSON = "prepare.json"  # what ensure_prepared compares before reusing a folder
+PROGRESS = ".prepare_progress.jsonl"  # the photos done so far, while a run is under way
 FACES_COLUMNS = (
     "image",
     "source",
@@ -121,6 +124,75 @@ def _previous_crops(out: str) -> set[str]:
         return set()
 
 
+def _stamp(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _journal_settings(images_dir: str, prep: PrepareConfig) -> dict:
+    keys = ("detector", "faces", "aligned_size", "min_face_size", "min_face_score")
+    return json.loads(
+        json.dumps(
+            {
+                "images_dir": os.path.abspath(images_dir),
+                **{k: getattr(prep, k) for k in keys},
+                "templates": faces.TEMPLATES[prep.detector],
+            }
+        )
+    )
+
+
+def _resumable(out: str, settings: dict) -> dict[str, dict]:
+    """{photo: record} of an interrupted run into `out` with the same settings (PROGRESS)."""
+    try:
+        with open(os.path.join(out, PROGRESS), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        if not lines or json.loads(lines[0]) != {"settings": settings}:
+            return {}
+    except (OSError, ValueError):
+        return {}
+    records = {}
+    for line in lines[1:]:
+        try:
+            record = json.loads(line)
+        except ValueError:  # the line a kill cut short
+            break
+        records[record["photo"]] = record
+    return records
+
+
+def _reusable(record: dict | None, images_dir: str, rel: str, out: str) -> bool:
+    """Whether an interrupted run's record of `rel` still holds: same file, crops there."""
+    if record is None or record["stamp"] != _stamp(os.path.join(images_dir, rel)):
+        return False
+    return all(os.path.isfile(os.path.join(out, *row[0].split("/"))) for row in record["rows"])
+
+
+def _prepare_photo(images_dir, rel, crop_stem, prep, detector, out) -> dict:
+    """Detects, aligns and writes one photo's faces -> its journal record."""
+    record = {"photo": rel, "stamp": _stamp(os.path.join(images_dir, rel)), "rows": []}
+    try:
+        rgb = client_common.read_rgb(os.path.join(images_dir, rel))
+    except client_common.ImageError as e:
+        logging.warning("prepare: skipping unreadable %s", e)
+        return {**record, "unreadable": e.reason}
+    found = faces.find_faces(
+        rgb,
+        detector,
+        size=prep.aligned_size,
+        faces=prep.faces,
+        min_face_size=prep.min_face_size,
+        min_score=prep.min_face_score,
+    )
+    for i, aligned in enumerate(found):
+        crop = f"{crop_stem}_f{i}.png"
+        io_utils.write_bytes(
+            os.path.join(out, *crop.split("/")), client_common.png_bytes(aligned.crop)
+        )
+        record["rows"].append(_row(crop, rel, i, aligned))
+    return record
+
+
 def prepare_folder(
     images_dir: str,
     out: str,
@@ -134,8 +206,11 @@ def prepare_folder(
     Photos are listed as for clustering (`data.images.scan_images`: recursive, links
     followed); faces are filtered by `prep.min_face_size` / `min_face_score`, `prep.faces`
     picks all or the largest, crops are `prep.aligned_size` px. Files are written
-    atomically; faces.csv last. Crops listed in an earlier faces.csv of `out` that this run
-    does not write again are removed (nothing else in `out` is touched).
+    atomically; faces.csv last. Each photo done is appended to OUT/.prepare_progress.jsonl,
+    so a run that is killed and started again with the same settings goes on from the
+    photo in flight (the journal is removed at the end). Crops listed in an earlier
+    faces.csv of `out` that this run does not write again are removed (nothing else in
+    `out` is touched).
 
     Raises FileNotFoundError / ValueError (one line naming the flag) for a missing input
     folder, an output inside it, or a detector that is not installed.
@@ -145,51 +220,56 @@ def prepare_folder(
     listing = images_lib.scan_images(images_dir)
     names = crop_names(listing.images)
     previous = _previous_crops(out)
-    rows, written, no_face, unreadable = [], set(), [], {}
+    settings = _journal_settings(images_dir, prep)
+    earlier = _resumable(out, settings)
+    os.makedirs(out, exist_ok=True)
+    journal_path = os.path.join(out, PROGRESS)
+    records = []
     total = len(listing.images)
     logging.info("prepare: %d photos in %s, detector %s", total, images_dir, detector.name)
     start = last_log = time.perf_counter()
-    for done, rel in enumerate(listing.images, start=1):
-        try:
-            rgb = client_common.read_rgb(os.path.join(images_dir, rel))
-        except client_common.ImageError as e:
-            logging.warning("prepare: skipping unreadable %s", e)
-            unreadable[rel] = e.reason
-            continue
-        found = faces.find_faces(
-            rgb,
-            detector,
-            size=prep.aligned_size,
-            faces=prep.faces,
-            min_face_size=prep.min_face_size,
-            min_score=prep.min_face_score,
-        )
-        if not found:
-            no_face.append(rel)
-        for i, aligned in enumerate(found):
-            crop = f"{names[rel]}_f{i}.png"
-            io_utils.write_bytes(
-                os.path.join(out, *crop.split("/")), client_common.png_bytes(aligned.crop)
-            )
-            written.add(crop)
-            rows.append(_row(crop, rel, i, aligned))
-        now = time.perf_counter()
-        if now - last_log >= log_every_s:
-            rate = done / (now - start)
-            logging.info(
-                "prepare: %d/%d photos, %d faces, %.2f images/s, ETA %.0f s",
-                done,
-                total,
-                len(rows),
-                rate,
-                (total - done) / max(rate, 1e-9),
-            )
-            last_log = now
-    seconds = time.perf_counter() - start
-    for stale in sorted(previous - written):
+    with open(journal_path, "w", encoding="utf-8") as journal:
+        journal.write(json.dumps({"settings": settings}) + "\n")
+        for done, rel in enumerate(listing.images, start=1):
+            record = earlier.get(rel)
+            if not _reusable(record, images_dir, rel, out):
+                record = _prepare_photo(images_dir, rel, names[rel], prep, detector, out)
+            records.append(record)
+            journal.write(json.dumps(record) + "\n")
+            journal.flush()
+            now = time.perf_counter()
+            if now - last_log >= log_every_s:
+                _log_progress(done, total, sum(len(r["rows"]) for r in records), now - start)
+                last_log = now
+    summary = _finish(
+        images_dir, out, records, previous, time.perf_counter() - start, detector, prep
+    )
+    os.remove(journal_path)
+    return summary
+
+
+def _log_progress(done: int, total: int, faces_found: int, seconds: float) -> None:
+    rate = done / max(seconds, 1e-9)
+    logging.info(
+        "prepare: %d/%d photos, %d faces, %.2f images/s, ETA %.0f s",
+        done,
+        total,
+        faces_found,
+        rate,
+        (total - done) / max(rate, 1e-9),
+    )
+
+
+def _finish(images_dir, out, records, previous, seconds, detector, prep) -> PrepareSummary:
+    """Removes stale crops, writes summary.json and then faces.csv; returns the summary."""
+    rows = [row for r in records for row in r["rows"]]
+    unreadable = {r["photo"]: r["unreadable"] for r in records if "unreadable" in r}
+    no_face = [r["photo"] for r in records if not r["rows"] and "unreadable" not in r]
+    for stale in sorted(previous - {row[0] for row in rows}):
         path = os.path.join(out, *stale.split("/"))
         if os.path.isfile(path):
             os.remove(path)
+    total = len(records)
     summary = PrepareSummary(
         images_dir=images_dir,
         out=out,
@@ -270,8 +350,7 @@ def ensure_prepared(config: Config) -> str:
                 return target
     except (OSError, ValueError):
         pass
-    tmp = f"{target}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = f"{target}.partial"  # a killed run goes on from its journal next time
     summary = prepare_folder(images_dir, tmp, config.prepare)
     logging.info("%s", format_summary(summary))
     if not summary.faces:

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 
-from xplore_tf import cli  # noqa: E402
+from xplore_tf import cli, workdir_lock  # noqa: E402
 from xplore_tf import flags as xflags  # noqa: E402
 
 
@@ -24,17 +24,25 @@ def main(argv: list[str]) -> None:
     from xplore_tf import export_lib, train_lib
 
     config = xflags.config_from_flags()
+    if train_lib.writes_workdir(config):
+        workdir_lock.hold(config.workdir, "train")
     os.makedirs(config.workdir, exist_ok=True)
     xflags.write_resolved_flags(config.workdir, "train")
     try:
         result = train_lib.train(config)
     except train_lib.TrainingDivergedError as e:
         raise ValueError(str(e)) from None
-    print(
-        f"trained to step {result.step}: {result.images_per_second:.1f} images/s; "
-        f"D assigns {result.target_accuracy:.0%} of G_ema's translations to their target "
-        f"cluster; checkpoint {result.checkpoint}; samples in {config.train_dir}/samples"
-    )
+    if result.steps_run == 0 and not result.stopped_by_signal:
+        print(
+            f"already trained to step {result.step} (--num_steps={config.train.num_steps}): "
+            f"nothing to do; checkpoint {result.checkpoint}"
+        )
+    else:
+        print(
+            f"trained to step {result.step}: {result.images_per_second:.1f} images/s; "
+            f"D assigns {result.target_accuracy:.0%} of G_ema's translations to their target "
+            f"cluster; checkpoint {result.checkpoint}; samples in {config.train_dir}/samples"
+        )
     if config.export.export_dir and result.chief and not result.stopped_by_signal:
         done = export_lib.version_of_checkpoint(config, result.checkpoint)
         if done:  # the same command run again after it finished

@@ -23,9 +23,11 @@ on any one of them stops all at the same step with a checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
+import json
 import math
 import os
 import shutil
@@ -37,7 +39,7 @@ import numpy as np
 from absl import logging
 
 from serving import signatures as sig
-from xplore_tf import checkpoints, hardware, io_utils
+from xplore_tf import checkpoint_files, checkpoints, cli, hardware, io_utils
 from xplore_tf import losses as losses_lib
 from xplore_tf.clustering import artifacts, pipeline, space
 from xplore_tf.config import Config
@@ -64,6 +66,7 @@ class TrainResult:
     checkpoint: str
     stopped_by_signal: bool = False
     chief: bool = True  # this process writes the run's files (the only one but multi-worker)
+    steps_run: int = 0  # iterations this call trained (0: the run had reached num_steps)
 
 
 _MULTI_WORKER_STRATEGY: list = []  # one per process, see make_strategy
@@ -77,7 +80,15 @@ def make_strategy(name: str):
         # It configures the process's collective ops (its gRPC server) from TF_CONFIG, which
         # TensorFlow does once per process: a later run in the same process reuses it.
         if not _MULTI_WORKER_STRATEGY:
-            _MULTI_WORKER_STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+            task, address = tf_config_task()
+            try:
+                _MULTI_WORKER_STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+            except tf.errors.OpError as e:
+                raise ValueError(
+                    f"{task}: cannot start its gRPC server on {address} (TF_CONFIG): "
+                    f"{cli.one_line(e)}; is the port in use, or the address not this "
+                    "machine's?"
+                ) from None
         return _MULTI_WORKER_STRATEGY[0]
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
@@ -87,6 +98,49 @@ def make_strategy(name: str):
         devices = [d.name for d in gpus] or [tf.config.list_logical_devices("CPU")[0].name]
         return tf.distribute.MirroredStrategy(devices)
     raise ValueError(f"--strategy: unknown strategy {name!r}")
+
+
+def tf_config_task(environ=None) -> tuple[str, str]:
+    """("worker 1", its "host:port") from TF_CONFIG, checked for what multi-worker needs.
+
+    Raises:
+        ValueError: one line naming TF_CONFIG: unset (a multi-worker run would silently be
+            a one-machine run, and two of them two chiefs on one workdir), not JSON, or
+            without a cluster entry for its task.
+    """
+    raw = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    form = '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}'
+    if not raw.strip():
+        raise ValueError(
+            f"--strategy=multi_worker needs TF_CONFIG set on every machine ({form}); it is "
+            "not set (README, 'Several machines')"
+        )
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {raw[:120]}") from None
+    task = parsed.get("task") if isinstance(parsed, dict) else None
+    cluster = parsed.get("cluster") if isinstance(parsed, dict) else None
+    if not isinstance(task, dict) or not isinstance(cluster, dict):
+        raise ValueError(f"TF_CONFIG needs 'cluster' and 'task' entries ({form}): {raw[:120]}")
+    kind, index = task.get("type"), task.get("index")
+    members = cluster.get(kind) if isinstance(kind, str) else None
+    if not isinstance(members, list) or not isinstance(index, int) or not 0 <= index < len(members):
+        raise ValueError(
+            f"TF_CONFIG: task {kind!r} {index!r} has no entry in cluster[{kind!r}] ({form})"
+        )
+    return f"{kind} {index}", str(members[index])
+
+
+def writes_workdir(config: Config) -> bool:
+    """Whether this process writes the run's files: always, but on a multi-worker run's
+    other workers (TF_CONFIG: not the chief, nor worker 0 of a cluster without one). Known
+    before any strategy exists, so the binary can lock WORKDIR first."""
+    if config.train.strategy != "multi_worker":
+        return True
+    task, _ = tf_config_task()
+    cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
+    return task == "chief 0" or (task == "worker 0" and "chief" not in cluster)
 
 
 def is_chief(strategy) -> bool:
@@ -577,6 +631,66 @@ def load_training_data(config: Config) -> tuple[training_data.TrainingData, arti
     return training_data.TrainingData(root, tuple(images), clusters, stats.num_clusters), stats
 
 
+def _resume(config: Config, trainer: Trainer, strategy) -> str | None:
+    """Restores the newest checkpoint of WORKDIR/checkpoints that is whole and readable;
+    returns it, or None when the folder holds no checkpoint file at all.
+
+    A damaged newer checkpoint is skipped with a warning naming it. A folder that holds
+    checkpoint files none of which restores stops the run (never a silent step 0 over them).
+
+    Raises:
+        ClusterMismatchError: the checkpoint was trained on other clusters.
+        ValueError: its models differ from the flags', or no checkpoint restores.
+    """
+    fix = "start over with --noresume (or a new --workdir to keep the old run)"
+
+    def restore(prefix: str) -> None:
+        # Before the restore: a checkpoint of other clusters would otherwise fail deep inside
+        # it with TensorFlow's shape dump (k or d changed).
+        checkpoints.check_clusters(prefix, config, start_over=fix)
+        with strategy.scope():
+            try:
+                status = trainer.checkpoint.restore(checkpoint_files.readable(prefix))
+                status.assert_existing_objects_matched()
+            except (AssertionError, ValueError) as e:
+                raise checkpoints.mismatch_error(
+                    prefix, "its models do not match the ones", e, f"; or {fix}"
+                ) from None
+
+    found, skipped = checkpoint_files.newest(config.checkpoint_dir, restore)
+    for prefix, why in skipped:
+        logging.warning("skipping checkpoint %s: %s", prefix, why)
+    if found is None:
+        if checkpoint_files.holds_work(config.checkpoint_dir):
+            raise ValueError(
+                checkpoint_files.no_checkpoint_error(config.checkpoint_dir, skipped, fix)
+            )
+        return None
+    # The step is a MirroredVariable under MirroredStrategy: read it with .numpy().
+    logging.info("resumed from %s at step %d", found, trainer.step.numpy())
+    return found
+
+
+@contextlib.contextmanager
+def _peers_named(strategy, step: int, checkpoint: str | None):
+    """A collective that fails because another worker is gone becomes one line saying so."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (
+        tf.errors.UnavailableError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.AbortedError,
+        tf.errors.CancelledError,
+    ) as e:
+        raise ValueError(
+            f"{_worker_name(strategy)}: lost contact with another worker at step {step} "
+            f"({cli.one_line(e)[:200]}); restart every worker with the same command: they "
+            f"resume from the last checkpoint ({checkpoint or 'none yet'})"
+        ) from None
+
+
 def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
     """Trains (or resumes) up to `config.train.num_steps`, or `max_steps` more iterations.
 
@@ -614,56 +728,29 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         t.batch_size,
     )
     fingerprint = artifacts.clusters_fingerprint(config.clusters_dir)
-    resume_from = tf.train.latest_checkpoint(config.checkpoint_dir) if t.resume else None
-    if resume_from:
-        # Before any model is built: a checkpoint of other clusters would otherwise fail
-        # deep inside the restore with TensorFlow's shape dump (k or d changed).
-        checkpoints.check_clusters(
-            resume_from,
-            config,
-            start_over="start over with --noresume (or a new --workdir to keep the old run)",
-        )
     trainer = Trainer(config, stats, strategy, clusters_fingerprint=fingerprint)
     logging.info("precision: %s (--mixed_precision=%s)", trainer.precision, t.mixed_precision)
     if chief:
-        for path in checkpoints.finish_interrupted_sweep(config.checkpoint_dir):
-            logging.warning("removed %s: a kill had left it half deleted", path)
-        manager = tf.train.CheckpointManager(
-            trainer.checkpoint, config.checkpoint_dir, max_to_keep=t.keep_checkpoints
-        )
-        path = manager.latest_checkpoint
-    else:  # what the chief's manager sees, so that every worker takes the same decisions
-        state = tf.train.get_checkpoint_state(config.checkpoint_dir)
-        path = state.model_checkpoint_path if state else None
+        for name in checkpoint_files.remove_debris(config.checkpoint_dir):
+            logging.warning("removed %s: left by an interrupted save", name)
+    resume_from = _resume(config, trainer, strategy) if t.resume else None
+    path = resume_from
 
     def save(step: int) -> str:
         logging.info("saving checkpoint %d", step)
         if chief:
-            return manager.save(checkpoint_number=step)
+            written = checkpoint_files.write(trainer.checkpoint, config.checkpoint_dir, step)
+            checkpoint_files.prune(config.checkpoint_dir, t.keep_checkpoints)
+            return written
         # Every worker takes part in every save (TensorFlow's multi-worker pattern: saving
         # may run collectives); the others' copy goes to a scratch folder, deleted at once.
         scratch = tempfile.mkdtemp(prefix="xplore_tf-worker-checkpoint-")
         try:
-            tf.train.CheckpointManager(trainer.checkpoint, scratch, max_to_keep=1).save(
-                checkpoint_number=step
-            )
+            checkpoint_files.write(trainer.checkpoint, scratch, step)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return os.path.join(config.checkpoint_dir, f"ckpt-{step}")  # the chief's of this save
+        return checkpoint_files.prefix_of(config.checkpoint_dir, step)  # the chief's
 
-    if resume_from:
-        with strategy.scope():
-            try:
-                trainer.checkpoint.restore(resume_from).assert_existing_objects_matched()
-            except (AssertionError, ValueError) as e:
-                raise checkpoints.mismatch_error(
-                    resume_from,
-                    "its models do not match the ones",
-                    e,
-                    "; or start over with --noresume or a new --workdir",
-                ) from None
-        # The step is a MirroredVariable under MirroredStrategy: read it with .numpy().
-        logging.info("resumed from %s at step %d", resume_from, trainer.step.numpy())
     start = int(trainer.step.numpy())
     if multi_worker:
         # All workers must continue from the same state (a shared WORKDIR).
@@ -731,8 +818,9 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
     step = saved_at = start
     try:
         while step < end and not (stop_agreed if multi_worker else stop_signal):
-            batch = next(iterator)
-            scalars = trainer.train_step(step, batch)
+            with _peers_named(strategy, step, path) if multi_worker else contextlib.nullcontext():
+                batch = next(iterator)
+                scalars = trainer.train_step(step, batch)
             bad = {k: v for k, v in scalars.items() if not math.isfinite(v)}
             if bad:
                 raise TrainingDivergedError(
@@ -745,7 +833,8 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
             )
             position = int(positions.max())  # this worker's part of the global batch
             if multi_worker:
-                position, stop = over_workers(position, int(bool(stop_signal)))
+                with _peers_named(strategy, step, path):
+                    position, stop = over_workers(position, int(bool(stop_signal)))
                 stop_agreed = bool(stop)
             step += 1
             trainer.step.assign(step)
@@ -815,4 +904,5 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         checkpoint=path,
         stopped_by_signal=bool(stop_signal) or stop_agreed,
         chief=is_chief(strategy),
+        steps_run=step - start,
     )

@@ -19,6 +19,7 @@ from absl import logging
 from serving import beyond_clusters as bc
 from serving import client_common as common
 from serving import signatures as sig
+from xplore_tf import cli, io_utils
 from xplore_tf.config import Config
 
 METADATA = os.path.join("assets.extra", "xplore_tf.json")  # = export_lib.METADATA
@@ -52,7 +53,7 @@ class Translator:
                 f"--saved_model: {path!r} holds no saved_model.pb (pass a version folder, "
                 "e.g. WORKDIR/export/xplore/1)"
             )
-        loaded = tf.saved_model.load(path)
+        loaded = tf.saved_model.load(io_utils.glob_safe(path))
         reason = ""
         try:
             with open(os.path.join(path, METADATA), encoding="utf-8") as f:
@@ -110,8 +111,7 @@ class Translator:
             raise ValueError(f"{len(encoded)} images but {len(cluster_ids)} cluster ids")
         out: list[bytes] = []
         fn = self.functions[sig.TRANSLATE_BYTES]
-        for start in range(0, len(encoded), max_batch):
-            chunk = slice(start, start + max_batch)
+        for chunk in common.batches(encoded, max_batch):
             try:
                 result = fn(
                     **{
@@ -133,15 +133,7 @@ def _input_dtypes(fn) -> dict:
 
 
 def _short(message: str) -> str:
-    keep = [
-        line.strip()
-        for line in message.splitlines()
-        if line.strip()
-        and not line.strip().startswith(
-            ("Graph execution error", "Detected at node", "<stack traces", "[[{{node")
-        )
-    ]
-    return " ".join(keep) or message
+    return " ".join(cli.tf_message_lines(message)) or message
 
 
 def translate_files(

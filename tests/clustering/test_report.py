@@ -60,3 +60,56 @@ def test_format_report_lists_each_attribute():
     )
     text = report.format_report([r])
     assert "glasses" in text and "1.000" in text
+
+
+def test_hair_colour_is_one_multi_valued_label(tmp_path):
+    """The four hair colours form one label (none of them = a fifth value); its NMI with
+    clusters that separate exactly those values is 1."""
+    columns = {
+        "Black_Hair": np.array([1, 0, 0, 0, 0, 1]),
+        "Blond_Hair": np.array([0, 1, 0, 0, 0, 0]),
+        "Brown_Hair": np.array([0, 0, 1, 0, 0, 0]),
+        "Gray_Hair": np.array([0, 0, 0, 1, 0, 0]),
+    }
+    names = report.LABEL_GROUPS["hair colour"]
+    np.testing.assert_array_equal(report.group_values(columns, names), [0, 1, 2, 3, 4, 0])
+    labels = tmp_path / "labels.csv"
+    lines = ["image,Black_Hair,Blond_Hair,Brown_Hair,Gray_Hair,Male"]
+    for i in range(6):
+        lines.append(f"{i}.jpg," + ",".join(str(columns[n][i]) for n in names) + ",1")
+    labels.write_text("\n".join(lines) + "\n")
+    images = [f"{i}.jpg" for i in range(6)]
+    groups = report.group_report(images, np.array([7, 1, 2, 3, 4, 7]), str(labels))
+    assert groups == {"hair colour": pytest.approx(1.0)}
+    mixed = report.group_report(images, np.array([0, 0, 0, 1, 1, 1]), str(labels))
+    assert 0 < mixed["hair colour"] < 1
+    no_hair = tmp_path / "other.csv"
+    no_hair.write_text("image,Male\n0.jpg,1\n")
+    assert report.group_report(images, np.zeros(6, int), str(no_hair)) == {}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"3": "5"}', "the name of cluster 3, '5', is a number"),
+        ('{"7": "glasses:dark, round"}', "holds ':' or ','"),
+        ('{"1": ["blond"]}', "is not a name"),
+        ('{"1": null}', "is not a name"),
+        ('{"blond": "1"}', "key 'blond' is not a cluster id"),
+        ('["blond"]', "got a JSON list"),
+        ("{oops", "expected a JSON object"),
+    ],
+)
+def test_cluster_names_that_could_never_be_used_are_refused_in_one_line(tmp_path, content, message):
+    """A name --cluster could not reach (a number, the weight syntax) or a value that is not a
+    name is an error naming the file and the entry, not a silently stringified name."""
+    from xplore_tf.clustering import contact_sheets
+
+    path = tmp_path / "cluster_names.json"
+    path.write_text(content)
+    with pytest.raises(ValueError) as info:
+        contact_sheets.read_cluster_names(str(path))
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+    assert "\n" not in str(info.value)
+    path.write_text('{"5": "blond", "12": "dark glasses"}')
+    assert contact_sheets.read_cluster_names(str(path)) == {5: "blond", 12: "dark glasses"}

@@ -406,3 +406,28 @@ def test_a_model_without_the_full_signatures_answers_at_its_resolution_with_a_wa
         missing, inputs[:1], cluster=1, out=str(tmp_path / "local.png")
     )
     assert common.decode(open(local, "rb").read()).shape == (16, 16, 3)
+
+
+def test_large_uploads_travel_compressed_split_or_refused_by_name(tmp_path, monkeypatch):
+    """A raw BMP goes as PNG when that is smaller; requests are split under the byte budget;
+    a file too large even as PNG is one line naming it and the limit."""
+    from PIL import Image
+
+    smooth = np.tile(np.linspace(0, 255, 1500, dtype=np.uint8)[None, :, None], (1000, 1, 3))
+    bmp = tmp_path / "scan.bmp"
+    Image.fromarray(smooth).save(bmp)  # 4.5 MB raw
+    monkeypatch.setattr(common, "_COMPRESS_ABOVE", 1_000_000)
+    sent = common.read_image_bytes(str(bmp))
+    assert sent[:8] == b"\x89PNG\r\n\x1a\n" and len(sent) < os.path.getsize(bmp) / 10
+    np.testing.assert_array_equal(common.decode(sent), smooth)
+    noise = np.random.default_rng(0).integers(0, 256, (1000, 1500, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.bmp")
+    monkeypatch.setattr(sig, "IMAGE_BYTES_LIMIT", 2_000_000)
+    with pytest.raises(common.ImageError) as info:
+        common.read_image_bytes(str(tmp_path / "noise.bmp"))
+    assert str(info.value).startswith(f"{tmp_path / 'noise.bmp'}: 4 MiB even as PNG; one image")
+    sizes = [b"x" * n for n in (30, 30, 30, 90, 10, 10)]
+    chunks = list(common.batches(sizes, max_batch=4, max_bytes=64))
+    assert [(c.start, c.stop) for c in chunks] == [(0, 2), (2, 3), (3, 4), (4, 6)]
+    with pytest.raises(ValueError, match="--timeout must be > 0 seconds, got 0.0"):
+        client_lib.ServingClient("127.0.0.1:1", timeout=0.0)

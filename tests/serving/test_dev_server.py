@@ -270,3 +270,23 @@ def test_get_model_metadata_lists_signatures(server):
     with pytest.raises(grpc.RpcError) as info:
         stub.GetModelMetadata(request, timeout=30)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_taken_port_is_one_error_never_a_shared_one(tmp_path_factory):
+    """A second dev server on a server's port, or on a port a non-gRPC program holds: one
+    line naming the port (gRPC's Python servers share ports by default)."""
+    import socket
+
+    base = tiny_export(tmp_path_factory)
+    first, port = dev_server.serve(base, port=0, preload=False)
+    try:
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}: the port is in use"):
+            dev_server.serve(base, port=port, preload=False)
+    finally:
+        first.stop(None)
+    with socket.socket() as plain:
+        plain.bind(("127.0.0.1", 0))
+        plain.listen()
+        taken = plain.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{taken}"):
+            dev_server.serve(base, port=taken, preload=False)

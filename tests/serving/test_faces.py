@@ -246,3 +246,32 @@ def test_client_side_face_code_imports_no_xplore_tf():
         elif isinstance(node, ast.ImportFrom):
             modules.add(node.module or "")
     assert not any(m and m.split(".")[0] == "xplore_tf" for m in modules), modules
+
+
+def test_a_long_thin_photo_is_searched_rotated_in_windows_of_bounded_size():
+    """A 24 x 12000 strip rotated as a whole needs a ~46 MP canvas (8 GB inside MTCNN); in
+    windows each canvas stays under twice the photo's pixels, and the windows cover it."""
+    assert faces.retry_windows(300, 400) == [(0, 300, 0, 400)]
+    windows = faces.retry_windows(24, 12000)
+    assert windows[0] == (0, 24, 0, 48) and windows[-1] == (0, 24, 11952, 12000)
+    covered = np.zeros(12000, bool)
+    for y0, y1, x0, x1 in windows:
+        covered[x0:x1] = True
+        assert (y0, y1, x1 - x0) == (0, 24, 48)
+    assert covered.all()
+    tall = faces.retry_windows(5000, 30)
+    assert tall[0] == (0, 60, 0, 30) and tall[-1] == (4940, 5000, 0, 30)
+
+    canvases = []
+
+    class Recording(faces.Detector):
+        name = "recording"
+
+        def detect(self, rgb):
+            canvases.append(rgb.shape[0] * rgb.shape[1])
+            return []
+
+    strip = np.random.default_rng(0).integers(0, 256, (24, 12000, 3), dtype=np.uint8)
+    assert faces.detect_faces(strip, Recording()) == []
+    assert max(canvases[1:]) <= 2 * 24 * 48  # each rotated window's canvas
+    assert len(canvases) == 1 + 2 * len(windows)

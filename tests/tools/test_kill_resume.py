@@ -32,33 +32,32 @@ def test_killed_three_times_ends_equal_to_an_uninterrupted_run(tmp_path):
     assert tally["exports"] == ["1"]  # one export, however often the command ran after
 
 
-def test_check_artifacts_accepts_a_swept_checkpoint_but_not_a_half_one(tmp_path):
-    """A kill inside CheckpointManager's sweep leaves an old name listed with no files
-    (absent = whole) or, between two deletions, with some (a finding once training has
-    started again, which removes it: CI's 20-kill run once hit that window)."""
+def test_check_artifacts_reads_every_listed_checkpoint_and_flags_debris_after_a_restart(
+    tmp_path,
+):
+    """Every checkpoint with an index must load; what a kill inside a save or a prune leaves
+    (a `_temp` folder, data without an index) is a finding only once training has started
+    again (which removes it: `checkpoint_files.remove_debris`)."""
     import tensorflow as tf
 
     from tools import kill_resume
-    from xplore_tf import checkpoints
+    from xplore_tf import checkpoint_files
 
-    step = tf.Variable(0, dtype=tf.int64)
-    manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(step=step), str(tmp_path / "checkpoints"), max_to_keep=3
-    )
-    paths = [manager.save(checkpoint_number=n) for n in (2, 4, 6)]
+    folder = str(tmp_path / "checkpoints")
+    checkpoint = tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64))
+    for n in (2, 4, 6):
+        checkpoint_files.write(checkpoint, folder, n)
     assert kill_resume.check_artifacts(str(tmp_path)) == []
-    for f in tf.io.gfile.glob(paths[0] + ".*"):  # swept: every file gone, name still listed
-        os.remove(f)
-    assert kill_resume.check_artifacts(str(tmp_path)) == []
-    os.remove(paths[1] + ".index")  # half there: a kill between two of the sweep's deletions
-    problems = kill_resume.check_artifacts(str(tmp_path))
-    assert len(problems) == 1 and problems[0].startswith(paths[1])
+    os.remove(os.path.join(folder, "ckpt-2.index"))  # a prune cut short: data left over
+    os.makedirs(os.path.join(folder, "ckpt-8_temp"))  # a save cut short
     assert kill_resume.check_artifacts(str(tmp_path), just_killed=True) == []
-    # What training does when it starts again: the half-deleted one goes, the rest stays.
-    assert checkpoints.finish_interrupted_sweep(str(tmp_path / "checkpoints")) == [paths[1]]
+    assert len(kill_resume.check_artifacts(str(tmp_path))) == 1
+    assert sorted(checkpoint_files.remove_debris(folder)) == [
+        "ckpt-2.data-00000-of-00001",
+        "ckpt-8_temp",
+    ]
     assert kill_resume.check_artifacts(str(tmp_path)) == []
-    assert not tf.io.gfile.glob(paths[1] + ".*")
-    state = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints"))
-    assert list(state.all_model_checkpoint_paths) == [paths[0], paths[2]]
-    assert state.model_checkpoint_path == paths[2]
-    assert checkpoints.finish_interrupted_sweep(str(tmp_path / "checkpoints")) == []
+    with open(os.path.join(folder, "ckpt-6.index"), "r+b") as f:
+        f.truncate(10)  # a listed checkpoint that does not load
+    problems = kill_resume.check_artifacts(str(tmp_path))
+    assert len(problems) == 1 and problems[0].startswith(os.path.join(folder, "ckpt-6"))

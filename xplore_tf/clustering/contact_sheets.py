@@ -49,15 +49,46 @@ def make_sheet(paths: list[str], *, thumb: int, crop_size: int = 0) -> Image.Ima
 
 
 def read_cluster_names(path: str) -> dict[int, str]:
-    """{cluster id: name} from a user-written cluster_names.json (absent file = {})."""
+    """{cluster id: name} from a user-written cluster_names.json (absent file = {}).
+
+    Names are what `--cluster=NAME` resolves, so each must be usable there: a non-empty
+    string that is not a number (`--cluster=5` means id 5) and holds no ':' or ',' (the
+    `ID_OR_NAME:WEIGHT,...` syntax).
+
+    Raises:
+        ValueError: one line naming the file and the entry: not a JSON object, a key that is
+            not a cluster id, or a value that is not such a name.
+    """
     if not os.path.exists(path):
         return {}
+    form = 'a JSON object like {"12": "blond", "31": "glasses"}'
     try:
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
-        return {int(k): str(v) for k, v in raw.items()}
-    except (ValueError, AttributeError) as e:
-        raise ValueError(f'{path}: expected a JSON object like {{"12": "blond"}}: {e}') from None
+    except ValueError as e:
+        raise ValueError(f"{path}: expected {form}: {e}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected {form}, got a JSON {type(raw).__name__}")
+    names = {}
+    for key, value in raw.items():
+        if not key.strip().isdigit():
+            raise ValueError(f"{path}: key {key!r} is not a cluster id; expected {form}")
+        problem = _name_problem(value)
+        if problem:
+            raise ValueError(f"{path}: the name of cluster {key}, {value!r}, {problem}")
+        names[int(key)] = value
+    return names
+
+
+def _name_problem(value) -> str:
+    """Why `value` cannot be a cluster name ("" when it can)."""
+    if not isinstance(value, str) or not value.strip():
+        return "is not a name (a non-empty string)"
+    if value.strip().lstrip("-").isdigit():
+        return "is a number: --cluster=NUMBER means a cluster id, so it could never be used"
+    if ":" in value or "," in value:
+        return "holds ':' or ',', which --cluster reads as weights (ID_OR_NAME:WEIGHT,...)"
+    return ""
 
 
 def write_contact_sheets(

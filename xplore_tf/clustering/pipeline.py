@@ -437,6 +437,7 @@ def _maybe_report(
         min_cluster_size=r.min_cluster_size,
         precision_threshold=r.precision_threshold,
     )
+    groups = report.group_report(paths, clusters, labels_csv)
     report.write_report(
         os.path.join(out, REPORT),
         rows,
@@ -445,12 +446,14 @@ def _maybe_report(
         num_clusters=summary["num_clusters"],
         min_cluster_size=r.min_cluster_size,
         precision_threshold=r.precision_threshold,
+        label_groups_nmi=groups,
     )
     return {
         "labels_csv": labels_csv,
         "images_matched": matched,
         "min_cluster_size": r.min_cluster_size,
         "attributes": [dataclasses.asdict(row) for row in rows],
+        "label_groups_nmi": groups,
     }
 
 
@@ -491,9 +494,13 @@ def format_summary(summary: dict) -> str:
         found = one.get("attribute_report")
         if found:
             best = ", ".join(
-                f"{r['attribute']} {r['best_precision']:.2f}" for r in found["attributes"]
+                f"{r['attribute']} {r['best_precision']:.2f} / {r['nmi']:.3f}"
+                for r in found["attributes"]
             )
-            lines.append(f"best-cluster precision: {best}")
+            groups = "".join(
+                f"; {name} NMI {nmi:.3f}" for name, nmi in found.get("label_groups_nmi", {}).items()
+            )
+            lines.append(f"best-cluster precision / NMI: {best}{groups}")
         lines.append(f"contact sheets: {one['contact_sheets']}")
     if "k_sweep_html" in summary:
         lines.append(f"k sweep: {summary['k_sweep_html']}")

@@ -160,6 +160,31 @@ def cluster_report(
     return rows, len(a_idx)
 
 
+# Mutually exclusive 0/1 columns that together are one multi-valued label (CelebA's hair
+# colours): its NMI with the clusters is reported as one number, images with none of them
+# forming a value of their own.
+LABEL_GROUPS = {"hair colour": ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")}
+
+
+def group_values(columns: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    """[N] int: the index in `names` of each image's first 1 column, len(names) for none."""
+    stacked = np.stack([np.asarray(columns[n]) > 0 for n in names], axis=1)
+    return np.where(stacked.any(axis=1), stacked.argmax(axis=1), len(names))
+
+
+def group_report(images: list[str], clusters: np.ndarray, labels_csv: str) -> dict[str, float]:
+    """{group name: NMI of the clusters and that multi-valued label} for each of
+    `LABEL_GROUPS` whose columns the labels have (on the images that have labels)."""
+    label_images, columns = read_binary_labels(labels_csv)
+    a_idx, l_idx = join_labels(images, label_images)
+    out = {}
+    for name, names in LABEL_GROUPS.items():
+        if len(a_idx) and all(n in columns for n in names):
+            values = group_values({n: columns[n][l_idx] for n in names}, names)
+            out[name] = normalized_mutual_information(np.asarray(clusters)[a_idx], values)
+    return out
+
+
 def format_report(rows: list[AttributeReport], *, threshold: float = 0.8) -> str:
     header = (
         f"{'attribute':<20} {'pos':>6} {'NMI':>6} {'best':>5} {'prec':>6} {'size':>6} "

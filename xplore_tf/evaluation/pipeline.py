@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from absl import logging
 
-from xplore_tf import checkpoints, io_utils
+from xplore_tf import checkpoint_files, io_utils
 from xplore_tf import features as features_lib
 from xplore_tf.clustering import artifacts, contact_sheets, report
 from xplore_tf.config import Config
@@ -125,12 +125,15 @@ class GeneratorFns(NamedTuple):
     strength: StrengthFn
     condition: ConditionFn
     step: int | None
+    checkpoint: str  # the one restored
 
 
 def checkpoint_generator_fns(
-    config: Config, checkpoint: str, *, batch_size: int = 32
+    config: Config, checkpoint: str | None, *, batch_size: int = 32
 ) -> GeneratorFns:
-    """G_ema of `checkpoint` as a translate_fn, a strength_fn and a condition_fn, and its step.
+    """G_ema of `checkpoint` (None: --checkpoint, else the run's newest readable one, as
+    `export_lib.load_generator`) as a translate_fn, a strength_fn and a condition_fn, with
+    its step and path.
 
     All condition G as the exported model does: translate_fn on the cluster's row of the
     condition table, strength_fn on `space.blend_conditions` (alpha = 0 gives exactly the
@@ -192,7 +195,7 @@ def checkpoint_generator_fns(
     def condition(images, conditions) -> np.ndarray:
         return run(images, tf.constant(conditions, tf.float32))
 
-    return GeneratorFns(translate, strength, condition, loaded.step)
+    return GeneratorFns(translate, strength, condition, loaded.step, loaded.checkpoint)
 
 
 def translate_all(
@@ -510,12 +513,10 @@ def run_evaluation(
     matrix = None
     data = labelled_images(discovery)
     if translate_fn is None:
-        checkpoint = checkpoints.latest(config)
-        if checkpoint:
-            translate_fn, strength_fn, condition_fn, step = checkpoint_generator_fns(
-                config, checkpoint, batch_size=e.batch_size
-            )
-            metrics["checkpoint"], metrics["step"] = checkpoint, step
+        if config.export.checkpoint or checkpoint_files.steps(config.checkpoint_dir):
+            fns = checkpoint_generator_fns(config, None, batch_size=e.batch_size)
+            translate_fn, strength_fn, condition_fn = fns.translate, fns.strength, fns.condition
+            metrics["checkpoint"], metrics["step"] = fns.checkpoint, fns.step
         else:
             reason = (
                 f"no checkpoint in {config.checkpoint_dir}: train first "

@@ -29,6 +29,8 @@ def test_cluster_then_evaluate_cli(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "36 clustered, 1 skipped" in res.stdout
     assert "cluster sizes" in res.stdout
+    # Each attribute's best-cluster precision and NMI with the clusters, side by side.
+    assert "best-cluster precision / NMI: green 1.00 / 0.734, red 1.00 / 0.734" in res.stdout
     assert (tmp_path / "work" / "flags_cluster.txt").read_text().count("--num_clusters=3") == 1
 
     res = run_binary("xplore_tf.evaluate", f"--flagfile={flagfile}")

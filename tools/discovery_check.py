@@ -69,7 +69,40 @@ def parse_args(argv):
     p.add_argument("--seeds", default="0,1,2,3,4", help="k-means seeds")
     p.add_argument("--sets", default="celeba10k,celeba_wild", help="which sets")
     p.add_argument("--features", default=",".join(FEATURES), help="feature settings (names)")
+    p.add_argument(
+        "--time",
+        type=int,
+        default=0,
+        help="only time each setting's extraction on this many images of each set (after a "
+        "warm-up), on an otherwise idle machine; no clustering",
+    )
     return p.parse_args(argv)
+
+
+def time_extraction(sets: dict, settings: list[str], count: int) -> None:
+    """Prints images/s of each set and feature setting over `count` images (one warm-up run
+    of 64 first: graph tracing is not extraction)."""
+    from xplore_tf import features as features_lib
+    from xplore_tf.features import blocks, extract
+
+    print(f"{'set':<12} {'features':<20} images/s ({count} images, batch 32)")
+    for set_name, (root, images, _) in sets.items():
+        for setting in settings:
+            framing, size, mirror = FEATURES[setting]
+            extractor = features_lib.build_extractor("mobilenet_v2", WEIGHTS, input_size=size)
+            if mirror:
+                extractor = blocks.with_mirror_average(extractor)
+
+            def run(names, extractor=extractor, framing=framing, root=root):
+                extract.extract_features(
+                    extractor, root, names, crop_size=0, framing=framing, batch_size=32
+                )
+
+            run(images[:64])
+            start = time.perf_counter()
+            run(images[64 : 64 + count])
+            rate = count / (time.perf_counter() - start)
+            print(f"{set_name:<12} {setting:<20} {rate:.1f}", flush=True)
 
 
 def prepare_wild(out: str) -> tuple[str, str]:
@@ -246,8 +279,12 @@ def main(argv=None) -> int:
     unknown = [s for s in settings if s not in FEATURES]
     if unknown:
         raise SystemExit(f"--features: unknown {unknown}; one of {list(FEATURES)}")
+    sets = image_sets(args.out, args.sets.split(","))
+    if args.time:
+        time_extraction(sets, settings, args.time)
+        return 0
     rows = []
-    for set_name, (root, images, labels) in image_sets(args.out, args.sets.split(",")).items():
+    for set_name, (root, images, labels) in sets.items():
         rows += run_set(args.out, set_name, root, images, labels, settings, ks, seeds)
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump(rows, f, indent=1)

@@ -154,9 +154,9 @@ def run_clustering(config: Config) -> dict:
         summary = _cluster_and_write(
             config, out, k, root, images, duplicates, space, common, prepare_seconds=prepare_seconds
         )
+        summary["attribute_report"] = _maybe_report(config, out, images, duplicates, summary)
         if not c.k_sweep:
             return summary
-        summary["attribute_report"] = _maybe_report(config, out, images, duplicates, summary)
         summaries.append(summary)
     page = sweep.write_sweep_page(
         os.path.join(config.clusters_dir, sweep.SWEEP_PAGE),

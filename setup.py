@@ -26,12 +26,25 @@ setup(
         "absl-py>=2.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "scikit-image>=0.22"],
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "ruff>=0.6",
+            "scikit-image>=0.22",
+            "selenium>=4.20",  # drives Debian's chromium in the explore page's browser test
+            "httpx>=0.27",  # FastAPI's TestClient
+            "fastapi>=0.110",
+            "uvicorn>=0.30",
+            "python-multipart>=0.0.9",
+        ],
         # Identity preservation on real faces (xplore_tf.evaluate): dlib's face descriptor.
         # face_recognition_models still imports pkg_resources, removed in setuptools 81.
         "eval": ["dlib-bin>=19.24", "face-recognition-models==0.3.0", "setuptools<81"],
         # Real photos (xplore_tf.prepare, translate/client --paste_back): the MTCNN face
         # detector on TensorFlow, its weights inside the wheel (~2 MB; no torch, no CUDA).
         "prepare": ["mtcnn==1.0.0"],
+        # The explore page (xplore_tf.explore): FastAPI on uvicorn, multipart uploads.
+        "explore": ["fastapi>=0.110", "uvicorn>=0.30", "python-multipart>=0.0.9"],
     },
+    package_data={"xplore_tf": ["explore_page/*"]},
 )

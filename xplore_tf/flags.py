@@ -577,6 +577,37 @@ flags.DEFINE_enum(
     "output at its own resolution (--image_size), as before this option existed.",
 )
 
+# ---------------------------------------------------------------- explore: the page
+flags.DEFINE_string(
+    "host",
+    "127.0.0.1",
+    "`xplore_tf.explore`: the address the page listens on. Another than 127.0.0.1 (e.g. "
+    "0.0.0.0) makes it reachable from the network, without any login: a warning says so.",
+)
+flags.DEFINE_integer(
+    "port", 8765, "`xplore_tf.explore`: the page's port (0 = any free one).", lower_bound=0
+)
+flags.DEFINE_string(
+    "server",
+    "",
+    "`xplore_tf.explore`: HOST:PORT of a TF Serving (or serving.dev_server) gRPC endpoint "
+    "serving this run's export (--model_name); empty = the run's model in process "
+    "(--saved_model, else its newest checkpoint).",
+)
+flags.DEFINE_integer(
+    "max_upload_mb",
+    25,
+    "`xplore_tf.explore`: the largest photo file the page accepts, MB.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "heatmap_images",
+    24,
+    "`xplore_tf.explore`: how many of the run's images each card's 'where it edits' heat map "
+    "averages over.",
+    lower_bound=1,
+)
+
 # ---------------------------------------------------------------- prepare: real photos in, real photos out
 # `python -m xplore_tf.prepare --images_dir=RAW --out=ALIGNED` (detect, align, crop faces),
 # `--dataset=folder --prepare` in front of cluster/train, and `translate --paste_back`.

@@ -73,14 +73,14 @@ def read_cluster_names(path: str) -> dict[int, str]:
     for key, value in raw.items():
         if not key.strip().isdigit():
             raise ValueError(f"{path}: key {key!r} is not a cluster id; expected {form}")
-        problem = _name_problem(value)
+        problem = name_problem(value)
         if problem:
             raise ValueError(f"{path}: the name of cluster {key}, {value!r}, {problem}")
         names[int(key)] = value
     return names
 
 
-def _name_problem(value) -> str:
+def name_problem(value) -> str:
     """Why `value` cannot be a cluster name ("" when it can)."""
     if not isinstance(value, str) or not value.strip():
         return "is not a name (a non-empty string)"

@@ -13,7 +13,10 @@ setup(
     version="0.1.0",
     description="Unlabeled face attribute discovery and translation (XploreGAN) in TF2/Keras 3",
     python_requires=">=3.10",
-    packages=find_packages(include=["xplore_tf", "xplore_tf.*", "serving", "tools"]),
+    # Only the library is installed. The command-line client (`python -m serving.client`) and
+    # the tools (`python -m tools.<name>`) run from a checkout: as top-level names `serving`
+    # and `tools` would collide with other packages in site-packages.
+    packages=find_packages(include=["xplore_tf", "xplore_tf.*"]),
     install_requires=[
         "tensorflow==2.21.0",
         "keras==3.15.*",

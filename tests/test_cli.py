@@ -54,6 +54,7 @@ def test_programming_errors_keep_their_traceback():
         main(["prog"])
 
 
+@pytest.mark.slow
 def test_an_export_that_runs_out_of_space_is_one_line_and_leaves_no_half_version(
     tmp_path, tmp_path_factory
 ):

@@ -9,6 +9,8 @@ import pytest
 from absl import flags
 from tests_support import make_folder, run_binary
 
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
+
 
 def test_cluster_then_evaluate_cli(tmp_path):
     root = tmp_path / "faces"

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from tests_support import copy_of_tiny_run, tiny_export
 
-from serving import client_common as common
 from tools import explore_screenshots as browser
+from xplore_tf.common import pixels as common
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 pytest.importorskip("fastapi", reason="the explore page needs the [explore] extra")
 pytest.importorskip("multipart", reason="the explore page needs the [explore] extra")
@@ -121,7 +123,7 @@ def test_a_reference_group_is_a_target(client, explorer):
 
 def _own_cluster(explorer, path: str) -> int:
     """The cluster the photo's largest face lies in (s_src of the edits)."""
-    from serving import signatures as sig
+    from xplore_tf.common import signatures as sig
 
     photo = explorer.add_photo(open(path, "rb").read(), "face.jpg")
     crop = explorer.photo(photo["id"]).found[0].crop
@@ -194,8 +196,8 @@ def test_two_users_editing_at_once_each_get_their_own_edit(client):
 
 def test_a_served_model_edits_as_the_one_in_process(explorer, tmp_path_factory):
     """--server: the same requests over gRPC (the project's client, TF Serving's API)."""
-    from serving import dev_server
     from xplore_tf import explore_lib
+    from xplore_tf.testing import dev_server
 
     base = tiny_export(tmp_path_factory)
     saved_model = os.path.join(base, explorer.config.export.model_name, "1")

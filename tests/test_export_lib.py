@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from tests_support import TINY_CLUSTER_NAMES, TINY_MODEL_FLAGS, run_binary, tiny_trained_run
 
-from serving import signatures as sig
 from xplore_tf import config as config_lib
 from xplore_tf import export_lib
 from xplore_tf.clustering import artifacts
+from xplore_tf.common import signatures as sig
 from xplore_tf.models.generator import condition_vector
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 
 def _with_export(config, **export):
@@ -286,7 +288,7 @@ def test_translate_bytes_decodes_awkward_files_as_training_does(exported):
     import tensorflow as tf
     from tests_support import awkward_images
 
-    from serving import client_common as common
+    from xplore_tf.common import pixels as common
 
     _, loaded = exported
     ids = np.array([2], np.int32)
@@ -308,7 +310,7 @@ def test_translate_bytes_decodes_awkward_files_as_training_does(exported):
 
 # ---------------------------------------------------------------- beyond fixed clusters
 def _pngs(images) -> np.ndarray:
-    from serving import client_common as common
+    from xplore_tf.common import pixels as common
 
     out = np.empty(len(images), object)
     out[:] = [common.png_bytes(im) for im in images]

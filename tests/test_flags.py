@@ -21,6 +21,31 @@ def test_every_flag_has_help_text():
         assert flag.help and len(flag.help) >= 15, f"--{flag.name} lacks help text"
 
 
+def test_every_flag_is_in_one_section_and_some_stages_help():
+    own = sorted(flag.name for flag in _own_flags())
+    sectioned = [name for names in xflags.SECTIONS.values() for name in names]
+    assert sorted(sectioned) == own  # each flag in exactly one section
+    shown = {s for sections in xflags.STAGE_SECTIONS.values() for s in sections}
+    assert shown == set(xflags.SECTIONS)
+    assert "cluster" in xflags.SECTIONS["translate"] and "port" in xflags.SECTIONS["explore"]
+
+
+def test_a_binarys_help_lists_its_stages_flags():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    usage = subprocess.run(
+        [sys.executable, "-m", "xplore_tf.translate", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+    ).stdout
+    assert "--cluster: `xplore_tf.translate`: target cluster" in usage
+    assert "--paste_feather" in usage and "--num_steps" not in usage
+
+
 @pytest.fixture
 def fresh_flags():
     """FLAGS parsed by the test, then reset to defaults for the next one."""
@@ -69,6 +94,21 @@ def test_a_flagfile_comment_after_a_path_is_refused_in_one_line(tmp_path, fresh_
     fresh_flags.unparse_flags()
     fresh_flags(["prog", f"--workdir={tmp_path}/run#2"])  # a '#' inside a name is a name
     assert xflags.config_from_flags().workdir == f"{tmp_path}/run#2"
+
+
+def test_real_photos_with_the_synthetic_sets_extractor_are_warned_about(
+    tmp_path, fresh_flags, monkeypatch
+):
+    warnings = []
+    monkeypatch.setattr(xflags.logging, "warning", lambda msg, *a: warnings.append(msg % a))
+    fresh_flags(["prog", f"--workdir={tmp_path}", f"--images_dir={tmp_path}"])
+    assert xflags.resolve_dataset() == "folder"
+    assert any("default --feature_extractor=pixels" in w for w in warnings)
+    warnings.clear()
+    fresh_flags.unparse_flags()
+    fresh_flags(["prog", f"--images_dir={tmp_path}", "--feature_extractor=pixels"])
+    xflags.resolve_dataset()
+    assert warnings == []  # chosen on purpose
 
 
 def test_unknown_flag_value_is_rejected(fresh_flags):

@@ -12,7 +12,10 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from tests_support import PROJECT_ROOT, newest_checkpoint
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 STEPS = 4  # G steps at iterations 2 and 4 (n_critic=2): the noise scales leave 0 at 2

@@ -11,6 +11,8 @@ import sys
 import pytest
 from tests_support import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
+
 # Two iterations of the real Trainer (n_critic=2: a D step, then D + G + EMA) at small widths
 # on fixed random images; prints every loss of both iterations as JSON.
 SCRIPT = r"""

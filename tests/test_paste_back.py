@@ -14,13 +14,17 @@ import pytest
 from tests_support import tiny_export, tiny_trained_run
 
 from serving import client as client_lib
-from serving import client_common as common
-from serving import dev_server, faces
 from xplore_tf import translate_lib
+from xplore_tf.common import faces
+from xplore_tf.common import pixels as common
+from xplore_tf.testing import dev_server
 
-pytestmark = pytest.mark.skipif(
-    not faces.detector_available("mtcnn"), reason="mtcnn not installed (xplore_tf[prepare])"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not faces.detector_available("mtcnn"), reason="mtcnn not installed (xplore_tf[prepare])"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

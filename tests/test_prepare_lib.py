@@ -16,14 +16,17 @@ import pytest
 from PIL import Image
 from tests_support import shared_dir
 
-from serving import client_common, faces
 from tools import wild_faces
 from xplore_tf import config as config_lib
 from xplore_tf import prepare_lib
+from xplore_tf.common import faces, pixels
 
-pytestmark = pytest.mark.skipif(
-    not faces.detector_available("mtcnn"), reason="mtcnn not installed (xplore_tf[prepare])"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not faces.detector_available("mtcnn"), reason="mtcnn not installed (xplore_tf[prepare])"
+    ),
+]
 PREP = config_lib.PrepareConfig(min_face_size=20)
 
 
@@ -80,11 +83,11 @@ def test_prepare_folder_real_photos_and_odd_files(tmp_path, photos, detector):
         "0",
     )
     assert float(row["score"]) > 0.9
-    crop = client_common.read_rgb(str(out / "trip" / "astronaut_f0.png"))
+    crop = pixels.read_rgb(str(out / "trip" / "astronaut_f0.png"))
     assert crop.shape == (128, 128, 3)
     # The row's transform reproduces the crop from the photo; its landmarks land on the template.
     matrix = np.array([float(row[k]) for k in ("m00", "m01", "m02", "m10", "m11", "m12")])
-    photo = client_common.read_rgb(str(raw / "trip" / "astronaut.jpg"))
+    photo = pixels.read_rgb(str(raw / "trip" / "astronaut.jpg"))
     again = faces.align(photo, matrix.reshape(2, 3), 128)
     assert np.abs(again.astype(int) - crop).max() <= 1
     marks = np.array([float(row[f"{n}_{a}"]) for n in faces.LANDMARKS for a in "xy"])
@@ -153,7 +156,7 @@ def test_several_faces_in_one_photo_and_largest(astronaut_face, detector):
     photo = wild_faces.make_photo(
         [astronaut_face.crop] * 3, ["a"] * 3, rng, scale_range=(0.45, 0.9), max_side=640
     )
-    upright = client_common.decode_rgb(photo.data)  # through the EXIF orientation
+    upright = pixels.decode_rgb(photo.data)  # through the EXIF orientation
     found = faces.find_faces(upright, detector, size=128)
     assert len(found) == 3
     sizes = [f.face.size for f in found]
@@ -187,9 +190,9 @@ def test_wild_set_detection_rate_and_eye_error(detector):
     rng = np.random.default_rng(14)
     detected, errors = 0, []
     for name in names:
-        crop = client_common.read_rgb(os.path.join(celeba, name))
+        crop = pixels.read_rgb(os.path.join(celeba, name))
         photo = wild_faces.make_photo([crop], [name], rng, max_side=480)
-        upright = client_common.decode_rgb(photo.data)
+        upright = pixels.decode_rgb(photo.data)
         assert np.abs(upright.astype(int) - photo.upright).mean() < 6  # EXIF undone (JPEG q92)
         found = faces.find_faces(upright, detector, size=128, min_face_size=20)
         i = wild_faces.match([f.face for f in found], photo, 0, 128, "mtcnn")
@@ -243,16 +246,16 @@ def test_dataset_folder_prepare_feeds_cluster_and_train(tmp_path, photos, detect
         data=config_lib.DataConfig(dataset="folder", images_dir=str(raw)),
         prepare=dataclasses.replace(PREP, enabled=True),
     )
-    root = sources.resolve_images_dir(config)
+    root = sources.prepare_inputs(config)
     assert root == config.prepared_dir and os.path.isfile(os.path.join(root, "a_f0.png"))
     stamp = os.stat(os.path.join(root, "faces.csv")).st_mtime_ns
-    assert sources.resolve_images_dir(config) == root  # reused, not prepared again
+    assert sources.prepare_inputs(config) == root  # reused, not prepared again
     assert os.stat(os.path.join(root, "faces.csv")).st_mtime_ns == stamp
     _save(raw / "c.png", photos["chelsea"][::4, ::4])  # the folder changed: prepared again
-    sources.resolve_images_dir(config)
+    sources.prepare_inputs(config)
     assert os.stat(os.path.join(root, "faces.csv")).st_mtime_ns != stamp
     with pytest.raises(ValueError, match="--prepare needs photos"):
-        sources.resolve_images_dir(
+        sources.prepare_inputs(
             dataclasses.replace(config, data=config_lib.DataConfig(dataset="synthetic"))
         )
 
@@ -284,7 +287,7 @@ def test_prepare_binary(tmp_path, photos, parsed_flags, capsys):
     printed = capsys.readouterr().out
     assert "prepared 1 faces from 1 of 2 photos" in printed and "64 px crops" in printed
     assert "no face found in 1 photos: grey.jpg" in printed
-    assert client_common.read_rgb(str(tmp_path / "out" / "astronaut_f0.png")).shape == (64, 64, 3)
+    assert pixels.read_rgb(str(tmp_path / "out" / "astronaut_f0.png")).shape == (64, 64, 3)
     parsed_flags.unparse_flags()
     parsed_flags(["prog", f"--images_dir={raw}"])
     with pytest.raises(SystemExit) as exit_info:

@@ -22,6 +22,8 @@ from tests_support import (
 
 from xplore_tf import train_lib
 
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
+
 
 def _weights(workdir):
     """All checkpointed variables of the latest checkpoint, by name."""

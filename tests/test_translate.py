@@ -16,9 +16,11 @@ from tests_support import (
     tiny_trained_run,
 )
 
-from serving import client_common as common
-from serving import signatures as sig
 from xplore_tf import translate, translate_lib
+from xplore_tf.common import pixels as common
+from xplore_tf.common import signatures as sig
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 
 @pytest.fixture(scope="module")
@@ -430,7 +432,7 @@ def test_a_saved_model_in_a_folder_named_like_a_glob_pattern_loads(
     import shutil
 
     from serving import client as client_lib
-    from serving import dev_server
+    from xplore_tf.testing import dev_server
 
     base = tmp_path / "exp[1]"
     shutil.copytree(saved_model, base / "xplore" / "1")

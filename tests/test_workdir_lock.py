@@ -13,6 +13,8 @@ from tests_support import PROJECT_ROOT
 
 from xplore_tf import workdir_lock
 
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
+
 HOLD = r"""
 import sys, time
 from xplore_tf import workdir_lock

@@ -135,10 +135,10 @@ def call_signature(path: str, name: str, **inputs) -> dict[str, np.ndarray]:
 
 def file_bytes(paths) -> np.ndarray:
     """object [N]: each file's bytes as the client sends them (`read_image_bytes`)."""
-    from serving import client_common
+    from xplore_tf.common import pixels
 
     out = np.empty(len(paths), object)
-    out[:] = [client_common.read_image_bytes(p) for p in paths]
+    out[:] = [pixels.read_image_bytes(p) for p in paths]
     return out
 
 
@@ -287,7 +287,7 @@ def awkward_images() -> list[Awkward]:
     """The corpus: every encoding the README accepts, in its awkward variants."""
     from PIL import Image
 
-    from serving import client_common as common
+    from xplore_tf.common import pixels as common
 
     out: list[Awkward] = []
     rgb = face()

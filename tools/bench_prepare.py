@@ -18,7 +18,7 @@ the framing of the original aligned crop (tools/wild_faces.eye_errors), by scale
 
 `--measure_template`: the per-coordinate median of a detector's five landmarks over the
 first --num celeba10k faces (upscaled 2x to CelebA's 178x218 frame): the constants of
-serving/faces.TEMPLATES.
+xplore_tf/common/faces.TEMPLATES.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from serving import client_common, faces  # noqa: E402
 from tools import wild_faces  # noqa: E402
+from xplore_tf.common import faces, pixels  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELEBA = os.path.join(ROOT, "..", "shared", "data", "celeba10k", "images")
@@ -73,7 +73,7 @@ def measure_template(detector: faces.Detector, num: int) -> np.ndarray:
     """Median five landmarks [5,2] of `detector` in CelebA's 178x218 frame (celeba10k faces)."""
     points = []
     for name in wild_faces.list_faces(CELEBA)[:num]:
-        rgb = client_common.read_rgb(os.path.join(CELEBA, name))
+        rgb = pixels.read_rgb(os.path.join(CELEBA, name))
         frame = np.asarray(
             Image.fromarray(rgb).resize(faces.CELEBA_FRAME, Image.Resampling.BICUBIC), np.uint8
         )
@@ -91,7 +91,7 @@ def speed(detectors: list[faces.Detector], photos: int, seed: int) -> None:
     batch = []
     for i in range(photos + 1):
         if names:
-            crop = client_common.read_rgb(os.path.join(CELEBA, names[i % len(names)]))
+            crop = pixels.read_rgb(os.path.join(CELEBA, names[i % len(names)]))
             photo = wild_faces.make_photo([crop], [names[i]], rng, max_side=1024)
             canvas = wild_faces.background(768, 1024, rng)
             h, w = photo.upright.shape[:2]
@@ -117,9 +117,7 @@ def compare(detectors: list[faces.Detector], num: int, seed: int, size: int = 12
     rng = np.random.default_rng(seed)
     names = wild_faces.list_faces(CELEBA)[5000 : 5000 + num]  # not the template's faces
     photos = [
-        wild_faces.make_photo(
-            [client_common.read_rgb(os.path.join(CELEBA, n))], [n], rng, max_side=1024
-        )
+        wild_faces.make_photo([pixels.read_rgb(os.path.join(CELEBA, n))], [n], rng, max_side=1024)
         for n in names
     ]
     scales = np.array([wild_faces.faces.matrix_scale(p.matrices[0]) for p in photos])
@@ -130,7 +128,7 @@ def compare(detectors: list[faces.Detector], num: int, seed: int, size: int = 12
         detected, upright_only, errors, band = 0, 0, [], []
         start = time.perf_counter()
         for p, s in zip(photos, scales, strict=True):
-            upright = client_common.decode_rgb(p.data)
+            upright = pixels.decode_rgb(p.data)
             found = det.detect(upright)
             upright_only += wild_faces.match(found, p, 0, size, det.name) is not None
             if not found:  # what find_faces does: search rotated copies

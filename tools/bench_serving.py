@@ -5,7 +5,7 @@ style: speed does not depend on training) at the given width, then times sequent
 requests of batch 1 and 8:
 
 - `in-process`: the SavedModel's `serving_default` called in this process;
-- `gRPC`: the same signature through `serving/dev_server.py` over 127.0.0.1, including
+- `gRPC`: the same signature through `xplore_tf/testing/dev_server.py` over 127.0.0.1, including
   TensorProto building/parsing and the channel (the dev server, not TF Serving: the
   overhead of tensorflow_model_server will differ);
 - `gRPC bytes`: `translate_bytes` (PNG in, PNG out) through the dev server.
@@ -102,9 +102,10 @@ def main() -> None:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from serving import client as client_lib
-    from serving import client_common, dev_server
-    from serving import signatures as sig
+    from xplore_tf.common import pixels
+    from xplore_tf.common import predict_client as predict
+    from xplore_tf.common import signatures as sig
+    from xplore_tf.testing import dev_server
 
     with tempfile.TemporaryDirectory() as workdir:
         base = export_untrained(workdir, args)
@@ -113,7 +114,7 @@ def main() -> None:
         server, port = dev_server.serve(base, port=0)
         channel = grpc.insecure_channel(
             f"127.0.0.1:{port}",
-            options=[("grpc.max_receive_message_length", client_lib.MAX_MESSAGE_BYTES)],
+            options=[("grpc.max_receive_message_length", predict.MAX_MESSAGE_BYTES)],
         )
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         rng = np.random.default_rng(1)
@@ -124,16 +125,16 @@ def main() -> None:
             return serving_default(image=r[0], cluster_id=r[1])[sig.IMAGE].numpy()
 
         def over_grpc(r):
-            request = client_lib.make_request(
+            request = predict.make_request(
                 sig.SERVING_DEFAULT, {sig.IMAGE: r[0], sig.CLUSTER_ID: r[1]}
             )
-            return client_lib.parse_response(stub.Predict(request, timeout=600))
+            return predict.parse_response(stub.Predict(request, timeout=600))
 
         def bytes_over_grpc(r):
-            request = client_lib.make_request(
+            request = predict.make_request(
                 sig.TRANSLATE_BYTES, {sig.IMAGE_BYTES: r[2], sig.CLUSTER_ID: r[1]}
             )
-            return client_lib.parse_response(stub.Predict(request, timeout=600))
+            return predict.parse_response(stub.Predict(request, timeout=600))
 
         try:
             for batch in [int(b) for b in args.batch_sizes.split(",")]:
@@ -145,7 +146,7 @@ def main() -> None:
                     rng.integers(0, args.num_clusters, batch).astype(np.int32)
                     for _ in range(args.requests)
                 ]
-                pngs = [np.array([client_common.png_bytes(im) for im in x], object) for x in images]
+                pngs = [np.array([pixels.png_bytes(im) for im in x], object) for x in images]
                 requests = list(zip(images, ids, pngs, strict=True))
                 for name, fn in (
                     ("in-process serving_default", in_process),

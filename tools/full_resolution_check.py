@@ -34,7 +34,7 @@ judges a person the probe saw. Measures per photo and variant
 
 Writes OUT/results.json and prints the table (docs/experiments/2026-12-04-full-resolution.md
 holds one run's); `--figure=PATH` also draws the before/after
-figure of the README's "Real photos" section (one photo per --figure_attributes entry).
+figure of the README (docs/paste_back_real_photos.jpg) (one photo per --figure_attributes entry).
 Needs the `[prepare]` (mtcnn) and `[eval]` (dlib) extras.
 """
 
@@ -52,9 +52,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from serving import beyond_clusters as bc  # noqa: E402
-from serving import client_common as common  # noqa: E402
-from serving import faces  # noqa: E402
+from xplore_tf.common import beyond_clusters as bc  # noqa: E402
+from xplore_tf.common import faces  # noqa: E402
+from xplore_tf.common import pixels as common  # noqa: E402
 
 ATTRIBUTES = ("Male", "Blond_Hair", "Eyeglasses", "Smiling", "Wearing_Hat")
 VARIANTS = ("model", "residual+generator", "difference+no_cast", "residual+no_cast")

@@ -65,8 +65,8 @@ def render() -> str:
                 name = path[:-3].replace("/", "_")
                 if name.startswith("xplore_tf_"):
                     name = name[len("xplore_tf_") :]
-                # The serving client is a separate deployable: it needs no model code.
-                deps = [":serving"] if folder == "serving" else libs
+                # The serving client needs only the library's bottom layer, no model code.
+                deps = [":serving", ":xplore_tf_common"] if folder == "serving" else libs
                 rules.append(_rule("py_binary", name, srcs=[path], main=path, deps=deps))
     support = [p for p in _files("tests/**/*.py") if not os.path.basename(p).startswith("test_")]
     rules.append(_rule("py_library", "tests_support", srcs=support, testonly=True))

@@ -2,7 +2,7 @@
 
     python -m tools.wild_cluster_check --out=/tmp/wcc [--num=10000 --num_clusters=50] [--scene=0.25]
 
-The cluster-level acceptance check of `xplore_tf.prepare` (README, "Real photos"):
+The cluster-level acceptance check of `xplore_tf.prepare` (docs/guide/real_photos.md):
 1. the first `--num` celeba10k faces (sorted names) become wild photos, one face each
    (`tools.wild_faces`: random background, scale 0.3-1.5, rotation ±30°, EXIF orientation),
    in OUT/wild; `--scene` mirrors that fraction of each crop around it first, so a frame

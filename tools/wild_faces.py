@@ -27,7 +27,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from serving import client_common, faces
+from xplore_tf.common import faces, pixels
 
 TRUTH_CSV = "truth.csv"
 
@@ -82,22 +82,22 @@ def paste(
 
 
 def stored_for(upright: np.ndarray, orientation: int) -> np.ndarray:
-    """The stored pixels whose EXIF `orientation` makes them `upright` (client_common.orient)."""
-    transpose, flip_rows, flip_columns = client_common.ORIENTATIONS[orientation]
-    pixels = upright
+    """The stored pixels whose EXIF `orientation` makes them `upright` (pixels.orient)."""
+    transpose, flip_rows, flip_columns = pixels.ORIENTATIONS[orientation]
+    stored = upright
     if flip_columns:  # the inverse of orient(): its steps undone in reverse order
-        pixels = pixels[:, ::-1]
+        stored = stored[:, ::-1]
     if flip_rows:
-        pixels = pixels[::-1]
+        stored = stored[::-1]
     if transpose:
-        pixels = pixels.transpose(1, 0, 2)
-    return np.ascontiguousarray(pixels)
+        stored = stored.transpose(1, 0, 2)
+    return np.ascontiguousarray(stored)
 
 
 def encode_jpeg(upright: np.ndarray, orientation: int, quality: int = 92) -> bytes:
     """JPEG bytes of `upright` stored rotated/mirrored with that EXIF orientation tag."""
     exif = Image.Exif()
-    exif[client_common.EXIF_ORIENTATION_TAG] = orientation
+    exif[pixels.EXIF_ORIENTATION_TAG] = orientation
     buf = io.BytesIO()
     Image.fromarray(stored_for(upright, orientation)).save(
         buf, format="JPEG", quality=quality, exif=exif.tobytes()
@@ -251,7 +251,7 @@ def write_set(
     rows = []
     for i in range(num):
         chosen = names[i * faces_per_photo : (i + 1) * faces_per_photo]
-        crops = [client_common.read_rgb(os.path.join(faces_dir, n)) for n in chosen]
+        crops = [pixels.read_rgb(os.path.join(faces_dir, n)) for n in chosen]
         photo = make_photo(
             crops, chosen, rng, max_side=max_side, scale_range=scale_range, scene=scene
         )

@@ -2,8 +2,8 @@
 
 Importing the package turns on TensorFlow's oneDNN CPU kernels unless the user chose
 (`TF_ENABLE_ONEDNN_OPTS` already set): TensorFlow enables them by default only on CPUs with
-AVX-512-class features, and on an AVX2-only CPU the paper-width training step ran 2.2x
-faster with them (issue 12; tests/test_onednn.py checks that the numbers agree). It must
+AVX-512-class features, and on AVX2-only CPUs they make the training step markedly faster
+(docs/experiments/2026-12-05-readme-measurements.md; tests/test_onednn.py checks that the numbers agree). It must
 happen before TensorFlow is first imported, which every entry point does after this.
 """
 

@@ -31,4 +31,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    xflags.declare_key_flags("cluster", __name__)
     app.run(main)

@@ -168,7 +168,7 @@ class ExportConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PrepareConfig:
-    """Face detection and alignment of real photos (`xplore_tf.prepare`, serving/faces.py)."""
+    """Face detection and alignment of real photos (`xplore_tf.prepare`, xplore_tf/common/faces.py)."""
 
     enabled: bool = False  # --prepare: cluster/train read WORKDIR/prepared, made from images_dir
     detector: str = "mtcnn"  # "mtcnn" | "dlib"

@@ -46,4 +46,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    xflags.declare_key_flags("evaluate", __name__)
     app.run(main)

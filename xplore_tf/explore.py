@@ -50,4 +50,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    xflags.declare_key_flags("explore", __name__)
     app.run(main)

@@ -27,8 +27,8 @@ from fastapi import Body, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from serving import client_common as common
 from xplore_tf import explore_lib
+from xplore_tf.common import pixels as common
 from xplore_tf.explore_lib import ExploreError, Explorer
 
 

@@ -6,8 +6,8 @@ cluster of the run as a card (its contact sheet, size, name and where it edits) 
 uploaded photo or one of the run's images with the model, as `translate --paste_back` does.
 
 The model is the run's SavedModel or checkpoint in process (`translate_lib.Translator`), or
-a TF Serving endpoint (`--server`, the project's gRPC client): both answer the same
-signatures, so every edit goes through `serving/beyond_clusters.translation_function` as in
+a TF Serving endpoint (`--server`, `xplore_tf.common.predict_client`): both answer the same
+signatures, so every edit goes through `beyond_clusters.translation_function` as in
 `translate`. Photos and reference groups live in memory under random ids (never under a
 name the browser chose), a bounded number at a time; nothing is written but
 WORKDIR/clusters/cluster_names.json, atomically, when a name is saved.
@@ -26,14 +26,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from serving import beyond_clusters as bc
-from serving import client_common as common
-from serving import faces
-from serving import signatures as sig
 from xplore_tf import io_utils
 from xplore_tf.clustering import contact_sheets
+from xplore_tf.common import beyond_clusters as bc
+from xplore_tf.common import faces
+from xplore_tf.common import pixels as common
+from xplore_tf.common import signatures as sig
 from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
+from xplore_tf.data import sources
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explore_page")
 MAX_PHOTOS = 16  # photos and groups kept in memory (the oldest go first)
@@ -61,9 +62,9 @@ def make_backend(config: Config, *, saved_model: str = "", server: str = "") -> 
     """The run's model: `server` (TF Serving, gRPC), else `saved_model`, else the newest
     checkpoint of the run (as `translate`)."""
     if server:
-        from serving import client as client_lib
+        from xplore_tf.common import predict_client
 
-        client = client_lib.ServingClient(server, config.export.model_name)
+        client = predict_client.ServingClient(server, config.export.model_name)
         full = sig.TRANSLATE_FULL in client.signature_names()
         return Backend(
             client.predict, client.clusters, client.translate_bytes, full, server, client.close
@@ -166,7 +167,10 @@ class Explorer:
     def run_images(self) -> list[str]:
         """The run's images (relative paths), as the clustering stage lists them."""
         if self._run_images is None:
-            self._run_images = images_lib.scan_images(self.config.images_dir).images
+            try:
+                self._run_images = images_lib.scan_images(sources.images_dir(self.config)).images
+            except FileNotFoundError:  # the run's inputs are gone: photos can still be uploaded
+                self._run_images = []
         return self._run_images
 
     def run_image_bytes(self, index: int) -> bytes | None:
@@ -174,7 +178,9 @@ class Explorer:
         if not 0 <= index < len(images):
             return None
         try:
-            return common.read_image_bytes(os.path.join(self.config.images_dir, images[index]))
+            return common.read_image_bytes(
+                os.path.join(sources.images_dir(self.config), images[index])
+            )
         except (ValueError, OSError):
             return None
 

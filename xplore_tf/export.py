@@ -42,4 +42,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    xflags.declare_key_flags("export", __name__)
     app.run(main)

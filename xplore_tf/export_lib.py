@@ -30,7 +30,7 @@ take a condition are left out of --condition=onehot models):
 The two `_full` signatures carry the generator's edit to the input's own resolution
 (`xplore_tf/edit.py`): any aligned face in, the same face back at its size.
 
-Names come from `serving/signatures.py`, shared with the client. Preprocessing inside the
+Names come from `xplore_tf/common/signatures.py`, shared with the client. Preprocessing inside the
 graph is the training pipeline's (`data/images.load_image`): a centre square crop
 (`--crop_size`, 0 = the shorter side), then a bicubic resize with antialiasing to S x S
 (skipped when the crop is already S x S), rounded to uint8. Bad requests fail inside the
@@ -61,11 +61,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from serving import signatures as sig
 from xplore_tf import checkpoints, io_utils
 from xplore_tf import edit as edit_lib
 from xplore_tf.clustering import artifacts, contact_sheets, pipeline
 from xplore_tf.clustering import space as space_lib
+from xplore_tf.common import signatures as sig
 from xplore_tf.config import Config
 from xplore_tf.features.base import FeatureExtractor
 from xplore_tf.models.generator import Generator, condition_vector

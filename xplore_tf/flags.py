@@ -11,22 +11,34 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from absl import flags, logging
 
-from serving import signatures as sig
 from xplore_tf import config as config_lib
 from xplore_tf import hardware, io_utils
+from xplore_tf.common import signatures as sig
 
 FLAGS = flags.FLAGS
 
+# Which flags each section below defines, for each binary's --help (`declare_key_flags`).
+_SECTION_STARTS: list[tuple[str, frozenset[str]]] = []
+
+
+def _section(name: str) -> None:
+    """Marks where the flags of section `name` begin."""
+    _SECTION_STARTS.append((name, frozenset(FLAGS)))
+
+
 # ---------------------------------------------------------------- general
+_section("general")
 flags.DEFINE_string(
     "workdir", None, "Work directory for every artifact (clusters/, train/, checkpoints/, export/)."
 )
 flags.DEFINE_integer("seed", 0, "Random seed for k-means, data order and initialisation.")
 
 # ---------------------------------------------------------------- data
+_section("data")
 flags.DEFINE_enum(
     "dataset",
     "synthetic",
@@ -77,6 +89,7 @@ flags.DEFINE_alias("num", "synthetic_num")
 flags.DEFINE_alias("size", "synthetic_size")
 
 # ---------------------------------------------------------------- clustering
+_section("clustering")
 flags.DEFINE_enum(
     "feature_extractor",
     "pixels",
@@ -160,6 +173,7 @@ flags.DEFINE_bool(
 )
 
 # ---------------------------------------------------------------- clustering: features, space, method
+_section("features")
 # Options measured on celeba10k in docs/discovery.md; the defaults are the paper's setting
 # (last conv layer pooled, L2 -> PCA 256, k-means).
 flags.DEFINE_list(
@@ -253,6 +267,7 @@ flags.DEFINE_float(
 )
 
 # ---------------------------------------------------------------- models (DESIGN.md §3)
+_section("models")
 flags.DEFINE_integer(
     "image_size",
     128,
@@ -332,6 +347,7 @@ flags.DEFINE_integer(
 )
 
 # ---------------------------------------------------------------- training (DESIGN.md §3-4)
+_section("training")
 flags.DEFINE_integer(
     "batch_size", 32, "Global batch size, split across replicas (paper: 32).", lower_bound=1
 )
@@ -446,8 +462,9 @@ flags.DEFINE_enum(
     "auto",
     list(hardware.PRECISIONS),
     "Keras mixed-precision policy. 'auto' = mixed_bfloat16 on CPUs with AMX bfloat16 units "
-    "and no GPU (paper-width step 1.59x faster, demo quality unchanged; README "
-    "'bfloat16 on AMX CPUs'), float32 elsewhere; 'none' = float32; mixed_float16 for GPUs.",
+    "and no GPU (paper-width step 1.59x faster, demo quality unchanged; "
+    "docs/experiments/2026-12-05-readme-measurements.md), float32 elsewhere; 'none' = float32; "
+    "mixed_float16 for GPUs.",
 )
 flags.DEFINE_integer(
     "checkpoint_every", 1000, "Steps between checkpoints (also written at exit).", lower_bound=1
@@ -471,6 +488,7 @@ flags.DEFINE_integer(
 )
 
 # ---------------------------------------------------------------- export (DESIGN.md §5)
+_section("export")
 flags.DEFINE_string(
     "export_dir",
     "",
@@ -523,6 +541,7 @@ flags.DEFINE_enum(
 )
 
 # ---------------------------------------------------------------- translate (no server)
+_section("translate")
 flags.DEFINE_list(
     "images",
     [],
@@ -578,6 +597,7 @@ flags.DEFINE_enum(
 )
 
 # ---------------------------------------------------------------- explore: the page
+_section("explore")
 flags.DEFINE_string(
     "host",
     "127.0.0.1",
@@ -590,7 +610,7 @@ flags.DEFINE_integer(
 flags.DEFINE_string(
     "server",
     "",
-    "`xplore_tf.explore`: HOST:PORT of a TF Serving (or serving.dev_server) gRPC endpoint "
+    "`xplore_tf.explore`: HOST:PORT of a TF Serving (or xplore_tf.testing.dev_server) gRPC endpoint "
     "serving this run's export (--model_name); empty = the run's model in process "
     "(--saved_model, else its newest checkpoint).",
 )
@@ -609,6 +629,7 @@ flags.DEFINE_integer(
 )
 
 # ---------------------------------------------------------------- prepare: real photos in, real photos out
+_section("prepare")
 # `python -m xplore_tf.prepare --images_dir=RAW --out=ALIGNED` (detect, align, crop faces),
 # `--dataset=folder --prepare` in front of cluster/train, and `translate --paste_back`.
 flags.DEFINE_bool(
@@ -624,7 +645,7 @@ flags.DEFINE_enum(
     ["mtcnn", "dlib"],
     "Face detector with five landmarks, weights inside its wheel (no download): 'mtcnn' "
     "(pip install 'xplore_tf[prepare]') or 'dlib' (HOG + 68-point predictor, "
-    "pip install 'xplore_tf[eval]'). README 'Real photos' has the measurements.",
+    "pip install 'xplore_tf[eval]'). docs/experiments/2026-12-05-readme-measurements.md has the measurements.",
 )
 flags.DEFINE_enum(
     "faces",
@@ -667,6 +688,7 @@ flags.DEFINE_float(
 )
 
 # ---------------------------------------------------------------- reports
+_section("reports")
 flags.DEFINE_string(
     "labels_csv",
     "",
@@ -693,6 +715,7 @@ flags.DEFINE_float(
 )
 
 # ---------------------------------------------------------------- evaluation (xplore_tf.evaluate)
+_section("evaluation")
 flags.DEFINE_float(
     "transfer_min_precision",
     0.8,
@@ -820,6 +843,33 @@ flags.DEFINE_integer(
 )
 
 
+_section("")  # the end of the definitions
+SECTIONS = {
+    name: sorted(after - before)
+    for (name, before), (_, after) in zip(_SECTION_STARTS[:-1], _SECTION_STARTS[1:], strict=True)
+}
+STAGE_SECTIONS = {  # the sections each binary's --help lists (--helpfull lists every flag)
+    "cluster": ("general", "data", "clustering", "features", "reports"),
+    "train": ("general", "data", "clustering", "features", "models", "training", "export"),
+    "export": ("general", "export"),
+    "translate": ("general", "translate", "prepare"),
+    "explore": ("general", "explore", "translate", "prepare"),
+    "prepare": ("data", "prepare"),
+    "evaluate": ("general", "data", "reports", "evaluation"),
+}
+
+
+def declare_key_flags(stage: str, module: str) -> None:
+    """Makes `--help` of the binary `module` (its `__name__`) list the flags of `stage`.
+
+    absl's --help lists the main module's key flags only, and every flag lives here.
+    """
+    name = sys.argv[0] if module == "__main__" else module
+    for section in STAGE_SECTIONS[stage]:
+        for flag in SECTIONS[section]:
+            FLAGS.register_key_flag_for_module(name, FLAGS[flag])
+
+
 @flags.validator(
     "strengths",
     message=f"--strengths: expected numbers in [0, {sig.MAX_STRENGTH:g}], comma separated",
@@ -882,6 +932,14 @@ def resolve_dataset(*, warn: bool = True) -> str:
             logging.warning(
                 "%s: only for --dataset=synthetic; ignored, the images come from --images_dir=%s",
                 ", ".join(ignored),
+                f.images_dir,
+            )
+        if not f["feature_extractor"].present:
+            logging.warning(
+                "--images_dir=%s with the default --feature_extractor=pixels, which sees only "
+                "colour layout (made for the synthetic faces): for real faces pass "
+                "--feature_extractor=mobilenet_v2 --feature_weights=FILE.npz (as "
+                "configs/celeba10k_mobilenet.cfg does), or --feature_extractor=pixels to keep it",
                 f.images_dir,
             )
     return dataset

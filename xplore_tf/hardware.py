@@ -2,10 +2,10 @@
 
 `resolve_mixed_precision("auto")` picks Keras' `mixed_bfloat16` policy on CPUs with AMX
 bfloat16 tile units (`amx_bf16` in /proc/cpuinfo: Intel Sapphire Rapids and later) when no
-GPU is visible, and full float32 everywhere else. oneDNN runs bfloat16 convolutions on AMX at
-~2.6x the float32 rate there (the bench's conv peak: 801 vs 311 GFLOP/s); the paper-width
-training step ran 1.59x faster and the demo's evaluation did not change (issue 12; README,
-"bfloat16 on AMX CPUs"). CPUs with only AVX512_BF16 (no AMX) were not measured and stay in float32, and
+GPU is visible, and full float32 everywhere else: oneDNN runs bfloat16 convolutions on AMX
+several times faster than float32 (measurements:
+docs/experiments/2026-12-05-readme-measurements.md, "What the trainer picks for the CPU").
+CPUs with only AVX512_BF16 (no AMX) stay in float32, and
 nothing is ever emulated: a CPU without bfloat16 units, TensorFlow's own kernels
 (`TF_ENABLE_ONEDNN_OPTS=0`), or oneDNN capped below AMX (`ONEDNN_MAX_CPU_ISA=AVX2`, oneDNN's
 CPU dispatcher control, which `tools.bench_train --max_cpu_isa` uses to time an older CPU's

@@ -1,9 +1,9 @@
-"""Adam with TensorFlow's fused update kernel (issue 12: the optimiser's share of a D step).
+"""Adam with TensorFlow's fused update kernel (the optimiser's share of a D step).
 
 Keras 3's `Adam.update_step` is written with `keras.ops`: about ten element-wise ops per
-variable, each a full pass over memory. For D's 45.5 M paper-width weights that was ~0.3 s
-of a ~1.5 s bfloat16 D step on a 2-core CPU (profile of `tools.bench_train --preset=paper128
---profile`). TensorFlow's `ResourceApplyAdam` kernel does the same update in one pass.
+variable, each a full pass over memory, a large share of a paper-width D step on a CPU
+(`tools.bench_train --preset=paper128 --profile` shows it). TensorFlow's `ResourceApplyAdam`
+kernel does the same update in one pass.
 """
 
 from __future__ import annotations

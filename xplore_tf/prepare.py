@@ -40,4 +40,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    xflags.declare_key_flags("prepare", __name__)
     app.run(main)

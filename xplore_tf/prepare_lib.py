@@ -3,7 +3,7 @@
 Users have phone and camera photos (faces anywhere, any size, tilted, several per picture,
 EXIF-rotated), not CelebA's aligned crops; centre-cropping them clusters backgrounds and
 framing. `prepare_folder` turns a folder of photos into aligned face crops framed like
-CelebA's (serving/faces.py: five landmarks by a detector whose weights ship in its wheel,
+CelebA's (xplore_tf/common/faces.py: five landmarks by a detector whose weights ship in its wheel,
 a similarity transform onto a fixed template):
 
     OUT/<relative path without extension>_f<i>.png   face i of the photo, largest first
@@ -14,7 +14,7 @@ a similarity transform onto a fixed template):
                        started again goes on from where it stopped
     OUT/summary.json   counts, the photos with no face, the unreadable files, timings
 
-Photos are decoded by `serving.client_common.decode_rgb` (EXIF orientation applied), as in
+Photos are decoded by `serving.pixels.decode_rgb` (EXIF orientation applied), as in
 every other stage; a photo without a face, or one that cannot be decoded, is listed in the
 summary and skipped, never fatal. `ensure_prepared` is the `--dataset=folder --prepare` path
 of cluster/train: it prepares --images_dir into WORKDIR/prepared once and reuses it while
@@ -34,8 +34,8 @@ import time
 
 from absl import logging
 
-from serving import client_common, faces
 from xplore_tf import io_utils
+from xplore_tf.common import faces, pixels
 from xplore_tf.config import Config, PrepareConfig
 from xplore_tf.data import images as images_lib
 
@@ -172,8 +172,8 @@ def _prepare_photo(images_dir, rel, crop_stem, prep, detector, out) -> dict:
     """Detects, aligns and writes one photo's faces -> its journal record."""
     record = {"photo": rel, "stamp": _stamp(os.path.join(images_dir, rel)), "rows": []}
     try:
-        rgb = client_common.read_rgb(os.path.join(images_dir, rel))
-    except client_common.ImageError as e:
+        rgb = pixels.read_rgb(os.path.join(images_dir, rel))
+    except pixels.ImageError as e:
         logging.warning("prepare: skipping unreadable %s", e)
         return {**record, "unreadable": e.reason}
     found = faces.find_faces(
@@ -186,9 +186,7 @@ def _prepare_photo(images_dir, rel, crop_stem, prep, detector, out) -> dict:
     )
     for i, aligned in enumerate(found):
         crop = f"{crop_stem}_f{i}.png"
-        io_utils.write_bytes(
-            os.path.join(out, *crop.split("/")), client_common.png_bytes(aligned.crop)
-        )
+        io_utils.write_bytes(os.path.join(out, *crop.split("/")), pixels.png_bytes(aligned.crop))
         record["rows"].append(_row(crop, rel, i, aligned))
     return record
 

@@ -52,4 +52,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    xflags.declare_key_flags("train", __name__)
     app.run(main)

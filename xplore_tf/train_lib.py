@@ -34,14 +34,15 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from absl import logging
 
-from serving import signatures as sig
 from xplore_tf import checkpoint_files, checkpoints, cli, hardware, io_utils
 from xplore_tf import losses as losses_lib
 from xplore_tf.clustering import artifacts, pipeline, space
+from xplore_tf.common import signatures as sig
 from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
 from xplore_tf.data import sources
@@ -113,7 +114,7 @@ def tf_config_task(environ=None) -> tuple[str, str]:
     if not raw.strip():
         raise ValueError(
             f"--strategy=multi_worker needs TF_CONFIG set on every machine ({form}); it is "
-            "not set (README, 'Several machines')"
+            "not set (docs/guide/training.md, 'Several machines')"
         )
     try:
         parsed = json.loads(raw)
@@ -550,11 +551,33 @@ class Trainer:
         return float(np.mean(np.argmax(np.asarray(logits), axis=1) == targets))
 
 
-def sample_grid(inputs: np.ndarray, translations: list[np.ndarray]) -> np.ndarray:
-    """Rows = inputs; first column the input, then one column per target cluster."""
+def sample_grid(
+    inputs: np.ndarray, translations: list[np.ndarray], labels: Sequence[str] = ()
+) -> np.ndarray:
+    """Rows = inputs; first column the input, then one column per target cluster.
+
+    inputs and each translation: uint8 [N,S,S,3]. With `labels` (one per column), a header
+    row names the columns. Returns uint8 [header + N*S, (1 + len(translations))*S, 3].
+    """
     columns = [inputs, *translations]
     rows = [np.concatenate([col[i] for col in columns], axis=1) for i in range(len(inputs))]
-    return np.concatenate(rows, axis=0)
+    grid = np.concatenate(rows, axis=0)
+    if not labels:
+        return grid
+    return np.concatenate([_column_header(labels, inputs.shape[2]), grid], axis=0)
+
+
+def _column_header(labels: Sequence[str], width: int) -> np.ndarray:
+    """A white strip with each label centred over its `width`-px column (Pillow's font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = max(8, min(14, width // 3))
+    font = ImageFont.load_default(size=size)
+    strip = Image.new("RGB", (width * len(labels), size + 4), "white")
+    draw = ImageDraw.Draw(strip)
+    for i, label in enumerate(labels):
+        draw.text((i * width + width / 2, 2), label, fill="black", font=font, anchor="mt")
+    return np.asarray(strip)
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -609,8 +632,11 @@ def summary_writer(logdir: str, *, first_step: int):
 
 
 def load_training_data(config: Config) -> tuple[training_data.TrainingData, artifacts.ClusterStats]:
-    """Cluster artifacts of the run, computing them first when they are missing."""
-    if not pipeline.clusters_exist(config):
+    """Cluster artifacts and input images of the run, preparing the inputs (and clustering
+    them) first when that was not done yet."""
+    if pipeline.clusters_exist(config):
+        sources.prepare_inputs(config)
+    else:
         logging.info(
             "no clusters in %s yet: running the clustering stage first", config.clusters_dir
         )
@@ -624,7 +650,7 @@ def load_training_data(config: Config) -> tuple[training_data.TrainingData, arti
             f"{config.clusters_dir}: assignments name cluster {clusters.max()} but stats.npz "
             f"has {stats.num_clusters}; re-run the clustering stage"
         )
-    root = sources.resolve_images_dir(config)
+    root = sources.images_dir(config)
     if config.train.holdout:
         keep, _ = sources.split_holdout(images, config.train.holdout)
         images, clusters = [images[i] for i in keep], clusters[keep]
@@ -797,6 +823,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         ]
     )
     grid_clusters = np.argsort(-stats.sizes, kind="stable")[: t.sample_clusters]
+    grid_labels = ["input", *(f"c{c}" for c in grid_clusters)]
     eval_targets = (
         np.asarray(data.clusters[:n_fixed]) + 1 + np.arange(n_fixed)
     ) % stats.num_clusters
@@ -867,7 +894,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
                 translations = [
                     trainer.translate(fixed, np.full(n_fixed, c)) for c in grid_clusters
                 ]
-                grid = sample_grid(fixed, translations)
+                grid = sample_grid(fixed, translations, grid_labels)
                 io_utils.write_bytes(
                     os.path.join(config.train_dir, "samples", f"step_{step:07d}.png"), _png(grid)
                 )

@@ -7,7 +7,7 @@ G_ema of the run's latest checkpoint (or --checkpoint). Output as serving/client
 at each input's own resolution, the generator's edit added to it (--output_resolution=model:
 the generator's output). With --paste_back each image is a photo: its faces are detected,
 aligned and translated, the edits are added back, and the whole photo is written
-(xplore_tf/translate_lib.py, serving/faces.py).
+(xplore_tf/translate_lib.py, xplore_tf/common/faces.py).
 Beyond fixed clusters (docs/beyond.md): --strength=0.5 (half way from the input's own
 cluster), --cluster=12:1.0,31:0.5 (a weighted combination), --reference_dir=DIR (toward the
 statistics of a folder of photos).
@@ -54,4 +54,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    xflags.declare_key_flags("translate", __name__)
     app.run(main)

@@ -3,7 +3,7 @@
 Runs the same signature functions a server would: those of an exported SavedModel
 (`saved_model`), or of the export module built in memory from the run's G_ema checkpoint
 (no export written). Inputs are read, named and written exactly as `serving/client.py`
-does (`serving/client_common.py`, `serving/beyond_clusters.py`), so a local translation
+does (`xplore_tf/common/pixels.py`, `xplore_tf/common/beyond_clusters.py`), so a local translation
 equals a served one: into a cluster, with a strength, into a weighted combination of
 clusters, or toward a reference group of images (docs/beyond.md).
 """
@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 
 from absl import logging
 
-from serving import beyond_clusters as bc
-from serving import client_common as common
-from serving import signatures as sig
 from xplore_tf import cli, io_utils
+from xplore_tf.common import beyond_clusters as bc
+from xplore_tf.common import pixels as common
+from xplore_tf.common import signatures as sig
 from xplore_tf.config import Config
 
 METADATA = os.path.join("assets.extra", "xplore_tf.json")  # = export_lib.METADATA
@@ -167,14 +167,14 @@ def translate_files(
 
     With `paste_back`, each file is a photo: its faces are detected and aligned
     (`config.prepare`: detector, faces, aligned_size, min_face_size/score, paste_feather;
-    serving/faces.py), each aligned crop is translated and put back (its edit added to the
+    xplore_tf/common/faces.py), each aligned crop is translated and put back (its edit added to the
     photo, or at "model" resolution the output blended in), and the whole photo is written
     (unchanged, with a warning, when no face is found).
 
-    Inputs are read as `serving.client_common.read_image_bytes` (the client's rules): a file
+    Inputs are read as `xplore_tf.common.pixels.read_image_bytes` (the client's rules): a file
     the training pipeline could not decode is a ValueError (ImageError) naming it.
 
-    Output naming (see `client_common.output_paths`): `out` is a folder
+    Output naming (see `pixels.output_paths`): `out` is a folder
     (`<stem>_c<cluster:03d>.png`, `<stem>_c012_s0.5.png`, `<stem>_mix_c012x1_c031x0.5.png`,
     `<stem>_ref_<folder>.png`; the grid is `all_clusters.png`), a .png file, or a pattern
     with {stem}, {index}, {cluster}; empty = WORKDIR/translate. Returns the files written.
@@ -329,7 +329,7 @@ def _translation(
 
 
 def _check_detector(config: Config) -> None:
-    from serving import faces
+    from xplore_tf.common import faces
 
     if not faces.detector_available(config.prepare.detector):
         raise ValueError(
@@ -359,7 +359,7 @@ def _paste_back(
     full_resolution: bool,
 ) -> bytes:
     """PNG bytes of the photo at `path` with every face translated by `translate_pngs`."""
-    from serving import faces
+    from xplore_tf.common import faces
 
     p = config.prepare
     options = faces.PasteOptions(

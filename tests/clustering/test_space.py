@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from tests_support import make_folder
 
-from serving import signatures as sig
 from xplore_tf import config as config_lib
 from xplore_tf.clustering import artifacts, kmeans, pipeline
 from xplore_tf.clustering import space as space_lib
+from xplore_tf.common import signatures as sig
 from xplore_tf.models.generator import condition_vector
 
 

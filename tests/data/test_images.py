@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from tests_support import awkward_images, write_awkward
 
-from serving import client_common as common
+from xplore_tf.common import pixels as common
 from xplore_tf.data import images
 
 AWKWARD = {a.name: a for a in awkward_images()}

@@ -11,6 +11,8 @@ from tests_support import shared_dir
 from xplore_tf.data import synthetic
 from xplore_tf.evaluation import identity
 
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
+
 
 def test_row_distances_and_verification_by_hand():
     a = np.array([[0.0, 0.0], [1.0, 1.0]])

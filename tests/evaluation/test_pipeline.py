@@ -18,6 +18,8 @@ from xplore_tf.clustering import artifacts, kmeans
 from xplore_tf.data import sources, synthetic
 from xplore_tf.evaluation import identity, pipeline
 
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
+
 SIZE = 48
 PER_IDENTITY = 4
 
@@ -42,7 +44,7 @@ def _background_clusters_run(workdir) -> config_lib.Config:
             report_clusters=4,
         ),
     )
-    root = sources.resolve_images_dir(config)
+    root = sources.prepare_inputs(config)
     with open(os.path.join(root, synthetic.LABELS_NAME), newline="") as f:
         rows = list(csv.DictReader(f))
     images = [r["image"] for r in rows]

@@ -14,6 +14,8 @@ from tools import convert_torch_weights  # noqa: E402
 from xplore_tf.features import resnet, weights  # noqa: E402
 from xplore_tf.features.base import FeatureExtractor  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
+
 MEAN = np.array(weights.IMAGENET_MEAN, np.float32)
 STD = np.array(weights.IMAGENET_STD, np.float32)
 

@@ -1,4 +1,4 @@
-"""TF Serving's --enable_batching as serving.dev_server reproduces it, and the model under it.
+"""TF Serving's --enable_batching as xplore_tf.testing.dev_server reproduces it, and the model under it.
 
 What TF Serving's batching session does (tensorflow_serving/batching/batching_session.cc):
 it concatenates every input of concurrent requests to one signature along dimension 0, so
@@ -21,10 +21,12 @@ import numpy as np
 import pytest
 from tests_support import PROJECT_ROOT, call_signature, tiny_export
 
-from serving import client as client_lib
-from serving import client_common as common
-from serving import dev_server
-from serving import signatures as sig
+from xplore_tf.common import pixels as common
+from xplore_tf.common import predict_client as predict
+from xplore_tf.common import signatures as sig
+from xplore_tf.testing import dev_server
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 K = 4  # clusters of the tiny run
 S = 16  # its resolution
@@ -60,7 +62,7 @@ def _stub(port: int):
 
     channel = grpc.insecure_channel(
         f"127.0.0.1:{port}",
-        options=[("grpc.max_receive_message_length", client_lib.MAX_MESSAGE_BYTES)],
+        options=[("grpc.max_receive_message_length", predict.MAX_MESSAGE_BYTES)],
     )
     return channel, prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
@@ -203,13 +205,13 @@ def _one_batch(server, stub, label: str, requests: list) -> list:
 
 
 def _serving_default(images: np.ndarray, ids) -> object:
-    return client_lib.make_request(
+    return predict.make_request(
         sig.SERVING_DEFAULT, {sig.IMAGE: images, sig.CLUSTER_ID: np.asarray(ids, np.int32)}
     )
 
 
 def _translate_bytes(pngs: list[bytes], ids) -> object:
-    return client_lib.make_request(
+    return predict.make_request(
         sig.TRANSLATE_BYTES,
         {sig.IMAGE_BYTES: np.array(pngs, object), sig.CLUSTER_ID: np.asarray(ids, np.int32)},
     )
@@ -239,7 +241,7 @@ def test_serving_default_images_of_another_size_fail_the_whole_batch(pairs, load
         [_serving_default(images[:1], [1]), _serving_default(images[1:], [3])],
     )
     for result, image, c in zip(results, images, (1, 3), strict=True):
-        got = client_lib.parse_response(result)[sig.IMAGE]
+        got = predict.parse_response(result)[sig.IMAGE]
         expected = call_signature(loaded, sig.SERVING_DEFAULT, image=image[None], cluster_id=[c])
         assert _close(got, expected[sig.IMAGE])
 
@@ -254,7 +256,7 @@ def test_translate_bytes_batches_images_of_any_size(pairs, loaded):
         [_translate_bytes(pngs[:1], [0]), _translate_bytes(pngs[1:], [2])],
     )
     for result, png, c in zip(results, pngs, (0, 2), strict=True):
-        (got,) = client_lib.parse_response(result)[sig.IMAGE_BYTES]
+        (got,) = predict.parse_response(result)[sig.IMAGE_BYTES]
         expected = call_signature(loaded, sig.TRANSLATE_BYTES, image_bytes=[png], cluster_id=[c])
         assert _close(common.decode(got), common.decode(expected[sig.IMAGE_BYTES][0]))
 
@@ -290,18 +292,18 @@ def test_different_dtypes_fail_the_whole_batch(pairs):
 
 def test_the_cluster_list_under_batching(pairs):
     server, port, stub = pairs
-    rows = client_lib.make_request(sig.CLUSTERS_BATCHED, {sig.ROWS: np.zeros(1, np.int32)})
+    rows = predict.make_request(sig.CLUSTERS_BATCHED, {sig.ROWS: np.zeros(1, np.int32)})
     for result in _one_batch(server, stub, sig.CLUSTERS_BATCHED, [rows, rows]):
-        out = client_lib.parse_response(result)
+        out = predict.parse_response(result)
         assert out[sig.CLUSTER_ID].shape == (1, K) and out[sig.SIZE].shape == (1, K)
         assert [n.decode() for n in out[sig.NAME][0]] == NAMES
     # The input-less `clusters` cannot be batched: refused alone, as TF Serving refuses it.
     with pytest.raises(grpc.RpcError) as info:
-        stub.Predict(client_lib.make_request(sig.CLUSTERS, {}), timeout=30)
+        stub.Predict(predict.make_request(sig.CLUSTERS, {}), timeout=30)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == "Batching Run() must have at least one input tensor"
     # The client resolves names through clusters_batched (a lone request: one timeout).
-    with client_lib.ServingClient(f"127.0.0.1:{port}") as client:
+    with predict.ServingClient(f"127.0.0.1:{port}") as client:
         info = client.clusters()
     assert list(info.ids) == list(range(K)) and info.names == NAMES
 
@@ -331,7 +333,7 @@ def test_requests_that_cannot_be_batched_fail_alone(pairs, inputs, text):
     server, _, stub = pairs
     batches = server.batcher.stats[sig.TRANSLATE_BYTES].batches
     with pytest.raises(grpc.RpcError) as info:
-        stub.Predict(client_lib.make_request(sig.TRANSLATE_BYTES, inputs), timeout=30)
+        stub.Predict(predict.make_request(sig.TRANSLATE_BYTES, inputs), timeout=30)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == text
     assert server.batcher.stats[sig.TRANSLATE_BYTES].batches == batches  # never queued
@@ -353,7 +355,7 @@ def test_client_falls_back_to_clusters_for_exports_without_clusters_batched(tmp_
     tf.saved_model.save(old, str(tmp_path / "old" / "1"), signatures={sig.CLUSTERS: old.clusters})
     server, port = dev_server.serve(str(tmp_path), port=0)
     try:
-        with client_lib.ServingClient(f"127.0.0.1:{port}", "old") as client:
+        with predict.ServingClient(f"127.0.0.1:{port}", "old") as client:
             info = client.clusters()
         assert list(info.ids) == [0, 1] and info.names == ["a", ""]
     finally:
@@ -361,8 +363,8 @@ def test_client_falls_back_to_clusters_for_exports_without_clusters_batched(tmp_
     params = dev_server.BatchingParameters(num_batch_threads=1)
     server, port = dev_server.serve(str(tmp_path), port=0, batching=params)
     try:
-        with client_lib.ServingClient(f"127.0.0.1:{port}", "old") as client:
-            with pytest.raises(client_lib.ServingError) as info:
+        with predict.ServingClient(f"127.0.0.1:{port}", "old") as client:
+            with pytest.raises(predict.ServingError) as info:
                 client.clusters()
         assert info.value.code == "INVALID_ARGUMENT"
         assert "must have at least one input tensor" in str(info.value)
@@ -389,28 +391,24 @@ def _malformed(kind: str, png: bytes, image: np.ndarray):
     """A bad request TF Serving refuses alone, before batching, and the text it answers."""
     ids = np.zeros(1, np.int32)
     if kind == "missing input":
-        return client_lib.make_request(sig.SERVING_DEFAULT, {sig.IMAGE: image}), (
+        return predict.make_request(sig.SERVING_DEFAULT, {sig.IMAGE: image}), (
             "Missing but required: {cluster_id}"
         )
     if kind == "extra input":
         inputs = {sig.IMAGE_BYTES: np.array([png], object), sig.CLUSTER_ID: ids, "mask": ids}
-        return client_lib.make_request(sig.TRANSLATE_BYTES, inputs), "Sent extra: {mask}"
+        return predict.make_request(sig.TRANSLATE_BYTES, inputs), "Sent extra: {mask}"
     if kind == "unequal rows":
         inputs = {sig.IMAGE_BYTES: np.array([png, png], object), sig.CLUSTER_ID: ids}
-        return client_lib.make_request(sig.TRANSLATE_BYTES, inputs), "equal 0th-dimension size"
+        return predict.make_request(sig.TRANSLATE_BYTES, inputs), "equal 0th-dimension size"
     if kind == "scalars":
         inputs = {sig.IMAGE_BYTES: np.array(png, object), sig.CLUSTER_ID: np.array(0, np.int32)}
-        return client_lib.make_request(sig.TRANSLATE_BYTES, inputs), "at least one dimension"
+        return predict.make_request(sig.TRANSLATE_BYTES, inputs), "at least one dimension"
     if kind == "unparseable tensor":
-        request = client_lib.make_request(
-            sig.SERVING_DEFAULT, {sig.IMAGE: image, sig.CLUSTER_ID: ids}
-        )
+        request = predict.make_request(sig.SERVING_DEFAULT, {sig.IMAGE: image, sig.CLUSTER_ID: ids})
         request.inputs[sig.IMAGE].tensor_content = b"\x00" * 5
         return request, "tensor parsing error: image"
     if kind == "unknown output":
-        request = client_lib.make_request(
-            sig.SERVING_DEFAULT, {sig.IMAGE: image, sig.CLUSTER_ID: ids}
-        )
+        request = predict.make_request(sig.SERVING_DEFAULT, {sig.IMAGE: image, sig.CLUSTER_ID: ids})
         request.output_filter.append("logits")
         return request, "output tensor alias not found in signature: logits"
     if kind == "too many rows":
@@ -418,18 +416,18 @@ def _malformed(kind: str, png: bytes, image: np.ndarray):
             sig.IMAGE_BYTES: np.array([png] * 9, object),
             sig.CLUSTER_ID: np.zeros(9, np.int32),
         }
-        return client_lib.make_request(sig.TRANSLATE_BYTES, inputs), (
+        return predict.make_request(sig.TRANSLATE_BYTES, inputs), (
             "Task size 9 is larger than maximum input batch size 8"
         )
     if kind == "legacy clusters":
-        return client_lib.make_request(sig.CLUSTERS, {}), "must have at least one input tensor"
+        return predict.make_request(sig.CLUSTERS, {}), "must have at least one input tensor"
     if kind == "unknown signature":
         inputs = {sig.IMAGE: image, sig.CLUSTER_ID: ids}
-        return client_lib.make_request("translate", inputs), (
+        return predict.make_request("translate", inputs), (
             'Serving signature name: "translate" not found'
         )
     if kind == "no rows":
-        return client_lib.make_request(sig.CLUSTERS_BATCHED, {}), "Missing but required: {rows}"
+        return predict.make_request(sig.CLUSTERS_BATCHED, {}), "Missing but required: {rows}"
     raise AssertionError(kind)
 
 
@@ -504,7 +502,7 @@ def test_load_4_clients_x_250_requests_mixed_sizes_10_percent_malformed(base, lo
                         response = stub.Predict(
                             _translate_bytes([pngs[p][0] for p in picks], ids), timeout=60
                         )
-                        out = client_lib.parse_response(response)[sig.IMAGE_BYTES]
+                        out = predict.parse_response(response)[sig.IMAGE_BYTES]
                         ok = len(out) == n and all(
                             _close(common.decode(b), pngs[p][1][c])
                             for b, p, c in zip(out, picks, ids, strict=True)
@@ -513,16 +511,16 @@ def test_load_4_clients_x_250_requests_mixed_sizes_10_percent_malformed(base, lo
                         picks = local_rng.integers(0, len(pixels), n)
                         images = np.stack([pixels[p][0] for p in picks])
                         response = stub.Predict(_serving_default(images, ids), timeout=60)
-                        out = client_lib.parse_response(response)[sig.IMAGE]
+                        out = predict.parse_response(response)[sig.IMAGE]
                         ok = len(out) == n and all(
                             _close(o, pixels[p][1][c])
                             for o, p, c in zip(out, picks, ids, strict=True)
                         )
                     else:  # the cluster list, n rows
-                        request = client_lib.make_request(
+                        request = predict.make_request(
                             sig.CLUSTERS_BATCHED, {sig.ROWS: np.arange(n, dtype=np.int32)}
                         )
-                        out = client_lib.parse_response(stub.Predict(request, timeout=60))
+                        out = predict.parse_response(stub.Predict(request, timeout=60))
                         ok = all(
                             out[key].shape == (n, K)
                             and all(list(row) == list(table[key]) for row in out[key])
@@ -561,7 +559,7 @@ def test_load_4_clients_x_250_requests_mixed_sizes_10_percent_malformed(base, lo
         "bad": 100,
         "bad_invalid_argument": 100,
     }
-    (png,) = client_lib.parse_response(alive)[sig.IMAGE_BYTES]
+    (png,) = predict.parse_response(alive)[sig.IMAGE_BYTES]
     assert _close(common.decode(png), pngs[1][1][3])
     # Requests were really merged, padded to allowed sizes, and no batch ever failed.
     for label in (sig.TRANSLATE_BYTES, sig.SERVING_DEFAULT):

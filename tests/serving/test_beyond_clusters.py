@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from tests_support import call_signature, face, file_bytes, tiny_export
 
-from serving import beyond_clusters as bc
 from serving import client as client_lib
-from serving import client_common as common
-from serving import dev_server
-from serving import signatures as sig
+from xplore_tf.common import beyond_clusters as bc
+from xplore_tf.common import pixels as common
+from xplore_tf.common import signatures as sig
+from xplore_tf.testing import dev_server
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 
 # ---------------------------------------------------------------- parsing (no server)

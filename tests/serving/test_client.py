@@ -12,9 +12,12 @@ import pytest
 from tests_support import PROJECT_ROOT, tiny_export
 
 from serving import client as client_lib
-from serving import client_common as common
-from serving import dev_server
-from serving import signatures as sig
+from xplore_tf.common import pixels as common
+from xplore_tf.common import predict_client as predict
+from xplore_tf.common import signatures as sig
+from xplore_tf.testing import dev_server
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 
 # ---------------------------------------------------------------- TensorProtos (no server)
@@ -33,11 +36,11 @@ from serving import signatures as sig
 def test_tensor_protos_match_tensorflow(value):
     import tensorflow as tf
 
-    proto = client_lib.make_tensor_proto(value)
+    proto = predict.make_tensor_proto(value)
     ours = tf.make_ndarray(proto)  # TensorFlow reads what we built...
     assert ours.dtype == (object if value.dtype == object else value.dtype)
     np.testing.assert_array_equal(ours, value)
-    theirs = client_lib.make_ndarray(tf.make_tensor_proto(value))  # ...we read what it builds
+    theirs = predict.make_ndarray(tf.make_tensor_proto(value))  # ...we read what it builds
     np.testing.assert_array_equal(theirs, value)
     assert theirs.shape == value.shape
 
@@ -54,19 +57,19 @@ def test_make_ndarray_reads_typed_fields_as_tf_serving_sends_them():
         )
         return p
 
-    got = client_lib.make_ndarray(proto(types_pb2.DT_UINT8, [2, 2], int_val=[1, 2, 3, 255]))
+    got = predict.make_ndarray(proto(types_pb2.DT_UINT8, [2, 2], int_val=[1, 2, 3, 255]))
     np.testing.assert_array_equal(got, np.array([[1, 2], [3, 255]], np.uint8))
     assert got.dtype == np.uint8
-    got = client_lib.make_ndarray(proto(types_pb2.DT_INT64, [3], int64_val=[9]))  # one fills all
+    got = predict.make_ndarray(proto(types_pb2.DT_INT64, [3], int64_val=[9]))  # one fills all
     np.testing.assert_array_equal(got, [9, 9, 9])
     with pytest.raises(ValueError):
-        client_lib.make_ndarray(proto(types_pb2.DT_INT32, [2], int_val=[1, 2, 3]))
+        predict.make_ndarray(proto(types_pb2.DT_INT32, [2], int_val=[1, 2, 3]))
     with pytest.raises(ValueError):
-        client_lib.make_ndarray(proto(types_pb2.DT_UINT8, [4], tensor_content=b"\x00" * 3))
+        predict.make_ndarray(proto(types_pb2.DT_UINT8, [4], tensor_content=b"\x00" * 3))
 
 
 def test_make_request_fills_model_spec_and_inputs():
-    request = client_lib.make_request(
+    request = predict.make_request(
         sig.TRANSLATE_BYTES,
         {sig.IMAGE_BYTES: np.array([b"x"], object), sig.CLUSTER_ID: np.array([3], np.int32)},
         model="faces",
@@ -75,7 +78,7 @@ def test_make_request_fills_model_spec_and_inputs():
     assert request.model_spec.name == "faces" and request.model_spec.version.value == 4
     assert request.model_spec.signature_name == "translate_bytes"
     assert set(request.inputs) == {"image_bytes", "cluster_id"}
-    latest = client_lib.make_request(sig.CLUSTERS, {})
+    latest = predict.make_request(sig.CLUSTERS, {})
     assert not latest.model_spec.HasField("version") and not latest.inputs
 
 
@@ -294,12 +297,16 @@ def test_client_binary_imports_no_model_code(server, inputs, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == str(out)
     assert common.decode(out.read_bytes()).shape == (30, 30, 3)  # the input's own size
-    # A client machine needs no model code: nothing of xplore_tf was imported. (TensorFlow
-    # itself is: the serving API's protos live in the tensorflow package, whose __init__
-    # loads all of TF, Keras included.)
+    # A client machine needs no model code: of xplore_tf only the bottom layer was imported.
+    # (TensorFlow itself is: the serving API's protos live in the tensorflow package, whose
+    # __init__ loads all of TF, Keras included.)
     imported = [line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if "|" in line]
-    assert "serving.client_common" in imported and "tensorflow_serving.apis.predict_pb2" in imported
-    assert not [m for m in imported if m.split(".")[0] == "xplore_tf"]
+    assert "xplore_tf.common.pixels" in imported
+    assert "tensorflow_serving.apis.predict_pb2" in imported
+    ours = {m for m in imported if m.split(".")[0] == "xplore_tf"}
+    assert ours and not {
+        m for m in ours if m != "xplore_tf" and not m.startswith("xplore_tf.common")
+    }
 
 
 # ---------------------------------------------------------------- awkward inputs
@@ -430,4 +437,4 @@ def test_large_uploads_travel_compressed_split_or_refused_by_name(tmp_path, monk
     chunks = list(common.batches(sizes, max_batch=4, max_bytes=64))
     assert [(c.start, c.stop) for c in chunks] == [(0, 2), (2, 3), (3, 4), (4, 6)]
     with pytest.raises(ValueError, match="--timeout must be > 0 seconds, got 0.0"):
-        client_lib.ServingClient("127.0.0.1:1", timeout=0.0)
+        predict.ServingClient("127.0.0.1:1", timeout=0.0)

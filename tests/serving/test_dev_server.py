@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from tests_support import tiny_export
 
-from serving import client as client_lib
-from serving import dev_server
-from serving import signatures as sig
+from xplore_tf.common import predict_client as predict
+from xplore_tf.common import signatures as sig
+from xplore_tf.testing import dev_server
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 K = 4  # clusters of the tiny run
 
@@ -33,13 +35,13 @@ def _images(n: int, size: int = 16) -> np.ndarray:
 
 
 def _png(image: np.ndarray) -> bytes:
-    from serving import client_common
+    from xplore_tf.common import pixels
 
-    return client_common.png_bytes(image)
+    return pixels.png_bytes(image)
 
 
 def _good_request(**spec):
-    return client_lib.make_request(
+    return predict.make_request(
         sig.SERVING_DEFAULT,
         {sig.IMAGE: _images(2), sig.CLUSTER_ID: np.array([0, 3], np.int32)},
         **spec,
@@ -52,41 +54,41 @@ def test_serving_default_equals_the_saved_model(server):
     base, stub = server
     images, ids = _images(3), np.array([2, 0, 1], np.int32)
     response = stub.Predict(
-        client_lib.make_request(sig.SERVING_DEFAULT, {sig.IMAGE: images, sig.CLUSTER_ID: ids}),
+        predict.make_request(sig.SERVING_DEFAULT, {sig.IMAGE: images, sig.CLUSTER_ID: ids}),
         timeout=30,
     )
     assert response.model_spec.name == "xplore" and response.model_spec.version.value == 1
     assert response.model_spec.signature_name == sig.SERVING_DEFAULT
-    got = client_lib.parse_response(response)[sig.IMAGE]
+    got = predict.parse_response(response)[sig.IMAGE]
     loaded = tf.saved_model.load(os.path.join(base, "xplore", "1"))
     expected = loaded.signatures[sig.SERVING_DEFAULT](image=images, cluster_id=ids)[sig.IMAGE]
     np.testing.assert_array_equal(got, expected.numpy())
 
 
 def test_translate_bytes_and_clusters(server):
-    from serving import client_common
+    from xplore_tf.common import pixels
 
     _, stub = server
     images = _images(2)
     data = np.array([_png(im) for im in images], object)
     response = stub.Predict(
-        client_lib.make_request(
+        predict.make_request(
             sig.TRANSLATE_BYTES,
             {sig.IMAGE_BYTES: data, sig.CLUSTER_ID: np.array([1, 1], np.int32)},
         ),
         timeout=30,
     )
-    out = client_lib.parse_response(response)[sig.IMAGE_BYTES]
-    assert out.shape == (2,) and all(client_common.decode(b).shape == (16, 16, 3) for b in out)
-    response = stub.Predict(client_lib.make_request(sig.CLUSTERS, {}), timeout=30)
-    info = client_common.ClusterInfo.from_outputs(client_lib.parse_response(response))
+    out = predict.parse_response(response)[sig.IMAGE_BYTES]
+    assert out.shape == (2,) and all(pixels.decode(b).shape == (16, 16, 3) for b in out)
+    response = stub.Predict(predict.make_request(sig.CLUSTERS, {}), timeout=30)
+    info = pixels.ClusterInfo.from_outputs(predict.parse_response(response))
     assert list(info.ids) == [0, 1, 2, 3] and info.names == ["alpha", "", "Beta", ""]
     # The batchable cluster list: the same table once per row of `rows`.
     response = stub.Predict(
-        client_lib.make_request(sig.CLUSTERS_BATCHED, {sig.ROWS: np.array([5, 0], np.int32)}),
+        predict.make_request(sig.CLUSTERS_BATCHED, {sig.ROWS: np.array([5, 0], np.int32)}),
         timeout=30,
     )
-    table = client_lib.parse_response(response)
+    table = predict.parse_response(response)
     assert table[sig.CLUSTER_ID].shape == (2, K) and table[sig.NAME].shape == (2, K)
     for row in range(2):
         assert list(table[sig.CLUSTER_ID][row]) == list(info.ids)
@@ -97,13 +99,13 @@ def test_translate_bytes_and_clusters(server):
 def test_empty_batch_returns_empty(server):
     _, stub = server
     response = stub.Predict(
-        client_lib.make_request(
+        predict.make_request(
             sig.SERVING_DEFAULT,
             {sig.IMAGE: np.zeros((0, 16, 16, 3), np.uint8), sig.CLUSTER_ID: np.zeros(0, np.int32)},
         ),
         timeout=30,
     )
-    assert client_lib.parse_response(response)[sig.IMAGE].shape == (0, 16, 16, 3)
+    assert predict.parse_response(response)[sig.IMAGE].shape == (0, 16, 16, 3)
 
 
 _IMG = _images(2)
@@ -196,14 +198,14 @@ BAD_REQUESTS = {
 def test_bad_request_gets_tf_serving_status_and_server_survives(server, case):
     _, stub = server
     signature, inputs, spec, code, text = BAD_REQUESTS[case]
-    request = client_lib.make_request(signature, inputs, **spec)
+    request = predict.make_request(signature, inputs, **spec)
     with pytest.raises(grpc.RpcError) as info:
         stub.Predict(request, timeout=30)
     assert info.value.code() == code, info.value.details()
     assert text in info.value.details()
     assert "\n" not in info.value.details() and "[[{{node" not in info.value.details()
     # Still serving.
-    out = client_lib.parse_response(stub.Predict(_good_request(), timeout=30))
+    out = predict.parse_response(stub.Predict(_good_request(), timeout=30))
     assert out[sig.IMAGE].shape == (2, 16, 16, 3)
 
 
@@ -245,8 +247,8 @@ def test_new_versions_are_served_as_latest_and_old_ones_on_request(server, tmp_p
             first = stub.Predict(_good_request(version=1), timeout=30)
             assert first.model_spec.version.value == 1
             np.testing.assert_array_equal(
-                client_lib.parse_response(latest)[sig.IMAGE],
-                client_lib.parse_response(first)[sig.IMAGE],
+                predict.parse_response(latest)[sig.IMAGE],
+                predict.parse_response(first)[sig.IMAGE],
             )
     finally:
         srv.stop(None)

@@ -1,15 +1,11 @@
-"""serving/faces.py geometry without a detector: similarity fit, alignment, paste-back."""
+"""xplore_tf/common/faces.py geometry without a detector: similarity fit, alignment, paste-back."""
 
 from __future__ import annotations
 
-import ast
-import os
-
 import numpy as np
 import pytest
-from tests_support import PROJECT_ROOT
 
-from serving import faces
+from xplore_tf.common import faces
 
 
 def _similarity(scale: float, angle: float, shift=(0.0, 0.0)) -> np.ndarray:
@@ -233,19 +229,6 @@ def test_faces_found_only_in_rotated_copies_map_back_to_the_photo():
     np.testing.assert_allclose(face.landmarks[2], [100.0, 50.0], atol=0.2)
     np.testing.assert_allclose([face.box[2] - face.box[0], face.box[3] - face.box[1]], [40, 50])
     assert faces.detect_faces(photo, RotatedOnly(), retry_angles=()) == []
-
-
-def test_client_side_face_code_imports_no_xplore_tf():
-    """serving/faces.py is shared with the client: it must not import the model code."""
-    with open(os.path.join(PROJECT_ROOT, "serving", "faces.py"), encoding="utf-8") as f:
-        tree = ast.parse(f.read())
-    modules = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            modules.add(node.module or "")
-    assert not any(m and m.split(".")[0] == "xplore_tf" for m in modules), modules
 
 
 def test_a_long_thin_photo_is_searched_rotated_in_windows_of_bounded_size():

@@ -7,13 +7,14 @@ import os
 
 from tests_support import PROJECT_ROOT
 
-from serving import signatures as sig
+from xplore_tf.common import signatures as sig
 
 SERVING = os.path.join(PROJECT_ROOT, "serving")
+SIGNATURES_DIR = os.path.join(PROJECT_ROOT, "xplore_tf", "common")
 
 
 def test_signatures_module_is_pure_constants():
-    with open(os.path.join(SERVING, "signatures.py"), encoding="utf-8") as f:
+    with open(os.path.join(SIGNATURES_DIR, "signatures.py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert sig.SERVING_DEFAULT == "serving_default"  # TF Serving's default signature key
@@ -73,7 +74,7 @@ def test_batching_config_uses_known_fields():
                 fields[name] = line
     assert "max_batch_size" in fields and "pad_variable_length_inputs: false" in fields.values()
     # ...and protobuf's text format reads it as tensorflow_model_server would.
-    from serving import dev_server
+    from xplore_tf.testing import dev_server
 
     params = dev_server.BatchingParameters.from_file(os.path.join(SERVING, "batching.config"))
     assert params.max_batch_size == 16 and not params.pad_variable_length_inputs

@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from tests_support import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
 
 def test_killed_three_times_ends_equal_to_an_uninterrupted_run(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving import faces
 from tools import wild_faces
+from xplore_tf.common import faces
 
 
 def _band_colours(scene: float) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,7 @@ def _check_extractor_weights(config: Config) -> None:
     if c.feature_extractor in features_lib.NEEDS_WEIGHTS and not c.feature_weights:
         raise ValueError(
             f"--feature_extractor={c.feature_extractor} needs --feature_weights=FILE.npz "
-            "(see README: converting PyTorch checkpoints)"
+            "(see docs/guide/discovery.md: converting PyTorch checkpoints)"
         )
 
 
@@ -64,7 +64,7 @@ def run_clustering(config: Config) -> dict:
     ks = tuple(c.k_sweep) or (c.num_clusters,)
     k_max = max(ks)
     _check_extractor_weights(config)
-    root = sources.resolve_images_dir(config)
+    root = sources.prepare_inputs(config)
     listing = images_lib.scan_images(root)
     listed = listing.images
     if not listed:

@@ -34,9 +34,9 @@ import os
 import numpy as np
 from absl import logging
 
-from serving import signatures as sig
 from xplore_tf import features as features_lib
 from xplore_tf.clustering import artifacts, kmeans, pca, pipeline
+from xplore_tf.common import signatures as sig
 from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
 from xplore_tf.features import cache as cache_lib

@@ -6,7 +6,7 @@ download, a stray text file named .jpg, a symlinked subfolder, the same photo co
 twice. Each is either normalised, followed, reported or skipped with a warning and
 counted, so a run never dies after minutes of work on one bad file.
 
-Decoding is `serving.client_common.decode_rgb`, the one definition of "file -> RGB uint8
+Decoding is `serving.pixels.decode_rgb`, the one definition of "file -> RGB uint8
 pixels" that the translate binary and the serving client use too; `decode_image_bytes` is
 its TensorFlow twin, run inside the exported model's `translate_bytes` signature.
 """
@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from serving import client_common as pixels
+from xplore_tf.common import pixels
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Extensions of images that are not listed (other formats): named in a warning.
@@ -150,7 +150,7 @@ def center_crop_box(width: int, height: int, crop_size: int) -> tuple[int, int, 
 def load_image(path: str, *, size: int, crop_size: int = 0) -> np.ndarray:
     """Decodes one file to uint8 RGB [size, size, 3]: upright, centre-cropped, resized.
 
-    Decoding is `serving.client_common.decode_rgb` (EXIF orientation, 16-bit, alpha over
+    Decoding is `serving.pixels.decode_rgb` (EXIF orientation, 16-bit, alpha over
     black, palettes, CMYK); then a centre square crop (`crop_size` px, 0 = the shorter
     side) and a bicubic resize to `size` x `size`. Raises ImageError (a ValueError, one
     line naming `path`) for any file that cannot be decoded, whatever the decoder raised.
@@ -236,7 +236,7 @@ _NOT_AN_IMAGE, _WEBP, _GIF, _BMP = 5, 4, 2, 3  # refusal codes (0 = decodable)
 
 
 def decode_image_bytes(data):
-    """TensorFlow twin of `serving.client_common.decode_rgb`, for the model's graph.
+    """TensorFlow twin of `serving.pixels.decode_rgb`, for the model's graph.
 
     `data`: scalar tf.string (one encoded image) -> uint8 [H, W, 3], upright RGB. Decodes
     PNG (8/16-bit, grey, grey+alpha, RGB, RGBA, palette), JPEG (EXIF orientation applied,
@@ -244,7 +244,7 @@ def decode_image_bytes(data):
     to the pixels `decode_rgb` gives. Raises InvalidArgumentError with `decode_rgb`'s
     wording for what it refuses (not an image, more than MAX_PIXELS pixels) and for what
     only the model refuses (WebP, other BMPs, GIFs whose first frame is partial: clients
-    send those as PNG). Header fields are read with the rules of `client_common.read_header`.
+    send those as PNG). Header fields are read with the rules of `pixels.read_header`.
     """
     import tensorflow as tf
 

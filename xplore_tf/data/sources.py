@@ -7,8 +7,12 @@ import os
 from xplore_tf.config import Config
 
 
-def resolve_images_dir(config: Config) -> str:
-    """The folder of input images, rendering the synthetic set first when that is the source."""
+def prepare_inputs(config: Config) -> str:
+    """Makes the run's input folder and returns it: renders the synthetic set
+    (`--dataset=synthetic`), or detects and aligns the faces of --images_dir into
+    WORKDIR/prepared (`--prepare`), each only when not done already; else checks that
+    --images_dir is a folder. The stages' entry points call it once; everything after reads
+    `images_dir`. Raises ValueError / FileNotFoundError naming the flag."""
     if config.data.dataset == "synthetic":
         if config.prepare.enabled:
             raise ValueError("--prepare needs photos: pass --images_dir (--dataset=folder)")
@@ -31,6 +35,20 @@ def resolve_images_dir(config: Config) -> str:
 
         return prepare_lib.ensure_prepared(config)
     return config.data.images_dir
+
+
+def images_dir(config: Config) -> str:
+    """The folder of input images that `prepare_inputs` made (no side effect).
+
+    Raises FileNotFoundError when it is not there (the stage did not prepare its inputs).
+    """
+    root = config.prepared_dir if config.prepare.enabled else config.images_dir
+    if not root or not os.path.isdir(root):
+        raise FileNotFoundError(
+            f"{root or '--images_dir'}: the run's input images are not there; "
+            "run xplore_tf.cluster (or train) first"
+        )
+    return root
 
 
 def default_labels_csv(config: Config) -> str:

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 # The central face in CelebA's central 178 x 178 square (the aligned crops' framing, see
-# serving/faces.TEMPLATES): between the eye centres (x 69-108) from the eye line (y 91.5)
+# xplore_tf/common/faces.TEMPLATES): between the eye centres (x 69-108) from the eye line (y 91.5)
 # to the mouth corners' line (y 132).
 CENTRAL_FACE = (69.1, 91.5, 108.0, 132.1)  # x0, y0, x1, y1
 

@@ -142,9 +142,9 @@ def checkpoint_generator_fns(
     """
     import tensorflow as tf
 
-    from serving import signatures as sig
     from xplore_tf import export_lib
     from xplore_tf.clustering import space
+    from xplore_tf.common import signatures as sig
     from xplore_tf.models.generator import condition_vector
 
     loaded = export_lib.load_generator(config, checkpoint, allow_untrained=False)
@@ -437,7 +437,7 @@ def _reference_pairs(
         by_name = {os.path.basename(p): p for p in discovery.images}
         names = sorted({n for a, b, _ in chosen for n in (a, b)})
         rel = [by_name.get(os.path.basename(n), n) for n in names]
-        root = sources.resolve_images_dir(config)
+        root = sources.images_dir(config)
         kept, images = load_images(
             root, rel, size=config.model.image_size, crop_size=config.data.crop_size
         )
@@ -486,6 +486,7 @@ def run_evaluation(
     """
     start = time.perf_counter()
     e = config.eval
+    sources.prepare_inputs(config)
     discovery = run_discovery(config)
     stats = artifacts.read_stats(os.path.join(config.clusters_dir, artifacts.STATS))
     cluster_names = contact_sheets.read_cluster_names(
@@ -591,7 +592,7 @@ def _translation_metrics(
         seed=config.seed,
         eval_pool=pool,
     )
-    root = sources.resolve_images_dir(config)
+    root = sources.images_dir(config)
     size, crop = config.model.image_size, config.data.crop_size
     kept, x_eval = load_images(root, [data.paths[i] for i in eval_idx], size=size, crop_size=crop)
     eval_idx = eval_idx[kept]
@@ -867,7 +868,7 @@ def _source_clusters(
     from xplore_tf.clustering import space
 
     space.check_same_space(config, stats)
-    root = sources.resolve_images_dir(config)
+    root = sources.images_dir(config)
     kept, points = space.embed_files(config, stats, root, list(paths))
     source = np.asarray(own_clusters, np.int32).copy()
     if len(kept):
@@ -1080,7 +1081,7 @@ def _reference_groups(
 
     size = config.eval.reference_group_size
     rng = np.random.default_rng(config.seed)
-    root = sources.resolve_images_dir(config)
+    root = sources.images_dir(config)
     radii = space.cluster_radii(stats.stds)
     n = len(held.x)
     groups = []

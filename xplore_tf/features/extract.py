@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from serving import client_common
+from xplore_tf.common import pixels
 from xplore_tf.data import images as images_lib
 from xplore_tf.features.base import FeatureExtractor
 
@@ -28,12 +28,12 @@ FRAMINGS = ("crop", "whole")
 
 def load_whole(path: str, *, size: int) -> np.ndarray:
     """One file -> uint8 [size, size, 3]: the whole image padded with black to a centred
-    square, then resized (bicubic). Decoding as everywhere (`client_common.read_rgb`).
+    square, then resized (bicubic). Decoding as everywhere (`pixels.read_rgb`).
 
     Raises:
         ImageError: the file cannot be decoded (one line naming it).
     """
-    im = Image.fromarray(client_common.read_rgb(path))
+    im = Image.fromarray(pixels.read_rgb(path))
     side = max(im.width, im.height)
     if im.width != im.height:
         square = Image.new("RGB", (side, side))

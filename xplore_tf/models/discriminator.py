@@ -9,7 +9,7 @@ final [N, S/2^num_down, S/2^num_down, C] map:
 
 The convolutions whose output map is small next to their width (D's deep tail, the class
 head) run as one matrix product (`PatchMatmulConv2D`): same variables, same result up to
-float rounding, several times faster on CPUs (issue 12).
+float rounding, several times faster on CPUs.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Shared by `xplore_tf.prepare` (detect and align a folder of photos), `xplore_tf.translate
 --paste_back` and `serving/client.py --paste_back`, so all three find, frame and put back a
-face identically. Like `client_common.py` it needs only numpy and Pillow (plus the optional
+face identically. Like `pixels.py` it needs only numpy and Pillow (plus the optional
 detector), never TensorFlow model code: a client machine can use it.
 
 Method:
@@ -12,7 +12,7 @@ Method:
   on TensorFlow; five landmarks: eye centres, nose tip, mouth corners) is the default;
   `dlib` (HOG + linear SVM face detector and the 68-point shape predictor of
   `face-recognition-models`, reduced to the same five points) is the alternative. The
-  README's "Real photos" section gives the measurements behind the choice. A photo in
+  measurements behind the choice: docs/experiments/2026-12-05-readme-measurements.md. A photo in
   which nothing is found upright is searched again in copies rotated by +-20 degrees
   (`detect_faces`): MTCNN misses some faces tilted by 25-30 degrees.
 - **Alignment** (`alignment_matrix`): the least-squares similarity transform (rotation,
@@ -522,7 +522,7 @@ def make_detector(name: str = DEFAULT_DETECTOR, *, min_face_size: int = 40) -> D
 
 # ---------------------------------------------------------------------- faces of a photo
 # Angles (degrees, counter-clockwise) of the rotated copies searched when a photo shows no
-# face upright: the detectors miss some faces tilted by 20-30 degrees (README: measured).
+# face upright: the detectors miss some faces tilted by 20-30 degrees (measured: docs/experiments/2026-12-05-readme-measurements.md).
 RETRY_ANGLES = (20.0, -20.0)
 
 

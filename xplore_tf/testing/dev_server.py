@@ -1,7 +1,7 @@
 """A small in-process gRPC PredictionService for tests and local development.
 
-    python -m serving.dev_server --model_base_path=runs/demo/export --port=8500
-    python -m serving.dev_server --model_base_path=runs/demo/export --port=8500 \\
+    python -m xplore_tf.testing.dev_server --model_base_path=runs/demo/export --port=8500
+    python -m xplore_tf.testing.dev_server --model_base_path=runs/demo/export --port=8500 \\
         --enable_batching --batching_parameters_file=serving/batching.config
 
 NOT the production server: production serving is `tensorflow_model_server` (or the
@@ -77,7 +77,7 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from serving import signatures as sig  # noqa: E402
+from xplore_tf.common import signatures as sig  # noqa: E402
 
 _VERSION = re.compile(r"^[0-9]+$")
 MAX_MESSAGE_BYTES = sig.MAX_MESSAGE_BYTES  # the client's too
@@ -966,10 +966,10 @@ def main(argv: list[str]) -> None:
             batching=batching,
         )
     except OSError as e:
-        raise SystemExit(f"serving.dev_server: error: {e}") from None
+        raise SystemExit(f"xplore_tf.testing.dev_server: error: {e}") from None
     models = ModelRepository(f.model_base_path).models()
     print(
-        f"serving.dev_server (a development stand-in for tensorflow_model_server) on "
+        f"xplore_tf.testing.dev_server (a development stand-in for tensorflow_model_server) on "
         f"{f.host}:{port}: models {models}; batching: {batching or 'off'}",
         flush=True,
     )

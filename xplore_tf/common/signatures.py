@@ -117,7 +117,7 @@ INPUT_RESOLUTION = "input"
 MODEL_RESOLUTION = "model"
 OUTPUT_RESOLUTIONS = (INPUT_RESOLUTION, MODEL_RESOLUTION)
 
-# gRPC message limits of the client and serving.dev_server (both ways; TF Serving's own
+# gRPC message limits of the client and xplore_tf.testing.dev_server (both ways; TF Serving's own
 # server accepts up to 2 GiB): a request carries encoded images up to REQUEST_IMAGE_BYTES in
 # all, split into several requests above that; one image larger than IMAGE_BYTES_LIMIT even
 # as PNG cannot be sent.

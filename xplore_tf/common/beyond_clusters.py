@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from serving import client_common as common
-from serving import signatures as sig
+from xplore_tf.common import pixels as common
+from xplore_tf.common import signatures as sig
 
 # predict(signature name, {input key: numpy array}) -> {output key: numpy array}
 Predict = Callable[[str, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
@@ -124,7 +124,7 @@ class ReferenceImages:
     """The encoded images of a reference folder, as the clustering stage would take them."""
 
     names: list[str]  # relative paths of the images used
-    encoded: list[bytes]  # what is sent (`client_common.read_image_bytes`)
+    encoded: list[bytes]  # what is sent (`pixels.read_image_bytes`)
     skipped: list[tuple[str, str]]  # (relative path, reason) of unreadable files
     duplicates: dict[str, str]  # exact copies left out: {copy: original}
 
@@ -309,7 +309,7 @@ class Target:
     """What a translation moves toward, resolved: exactly one of a cluster id (with an
     optional strength), a weight vector [k], or a condition [C] (a reference group's)."""
 
-    label: int | str  # for output names (`client_common.output_paths`)
+    label: int | str  # for output names (`pixels.output_paths`)
     cluster: int | None = None
     strength: float | None = None
     weights: np.ndarray | None = None

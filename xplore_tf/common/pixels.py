@@ -40,7 +40,7 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image
 
-from serving import signatures as sig
+from xplore_tf.common import signatures as sig
 
 GRID_NAME = "all_clusters.png"
 
@@ -484,7 +484,7 @@ def output_paths(out: str, inputs: list[str], clusters: list[int] | list[str]) -
     `out` is a pattern when it contains "{" (fields {stem}, {index}, {cluster}), a file when
     it ends in .png (one output only), else a folder: `<out>/<stem>_c<cluster:03d>.png`.
     A label instead of a cluster id (a strength, a combination, a reference group:
-    `serving/beyond_clusters.py`) names `<out>/<stem>_<label>.png` and fills {cluster}.
+    `xplore_tf/common/beyond_clusters.py`) names `<out>/<stem>_<label>.png` and fills {cluster}.
     """
     if not out:
         raise ValueError("an output (--out) is required")

@@ -94,8 +94,14 @@ def test_resume_equals_uninterrupted_across_strategies(tmp_path):
             },
             {"G/self"},
         ),
+        # StyleGAN2's demodulated decoder in bfloat16 (its demodulation runs in float32)
+        (
+            {"decoder_norm": "demod", "skip_connections": "plain", "skip_levels": 1},
+            {"mixed_precision": "mixed_bfloat16", "lambda_self": 3.0},
+            {"G/self"},
+        ),
     ],
-    ids=["masked-gated", "hf_bypass-bfloat16-blend-extrapolate"],
+    ids=["masked-gated", "hf_bypass-bfloat16-blend-extrapolate", "demod-bfloat16"],
 )
 def test_identity_options_train_two_steps(tmp_path, model, train, terms):
     cfg = tiny_config(tmp_path, num_steps=2, n_critic=1, summary_every=1, **train)

@@ -56,6 +56,7 @@ def build_generator(config: Config, stats: artifacts.ClusterStats) -> Generator:
         skip_connections=m.skip_connections,
         skip_levels=m.skip_levels,
         hf_bypass=m.hf_bypass,
+        decoder_norm=m.decoder_norm,
         name="generator",
     )
     generator.build(((None, m.image_size, m.image_size, 3), (None, generator.condition_dim)))

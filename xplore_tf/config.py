@@ -107,6 +107,7 @@ class ModelConfig:
     skip_connections: str = "none"  # "none" (paper) | "plain" (AttGAN) | "gated" (STGAN-like)
     skip_levels: int = 2  # 2 = skips at 1/2 and full resolution; 1 = 1/2 only (AttGAN's default)
     hf_bypass: bool = False  # add the input's high-frequency band to the output (HifaFace)
+    decoder_norm: str = "instance"  # "instance" (paper: ASIN) | "demod" (StyleGAN2 modulation)
     d_channels: int = 64
     d_num_down: int = 0  # 0 = log2(image_size) - 1, as StarGAN (6 at 128 px)
     d_max_channels: int = 2048

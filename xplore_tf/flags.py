@@ -332,6 +332,15 @@ flags.DEFINE_bool(
     "Add the input's high-frequency band (x - 5x5 binomial blur) to the generator output "
     "(HifaFace): fine detail passes through instead of being re-synthesised.",
 )
+flags.DEFINE_enum(
+    "decoder_norm",
+    "instance",
+    ["instance", "demod"],
+    "Normalisation in the generator's decoder: 'instance' = ASIN in the residual blocks and "
+    "instance norm after each upsampling (paper); 'demod' = StyleGAN2's modulated "
+    "convolutions with weight demodulation (the cluster statistics' MLP gives each conv's "
+    "style and bias) and no per-sample statistics, against instance norm's droplet artefacts.",
+)
 flags.DEFINE_integer("d_channels", 64, "Discriminator base width (StarGAN: 64).", lower_bound=1)
 flags.DEFINE_integer(
     "d_num_down",
@@ -1054,6 +1063,7 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
             skip_connections=f.skip_connections,
             skip_levels=f.skip_levels,
             hf_bypass=f.hf_bypass,
+            decoder_norm=f.decoder_norm,
             d_channels=f.d_channels,
             d_num_down=f.d_num_down,
             d_max_channels=f.d_max_channels,

@@ -217,7 +217,7 @@ SUBLAYER_CASES = {
         lambda: images(2)[:, :16, :16],
     ),
     "decoder": (
-        lambda: Decoder(base_channels=4, num_res_blocks=1, upsample="resize_conv"),
+        lambda: Decoder(base_channels=4, num_res_blocks=1, upsample="resize_conv", norm="demod"),
         {
             "base_channels": 4,
             "num_res_blocks": 1,
@@ -226,6 +226,7 @@ SUBLAYER_CASES = {
             "output_mode": "direct",
             "skip_connections": "none",
             "skip_levels": 2,
+            "norm": "demod",
         },
         lambda: [images(2)[:, :4, :4, :1].repeat(16, -1), np.ones((2, 2 * 2 * 16), "float32")],
     ),
@@ -239,6 +240,7 @@ SUBLAYER_CASES = {
             "output_mode": "direct",
             "skip_connections": "gated",
             "skip_levels": 1,
+            "norm": "instance",
         },
         lambda: [
             images(2)[:, :4, :4, :1].repeat(16, -1),
@@ -536,3 +538,43 @@ def test_every_trainable_variable_gets_a_gradient_through_forward(variant):
     grads = tape.gradient(loss, g.trainable_variables)
     missing = [v.path for v, gr in zip(g.trainable_variables, grads, strict=True) if gr is None]
     assert missing == [] and len(grads) > 0
+
+
+def test_modulated_conv_is_a_per_sample_conv_with_demodulated_weights():
+    """StyleGAN2 eq. 1-3 by hand: w'[k,i,o] = s[i] w[k,i,o]; w'' = w' / sqrt(sum_{k,i} w'^2)."""
+    from xplore_tf.models.layers import modulated_conv
+
+    keras.utils.set_random_seed(0)
+    conv = keras.layers.Conv2D(3, 3, padding="same", use_bias=False)
+    conv.build((None, 5, 5, 2))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 5, 2)).astype("float32")
+    style = np.array([[1.0, 2.0], [0.5, 0.0]], "float32")
+    y = np.asarray(modulated_conv(conv, tf.constant(x), tf.constant(style), epsilon=0.0))
+    w = np.asarray(conv.kernel)
+    for n in range(2):
+        modulated = w * style[n][None, None, :, None]
+        demodulated = modulated / np.sqrt((modulated**2).sum(axis=(0, 1, 2)))
+        expected = tf.nn.conv2d(x[n : n + 1], demodulated, 1, "SAME")[0]
+        np.testing.assert_allclose(y[n], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_demodulated_decoder_takes_no_sample_statistics_and_round_trips():
+    g = tiny_generator(decoder_norm="demod")
+    assert all(norm is None for norm in g.decoder.up_norms)
+    assert all(block.norm == "demod" for block in g.decoder.blocks)
+    x, cond = images(), np.ones((2, 2 * STATS), "float32")
+    y = np.asarray(g((x, cond)))
+    assert y.shape == (2, SIZE, SIZE, 3) and np.abs(y).max() <= 1
+    # Without per-sample normalisation, a translation of one image does not depend on the
+    # others in the batch, and a brighter input region is not renormalised away.
+    alone = np.asarray(g((x[:1], cond[:1])))
+    np.testing.assert_allclose(alone[0], y[0], atol=1e-5)
+    clone = Generator.from_config(g.get_config())
+    clone((x, cond))
+    clone.set_weights(g.get_weights())
+    np.testing.assert_allclose(np.asarray(clone((x, cond))), y, atol=1e-6)
+    with pytest.raises(ValueError, match="norm"):
+        tiny_generator(decoder_norm="batch")
+    paper = tiny_generator()
+    assert len(paper.weights) == len(g.weights) + 4  # the two up-sampling instance norms

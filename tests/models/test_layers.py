@@ -346,7 +346,12 @@ LAYER_CASES = {
     ),
     "asin_residual": (
         lambda: AsinResidualBlock(3, noise_at_inference=False, epsilon=1e-5),
-        {"filters": 3, "noise_at_inference": False, "epsilon": 1e-5},
+        {"filters": 3, "noise_at_inference": False, "epsilon": 1e-5, "norm": "instance"},
+        lambda: asin_inputs(filters=3),
+    ),
+    "asin_residual_demod": (
+        lambda: AsinResidualBlock(3, noise_at_inference=False, epsilon=1e-8, norm="demod"),
+        {"filters": 3, "noise_at_inference": False, "epsilon": 1e-8, "norm": "demod"},
         lambda: asin_inputs(filters=3),
     ),
     "upsample": (

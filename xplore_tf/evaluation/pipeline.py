@@ -34,7 +34,7 @@ from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
 from xplore_tf.data import sources
 from xplore_tf.data.synthetic import IDENTITY_FIELDS
-from xplore_tf.evaluation import html_report, identity, realism, transfer
+from xplore_tf.evaluation import droplets, html_report, identity, realism, side_effects, transfer
 
 # translate_fn(images uint8 [N,S,S,3], cluster_ids int [N]) -> uint8 [N,S,S,3]
 TranslateFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -692,6 +692,7 @@ def _translation_metrics(
 
     decisions_into: dict[int, np.ndarray] = {}
     identity_into: dict[int, float] = {}
+    droplets_into: dict[int, float] = {}
     matrix_columns: dict[int, np.ndarray] = {}
     for c in target_clusters:
         y = translate_all(translate_fn, x_eval, np.full(len(x_eval), c), batch_size=e.batch_size)
@@ -699,6 +700,7 @@ def _translation_metrics(
         decisions_into[c] = (
             probabilities(y, features(y) if not e.attribute_classifier else None) >= 0.5
         )
+        droplets_into[c] = float(droplets.droplet_flags(x_eval, y).mean())
         if embedder is not None:
             identity_into[c] = float(identity.row_distances(emb_eval, embedder.embed(y)).mean())
         matrix_columns[c] = y[rows]
@@ -747,6 +749,11 @@ def _translation_metrics(
         "mean_baseline_lacking": _mean([r["baseline_lacking"] for r in per_attribute]),
         "mean_gain_lacking": _mean([r["gain_lacking"] for r in per_attribute]),
         "judge_quality": judge_quality,
+        "side_effects": side_effects.side_effect_table(
+            input_decisions,
+            {f"{t.attribute} (cluster {t.cluster})": decisions_into[t.cluster] for t in targets},
+            list(attrs),
+        ),
     }
     if not per_attribute:
         out["transfer"]["reason"] = (
@@ -816,6 +823,11 @@ def _translation_metrics(
         if len(reference) >= 2
         else None,
         "reference_images": int(len(reference)),
+        "droplets": {
+            "rate_random": float(droplets.droplet_flags(x_eval, x_random).mean()),
+            "per_cluster": {str(c): rate for c, rate in droplets_into.items()},
+            "rule": dataclasses.asdict(droplets.DropletRule()),
+        },
     }
     if e.inception_weights:
         inception = realism.build_inception_extractor(e.inception_weights)
@@ -1366,6 +1378,7 @@ def format_summary(metrics: dict) -> str:
             "  (judge = balanced accuracy on the untranslated held-out images; all/lacking = "
             "rate judged to have the attribute after translation, base = before)"
         )
+        lines.extend(_side_effect_lines(tr.get("side_effects")))
     idn = metrics.get("identity", {})
     if idn.get("status") != "ok":
         lines.append(f"identity: skipped ({idn.get('reason', '')})")
@@ -1466,7 +1479,24 @@ def format_summary(metrics: dict) -> str:
                 f"{_fmt(re_['fid_inception_v3_real_reference'])})"
             )
         lines.append(line)
+        if re_.get("droplets"):
+            d = re_["droplets"]
+            per = ", ".join(f"{c}: {_fmt(r)}" for c, r in d["per_cluster"].items())
+            lines.append(
+                f"  droplets (new dark round blobs): {_fmt(d['rate_random'])} of translations "
+                f"into random clusters" + (f"; into the transfer clusters {per}" if per else "")
+            )
     return "\n".join(lines)
+
+
+def _side_effect_lines(table: dict | None) -> list[str]:
+    """The summary's side-effect lines: the largest other change per target."""
+    if not table or not table["largest"]:
+        return []
+    lines = ["  side effects (the other attribute whose judged rate moves most):"]
+    for target, worst in table["largest"].items():
+        lines.append(f"    into {target:<28} {worst['attribute']:<20} {worst['rate_change']:+.3f}")
+    return lines
 
 
 __all__ = [

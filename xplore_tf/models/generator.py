@@ -23,6 +23,7 @@ import keras
 from keras import ops
 
 from xplore_tf.models.layers import (
+    DECODER_NORMS,
     AsinResidualBlock,
     ConcatSkip,
     GatedSkip,
@@ -361,6 +362,10 @@ class Decoder(keras.layers.Layer):
         output_mode: "direct" (paper) or "masked".
         skip_connections: "none" (paper), "plain" or "gated".
         skip_levels: 1 or 2 (see above); only used with skip_connections != "none".
+        norm: "instance" (paper: ASIN blocks, instance norm after each upsampling) or
+            "demod" (StyleGAN2-style: modulated convolutions in the blocks, see
+            `layers.AsinResidualBlock`, and no normalisation after the upsampling layers:
+            no statistic of the sample anywhere in the decoder).
     """
 
     def __init__(
@@ -373,9 +378,13 @@ class Decoder(keras.layers.Layer):
         output_mode: str = "direct",
         skip_connections: str = "none",
         skip_levels: int = 2,
+        norm: str = "instance",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if norm not in DECODER_NORMS:
+            raise ValueError(f"`norm` must be one of {DECODER_NORMS}, got {norm!r}.")
+        self.norm = norm
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"`upsample` must be one of {UPSAMPLE_MODES}, got {upsample!r}.")
         if output_mode not in OUTPUT_MODES:
@@ -395,14 +404,20 @@ class Decoder(keras.layers.Layer):
         self.skip_levels = int(skip_levels)
         width = 4 * self.base_channels
         self.blocks = [
-            AsinResidualBlock(width, noise_at_inference=self.noise_at_inference, name=f"res{i}")
+            AsinResidualBlock(
+                width, noise_at_inference=self.noise_at_inference, norm=norm, name=f"res{i}"
+            )
             for i in range(self.num_res_blocks)
         ]
         self.ups = [
             Upsample(2 * self.base_channels, mode=upsample, name="up1"),
             Upsample(self.base_channels, mode=upsample, name="up2"),
         ]
-        self.up_norms = [InstanceNormalization(name=f"up{i}_norm") for i in (1, 2)]
+        self.up_norms = (
+            [InstanceNormalization(name=f"up{i}_norm") for i in (1, 2)]
+            if norm == "instance"
+            else [None, None]
+        )
         skip_layer = {"none": None, "plain": ConcatSkip, "gated": GatedSkip}[skip_connections]
         self.skips = (
             []
@@ -462,7 +477,8 @@ class Decoder(keras.layers.Layer):
         for i, (up, norm) in enumerate(zip(self.ups, self.up_norms, strict=True)):
             build_once(up, shape)
             shape = _as_shape(up.compute_output_shape(shape))
-            build_once(norm, shape)
+            if norm is not None:
+                build_once(norm, shape)
             if i < len(self.skips):
                 build_once(self.skips[i], [shape, extra[1 - i], *extra[2:]])
         build_once(self.to_rgb, shape)
@@ -478,7 +494,8 @@ class Decoder(keras.layers.Layer):
             (gamma1, beta1), (gamma2, beta2) = pairs[2 * i], pairs[2 * i + 1]
             x = block([x, gamma1, beta1, gamma2, beta2], training=training)
         for i, (up, norm) in enumerate(zip(self.ups, self.up_norms, strict=True)):
-            x = ops.relu(norm(up(x)))
+            x = up(x)
+            x = ops.relu(x if norm is None else norm(x))
             if i < len(self.skips):  # after up1: skip_half (extra[1]); up2: skip_full (extra[0])
                 x = self.skips[i]([x, extra[1 - i], *extra[2:]])
         color = ops.tanh(ops.cast(self.to_rgb(x), "float32"))
@@ -503,6 +520,7 @@ class Decoder(keras.layers.Layer):
             "output_mode": self.output_mode,
             "skip_connections": self.skip_connections,
             "skip_levels": self.skip_levels,
+            "norm": self.norm,
         }
 
 
@@ -580,6 +598,7 @@ class Generator(keras.Model):
         skip_connections: str = "none",
         skip_levels: int = 2,
         hf_bypass: bool = False,
+        decoder_norm: str = "instance",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -599,6 +618,7 @@ class Generator(keras.Model):
         self.skip_connections = skip_connections
         self.skip_levels = int(skip_levels)
         self.hf_bypass = bool(hf_bypass)
+        self.decoder_norm = decoder_norm
         self.condition_dim = condition_dim(
             condition, stats_dim=self.stats_dim, num_clusters=self.num_clusters
         )
@@ -613,6 +633,7 @@ class Generator(keras.Model):
             output_mode=output_mode,
             skip_connections=skip_connections,
             skip_levels=self.skip_levels,
+            norm=decoder_norm,
             name="decoder",
         )
         self.mlp = AsinMlp(
@@ -799,4 +820,5 @@ class Generator(keras.Model):
             "skip_connections": self.skip_connections,
             "skip_levels": self.skip_levels,
             "hf_bypass": self.hf_bypass,
+            "decoder_norm": self.decoder_norm,
         }

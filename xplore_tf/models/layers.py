@@ -463,13 +463,22 @@ class AsinResidualBlock(keras.layers.Layer):
     beta2)`, plus the identity skip. The convs have no bias (ASIN's mean subtraction would
     remove it).
 
+    With `norm="demod"` no statistic of the sample is taken: each conv is StyleGAN2's
+    modulated convolution with weight demodulation (Karras et al., CVPR 2020, §2.2), with
+    gamma as its style and beta added after the noise as its bias:
+    `modconv(gamma1) -> noise -> + beta1 -> ReLU -> modconv(gamma2) -> noise -> + beta2`.
+    Instance normalisation lets a generator plant a strong local spike to carry signal past
+    the per-sample statistics (the "droplet" artefact that paper traced); demodulation
+    normalises by the expected statistics of the weights instead.
+
     Call:
         inputs: `[x, gamma1, beta1, gamma2, beta2]`, x [N,H,W,F], the others [N,F].
         training: draws the noise (see `NoiseInjection`).
     Args:
         filters: F.
         noise_at_inference: passed to both `NoiseInjection` layers.
-        epsilon: ASIN's variance epsilon.
+        epsilon: ASIN's variance epsilon (demodulation's, with norm="demod").
+        norm: "instance" (ASIN, the paper's) or "demod" (modulated convolutions).
     """
 
     def __init__(
@@ -478,11 +487,15 @@ class AsinResidualBlock(keras.layers.Layer):
         *,
         noise_at_inference: bool = False,
         epsilon: float = 1e-5,
+        norm: str = "instance",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if filters <= 0:
             raise ValueError(f"AsinResidualBlock: `filters` must be positive, got {filters}.")
+        if norm not in DECODER_NORMS:
+            raise ValueError(f"AsinResidualBlock: `norm` must be one of {DECODER_NORMS}.")
+        self.norm = norm
         self.filters = int(filters)
         self.noise_at_inference = bool(noise_at_inference)
         self.epsilon = float(epsilon)
@@ -521,6 +534,11 @@ class AsinResidualBlock(keras.layers.Layer):
     def call(self, inputs, training=None):
         self._check([t.shape for t in inputs])
         x, gamma1, beta1, gamma2, beta2 = inputs
+        if self.norm == "demod":
+            y = self.noise1(modulated_conv(self.conv1, x, gamma1, self.epsilon), training=training)
+            y = ops.relu(y + _map_rows(ops.cast(beta1, y.dtype)))
+            y = self.noise2(modulated_conv(self.conv2, y, gamma2, self.epsilon), training=training)
+            return x + y + _map_rows(ops.cast(beta2, y.dtype))
         y = self.noise1(self.conv1(x), training=training)
         y = ops.relu(self.asin1([y, gamma1, beta1]))
         y = self.noise2(self.conv2(y), training=training)
@@ -536,7 +554,32 @@ class AsinResidualBlock(keras.layers.Layer):
             "filters": self.filters,
             "noise_at_inference": self.noise_at_inference,
             "epsilon": self.epsilon,
+            "norm": self.norm,
         }
+
+
+DECODER_NORMS = ("instance", "demod")
+
+
+def modulated_conv(conv, x, style, epsilon: float = 1e-8):
+    """StyleGAN2's modulated convolution with weight demodulation, in its non-fused form
+    (Karras et al., CVPR 2020, eq. 1-3): conv(x * s) * d with
+    d[n, o] = 1 / sqrt(sum over taps k and inputs i of (w[k, i, o] * s[n, i])^2 + epsilon).
+
+    conv: a built bias-free Conv2D with kernel [kh, kw, I, O]; x [N,H,W,I]; style s [N,I].
+    Returns [N,H,W,O] in x's dtype; d is computed in float32.
+    """
+    kernel = ops.cast(conv.kernel, "float32")
+    style = ops.cast(style, "float32")
+    squared = ops.sum(ops.square(kernel), axis=(0, 1))  # [I, O]
+    demod = ops.rsqrt(ops.matmul(ops.square(style), squared) + epsilon)  # [N, O]
+    y = conv(x * _map_rows(ops.cast(style, x.dtype)))
+    return y * _map_rows(ops.cast(demod, y.dtype))
+
+
+def _map_rows(v):
+    """[N, C] -> [N, 1, 1, C] in v's dtype, to scale a feature map per sample and channel."""
+    return ops.reshape(v, (-1, 1, 1, v.shape[-1]))
 
 
 _UPSAMPLE_MODES = ("transpose", "resize_conv")

@@ -1,0 +1,67 @@
+"""The droplet detector on hand-made images whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xplore_tf.evaluation import droplets
+
+
+def _face(size: int = 64) -> np.ndarray:
+    """A mid-grey textured image with black hair along the top rows."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(110, 170, size=(size, size, 3)).astype(np.uint8)
+    img[: size // 8] = 10  # black hair: already dark in the input
+    return img
+
+
+def _disk(img: np.ndarray, row: float, col: float, radius: float, value: int = 5) -> np.ndarray:
+    out = img.copy()
+    yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+    out[(yy - row) ** 2 + (xx - col) ** 2 <= radius**2] = value
+    return out
+
+
+def test_a_new_black_disk_is_a_droplet_and_where_it_is():
+    face = _face()
+    out = _disk(face, 40, 20, 3.5)  # ~37 px at 64 px, as seen in translations
+    (found,) = droplets.droplets(face, out)
+    assert found[0] == pytest.approx(40, abs=0.5) and found[1] == pytest.approx(20, abs=0.5)
+    assert 30 <= found[2] <= 45
+
+
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (lambda f: f.copy(), "unchanged"),
+        (lambda f: _disk(f, 40, 20, 1.5), "a dot too small to see (~9 px)"),
+        (lambda f: _disk(f, 4, 30, 4), "darker hair where the input was already dark"),
+        (lambda f: _disk(f, 40, 20, 3.5, value=90), "a grey blob, not near-black"),
+    ],
+)
+def test_what_is_not_a_droplet(make, why):
+    face = _face()
+    assert droplets.droplets(face, make(face)) == [], why
+
+
+def test_a_dark_band_across_the_eyes_is_not_a_droplet():
+    face = _face()
+    band = face.copy()
+    band[28:33, 10:54] = 5  # glasses drawn as a shadow: 44 x 5
+    assert droplets.droplets(face, band) == []
+    hollow = face.copy()
+    hollow[30:42, 20:32] = 5
+    hollow[32:40, 22:30] = face[32:40, 22:30]  # a ring: its box is mostly not dark
+    assert droplets.droplets(face, hollow) == []
+
+
+def test_the_area_scales_with_the_image_size_and_flags_are_per_image():
+    big = _face(128)
+    assert droplets.droplets(big, _disk(big, 80, 40, 3)) == []  # 29 px at 128 = 7 px at 64
+    assert len(droplets.droplets(big, _disk(big, 80, 40, 7))) == 1
+    faces = np.stack([_face(), _face()])
+    outs = np.stack([_disk(faces[0], 40, 20, 3.5), faces[1]])
+    assert droplets.droplet_flags(faces, outs).tolist() == [True, False]
+    with pytest.raises(ValueError, match="differ in shape"):
+        droplets.droplets(faces[0], big)

@@ -1,0 +1,30 @@
+"""The side-effect table on decisions counted by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xplore_tf.evaluation import side_effects
+
+
+def test_rate_change_kept_and_the_largest_other_attribute():
+    attributes = ["Male", "Blond_Hair", "Smiling"]
+    # 4 inputs: two men (one smiling), no blond.
+    before = np.array([[1, 0, 1], [1, 0, 0], [0, 0, 0], [0, 0, 1]], bool)
+    # Into the blond cluster: all become blond, one man stays male, smiles unchanged.
+    blond = np.array([[0, 1, 1], [1, 1, 0], [0, 1, 0], [0, 1, 1]], bool)
+    table = side_effects.side_effect_table(before, {"Blond_Hair": blond}, attributes)
+    row = table["targets"]["Blond_Hair"]
+    assert row["rate_change"] == pytest.approx([-0.25, 1.0, 0.0])
+    assert row["kept"] == [0.5, None, 1.0]  # 1 of 2 men kept; nobody was blond; both smiles
+    assert table["largest"]["Blond_Hair"] == {"attribute": "Male", "rate_change": -0.25}
+
+
+def test_a_target_named_with_its_cluster_skips_its_own_attribute_and_shapes_are_checked():
+    before = np.zeros((2, 2), bool)
+    after = {"Male (cluster 10)": np.array([[1, 1], [1, 0]], bool)}
+    table = side_effects.side_effect_table(before, after, ["Male", "Eyeglasses"])
+    assert table["largest"]["Male (cluster 10)"]["attribute"] == "Eyeglasses"
+    with pytest.raises(ValueError, match="Male"):
+        side_effects.side_effect_table(before, {"Male": np.zeros((3, 2), bool)}, ["a", "b"])

@@ -1,0 +1,80 @@
+"""Droplets: solid dark round blobs a translation adds that were not in its input.
+
+Generators built on instance normalisation learn to plant a strong local spike so that a
+signal survives the per-sample normalisation; it shows as a black "droplet" beside the head,
+on the hair or in a corner (Karras et al., "Analyzing and Improving the Image Quality of
+StyleGAN", CVPR 2020, §2.1). This module finds them the way a person would: a connected
+region of the output that is near-black, isolated (the band around it is much brighter),
+compact, round and solid (not a band, a ring or a hair line), large enough to see, and not
+the same isolated dark blob in the input (sunglasses, a dark eye). Droplets often sit where
+the input had dark hair that the translation lightened, so "new" means "not an isolated
+blob in the input", not "not dark in the input".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import ndimage
+
+REFERENCE_SIZE = 64  # px: `min_area` is given at this image size and scales with the area
+
+
+@dataclasses.dataclass(frozen=True)
+class DropletRule:
+    """What counts as a droplet. Luminance is 0-255 (ITU-R BT.601 weights); sizes are px at
+    64 x 64 and scale with the image."""
+
+    dark: float = 30.0  # output luminance below this is near-black
+    contrast: float = 40.0  # the band around the blob is brighter than `dark` by this, mean
+    band: int = 3  # width of that band
+    min_area: int = 15
+    min_fill: float = 0.55  # region area / its bounding box area (a disk: 0.785)
+    max_aspect: float = 2.0  # bounding box long side / short side
+    min_solidity: float = 0.9  # region area / its area with holes filled (a ring: low)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """uint8/float [..., 3] -> float32 [...] in 0-255."""
+    rgb = np.asarray(rgb, np.float32)
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def droplets(inp: np.ndarray, out: np.ndarray, rule: DropletRule = DropletRule()) -> list[tuple]:
+    """The droplets `out` adds to `inp`: one (row, column, area) per blob, area in px.
+
+    inp, out: uint8 [H, W, 3], the same size (the input as the model saw it, its output).
+    Raises ValueError when the shapes differ.
+    """
+    if inp.shape != out.shape:
+        raise ValueError(f"input {inp.shape} and output {out.shape} differ in shape")
+    y_in, y_out = luminance(inp), luminance(out)
+    scale = out.shape[0] / REFERENCE_SIZE
+    labels, _ = ndimage.label(y_out < rule.dark)
+    found = []
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        region = labels[box] == index
+        area = int(region.sum())
+        h, w = region.shape
+        if (
+            area < rule.min_area * scale**2
+            or max(h, w) > rule.max_aspect * min(h, w)
+            or area < rule.min_fill * h * w
+            or area < rule.min_solidity * ndimage.binary_fill_holes(region).sum()
+        ):
+            continue
+        blob = labels == index
+        band = ndimage.binary_dilation(blob, iterations=max(1, round(rule.band * scale))) & ~blob
+        if y_out[band].mean() < rule.dark + rule.contrast:
+            continue  # part of a dark area (hair, background), not an isolated blob
+        if (y_in[blob] < rule.dark).mean() > 0.5 and y_in[band].mean() >= rule.dark + rule.contrast:
+            continue  # the same isolated blob was in the input
+        rows, cols = np.nonzero(blob)
+        found.append((float(rows.mean()), float(cols.mean()), area))
+    return found
+
+
+def droplet_flags(inputs: np.ndarray, outputs: np.ndarray, rule: DropletRule = DropletRule()):
+    """bool [N]: which translations carry at least one droplet. uint8 [N, H, W, 3] each."""
+    return np.array([bool(droplets(x, y, rule)) for x, y in zip(inputs, outputs, strict=True)])

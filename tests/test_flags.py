@@ -46,6 +46,38 @@ def test_a_binarys_help_lists_its_stages_flags():
     assert "--paste_feather" in usage and "--num_steps" not in usage
 
 
+def test_one_default_per_setting():
+    """A flag named like a Config field has that field's default (Config is built from the
+    flags, and tests and tools build Configs directly: two defaults would be two programs)."""
+    import dataclasses
+
+    from xplore_tf import config as config_lib
+
+    defaults: dict[str, list] = {}
+    for cls in vars(config_lib).values():
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            for field in dataclasses.fields(cls):
+                if field.default is not dataclasses.MISSING:
+                    value = field.default
+                    defaults.setdefault(field.name, []).append(
+                        [str(v) for v in value] if isinstance(value, tuple) else value
+                    )
+
+    def same(flag_default, field_default) -> bool:
+        if isinstance(flag_default, list) and not isinstance(field_default, list):
+            return flag_default == [field_default]
+        if isinstance(flag_default, list):
+            return [str(v) for v in flag_default] == field_default
+        return flag_default == field_default or not flag_default and not field_default
+
+    differ = [
+        (flag.name, flag.default, defaults[flag.name])
+        for flag in _own_flags()
+        if flag.name in defaults and not any(same(flag.default, d) for d in defaults[flag.name])
+    ]
+    assert differ == []
+
+
 @pytest.fixture
 def fresh_flags():
     """FLAGS parsed by the test, then reset to defaults for the next one."""

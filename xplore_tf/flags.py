@@ -468,7 +468,7 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_enum(
     "mixed_precision",
-    "auto",
+    config_lib.TrainConfig.mixed_precision,
     list(hardware.PRECISIONS),
     "Keras mixed-precision policy. 'auto' = mixed_bfloat16 on CPUs with AMX bfloat16 units "
     "and no GPU (paper-width step 1.59x faster, demo quality unchanged; "

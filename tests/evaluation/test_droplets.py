@@ -65,3 +65,11 @@ def test_the_area_scales_with_the_image_size_and_flags_are_per_image():
     assert droplets.droplet_flags(faces, outs).tolist() == [True, False]
     with pytest.raises(ValueError, match="differ in shape"):
         droplets.droplets(faces[0], big)
+
+
+def test_two_dark_lenses_mirrored_at_one_height_are_not_droplets():
+    face = _face()
+    lenses = _disk(_disk(face, 30, 20, 4), 30, 43, 4)  # mirrored about the centre (31.5)
+    assert droplets.droplets(face, lenses) == []
+    one_lens_and_a_droplet = _disk(_disk(face, 30, 20, 4), 50, 50, 4)
+    assert len(droplets.droplets(face, one_lens_and_a_droplet)) == 2

@@ -6,7 +6,8 @@ on the hair or in a corner (Karras et al., "Analyzing and Improving the Image Qu
 StyleGAN", CVPR 2020, §2.1). This module finds them the way a person would: a connected
 region of the output that is near-black, isolated (the band around it is much brighter),
 compact, round and solid (not a band, a ring or a hair line), large enough to see, and not
-the same isolated dark blob in the input (sunglasses, a dark eye). Droplets often sit where
+the same isolated dark blob in the input (sunglasses, a dark eye), and without a dark twin
+mirrored across the face's centre line (two lenses or eyes drawn as shadows). Droplets often sit where
 the input had dark hair that the translation lightened, so "new" means "not an isolated
 blob in the input", not "not dark in the input".
 """
@@ -70,9 +71,22 @@ def droplets(inp: np.ndarray, out: np.ndarray, rule: DropletRule = DropletRule()
             continue  # part of a dark area (hair, background), not an isolated blob
         if (y_in[blob] < rule.dark).mean() > 0.5 and y_in[band].mean() >= rule.dark + rule.contrast:
             continue  # the same isolated blob was in the input
+        if _has_a_twin(blob, band, y_out, rule):
+            continue  # one of two lenses or eyes drawn as shadows: a droplet comes alone
         rows, cols = np.nonzero(blob)
         found.append((float(rows.mean()), float(cols.mean()), area))
     return found
+
+
+def _has_a_twin(blob: np.ndarray, band: np.ndarray, y_out: np.ndarray, rule: DropletRule) -> bool:
+    """Whether the blob's mirror image across the vertical centre line is darkish and
+    darker than its own surround: the other lens of a pair on an aligned face (which may
+    miss the `dark` threshold the first one passed). A blob on the centre line has none."""
+    twin, twin_band = blob[:, ::-1], band[:, ::-1]
+    if (twin & blob).any():
+        return False
+    inside, around = y_out[twin].mean(), y_out[twin_band & ~blob].mean()
+    return inside < rule.dark + rule.contrast and around - inside >= rule.contrast / 2
 
 
 def droplet_flags(inputs: np.ndarray, outputs: np.ndarray, rule: DropletRule = DropletRule()):

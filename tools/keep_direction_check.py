@@ -1,0 +1,159 @@
+"""Side effects with the edit's component along a kept cluster's direction projected out.
+
+    python -m tools.keep_direction_check --flagfile=configs/celeba10k_mobilenet.cfg \\
+        --workdir=RUN --keep=Male:10 --targets=Blond_Hair:47,Eyeglasses:34,Smiling:27
+
+A cluster carries everything its members share: translating men toward a cluster of blond
+women makes them blond and female. In the clustering space the edit is the condition
+offset d = s_target - s_source. Given a cluster the user wants to keep (the men's cluster,
+picked from the contact sheets), its direction n = s_keep - mean over clusters (unit
+length) is projected out, d' = d - (d . n) n (InterFaceGAN's conditional manipulation,
+Shen et al. CVPR 2020, §3.3, in the clustering space instead of a GAN's latent space);
+`--rescale` gives d' the length of d again. Held-out labelled images (the run's --holdout)
+are translated both ways and judged by a logistic probe on the clustering extractor's
+features, trained on images of the training split; printed per target: the target's gain
+among inputs lacking it, and the share of inputs having the kept attribute (and of those
+lacking it) whose judged value stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+
+def _pairs(text: str) -> dict[str, int]:
+    """'Name:cluster,...' -> {name: cluster}."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        name, _, cluster = item.partition(":")
+        if not cluster.strip().isdigit():
+            raise SystemExit(f"expected ATTRIBUTE:CLUSTER, got {item!r}")
+        out[name.strip()] = int(cluster)
+    return out
+
+
+def project_out(d: np.ndarray, direction: np.ndarray, *, rescale: bool) -> np.ndarray:
+    """Rows of d [N,C] without their component along `direction` [C] (any length)."""
+    n = direction / np.linalg.norm(direction)
+    kept = d - (d @ n)[:, None] * n[None]
+    if not rescale:
+        return kept
+    length, new = (
+        np.linalg.norm(d, axis=1, keepdims=True),
+        np.linalg.norm(kept, axis=1, keepdims=True),
+    )
+    return np.where(new > 0, kept * length / np.maximum(new, 1e-12), kept)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--flagfile", required=True, help="the run's flagfile")
+    p.add_argument("--workdir", required=True, help="the run's folder")
+    p.add_argument("--keep", required=True, help="ATTRIBUTE:CLUSTER to keep, e.g. Male:10")
+    p.add_argument("--targets", required=True, help="ATTRIBUTE:CLUSTER,... to translate into")
+    p.add_argument("--images", type=int, default=400, help="held-out images to translate")
+    p.add_argument("--probe_images", type=int, default=2000, help="training-split images")
+    p.add_argument("--rescale", action="store_true", help="keep the edit's length")
+    args = p.parse_args(argv)
+    (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
+
+    from absl import flags
+
+    from xplore_tf import features as features_lib
+    from xplore_tf import flags as xflags
+    from xplore_tf.clustering import artifacts
+    from xplore_tf.data import sources
+    from xplore_tf.evaluation import pipeline, realism, transfer
+    from xplore_tf.models.generator import condition_vector
+
+    flags.FLAGS(["keep", f"--flagfile={args.flagfile}", f"--workdir={args.workdir}"])
+    config = xflags.config_from_flags()
+    clusters_dir = config.clusters_dir
+    images, clusters, _ = artifacts.read_assignments(
+        os.path.join(clusters_dir, artifacts.ASSIGNMENTS)
+    )
+    stats = artifacts.read_stats(os.path.join(clusters_dir, artifacts.STATS))
+    with open(config.report.labels_csv, newline="") as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    attrs = [keep_name, *targets]
+    train_idx, held = sources.split_holdout(images, config.train.holdout)
+    held = held[: args.images]
+    probe_idx = np.random.default_rng(config.seed).choice(
+        train_idx, min(args.probe_images, len(train_idx)), replace=False
+    )
+    root = sources.prepare_inputs(config)
+
+    def load(idx):
+        kept, x = pipeline.load_images(
+            root,
+            [images[i] for i in idx],
+            size=config.model.image_size,
+            crop_size=config.data.crop_size,
+        )
+        names = [os.path.basename(images[i]) for i in np.asarray(idx)[kept]]
+        return (
+            x,
+            np.array([[int(rows[n][a]) > 0 for a in attrs] for n in names]),
+            np.asarray(idx)[kept],
+        )
+
+    x_probe, y_probe, _ = load(probe_idx)
+    x_eval, _, held = load(held)
+    extractor = features_lib.build_extractor(
+        stats.extractor, config.cluster.feature_weights or None
+    )
+
+    def features(x):
+        return realism.extractor_features(extractor, x, batch_size=32)
+
+    probe = transfer.fit_logistic_probe(
+        features(x_probe), y_probe, attributes=attrs, seed=config.seed
+    )
+
+    def judge(x):
+        return probe.predict_proba(features(x)) >= 0.5
+
+    before = judge(x_eval)
+    generate = pipeline.checkpoint_generator_fns(config, None).condition
+    table = np.asarray(
+        condition_vector(
+            np.arange(stats.num_clusters), stats.centroids, stats.stds, mode=config.model.condition
+        ),
+        np.float32,
+    )
+    source = table[clusters[held]]
+    direction = table[keep_cluster] - table.mean(axis=0)
+    has = before[:, 0]
+    print(
+        f"{len(x_eval)} held-out images; keep {keep_name} (cluster {keep_cluster}); "
+        f"{int(has.sum())} judged {keep_name}"
+    )
+    print(
+        f"{'target':<14} {'edit':<10} {'gain':>7} {keep_name + ' kept':>12} {'not ' + keep_name + ' kept':>16}"
+    )
+    for name, target in targets.items():
+        j = attrs.index(name)
+        lacking = ~before[:, j]
+        for edit in ("plain", "keep"):
+            d = table[target] - source
+            if edit == "keep":
+                d = project_out(d, direction, rescale=args.rescale)
+            condition = source + d
+            if config.model.condition == "mean_std":
+                condition[:, stats.dim :] = np.maximum(condition[:, stats.dim :], 1e-3)
+            after = judge(generate(x_eval, condition))
+            gain = after[lacking, j].mean() - before[lacking, j].mean()
+            print(
+                f"{name:<14} {edit:<10} {gain:+7.3f} {after[has, 0].mean():12.3f} "
+                f"{(~after[~has, 0]).mean():16.3f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

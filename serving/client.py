@@ -30,7 +30,7 @@ errors end the program with one line, `CODE: details`, and exit status 2.
 The client parses its own command line (argparse) rather than the xplore_tf flags module:
 the one-flags-module rule covers the `python -m xplore_tf.<stage>` binaries.
 
-Beyond fixed clusters (docs/beyond.md, `xplore_tf/common/beyond_clusters.py`): `--strength` and
+Beyond fixed clusters (docs/guide/beyond_clusters.md, `xplore_tf/common/beyond_clusters.py`): `--strength` and
 weights in `--cluster` become cluster weights (`translate_full`; at the model's resolution
 `translate_strength`, `translate_mix`), and `--reference_dir` asks `reference_condition`
 for the folder's statistics (warning when the group lies far from every training cluster),
@@ -287,7 +287,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--cluster",
         default=None,
         help="target cluster: an id in [0, k) or a name; or several with weights, "
-        "ID_OR_NAME:WEIGHT,... (e.g. 12:1.0,31:0.5; docs/beyond.md)",
+        "ID_OR_NAME:WEIGHT,... (e.g. 12:1.0,31:0.5; docs/guide/beyond_clusters.md)",
     )
     p.add_argument(
         "--strength",

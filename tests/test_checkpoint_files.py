@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from tests_support import with_file_size_limit
 
 from xplore_tf import checkpoint_files
 
@@ -117,15 +117,11 @@ def test_a_write_that_runs_out_of_space_is_one_line_and_leaves_nothing(tmp_path)
     """A file-size limit (as `ulimit -f`, or a full disk): the save fails with one line naming
     the checkpoint and the one kept, and its partial files are gone."""
 
-    def limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
-
     folder = tmp_path / "exp[2]"
     out = subprocess.run(
-        [sys.executable, "-c", WRITE_UNDER_LIMIT, str(folder)],
+        with_file_size_limit([sys.executable, "-c", WRITE_UNDER_LIMIT, str(folder)], kib=977),
         capture_output=True,
         text=True,
-        preexec_fn=limit,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         timeout=120,
     )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
 
 import pytest
 from absl import logging
-from tests_support import PROJECT_ROOT, TINY_MODEL_FLAGS, tiny_trained_run
+from tests_support import PROJECT_ROOT, TINY_MODEL_FLAGS, tiny_trained_run, with_file_size_limit
 
 from xplore_tf import cli
 
@@ -62,22 +61,21 @@ def test_an_export_that_runs_out_of_space_is_one_line_and_leaves_no_half_version
     workdir = tmp_path / "run"
     shutil.copytree(run.workdir, workdir)
 
-    def limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
-
     res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xplore_tf.export",
-            f"--workdir={workdir}",
-            *TINY_MODEL_FLAGS,
-            f"--feature_weights={run.cluster.feature_weights}",
-        ],
+        with_file_size_limit(
+            [
+                sys.executable,
+                "-m",
+                "xplore_tf.export",
+                f"--workdir={workdir}",
+                *TINY_MODEL_FLAGS,
+                f"--feature_weights={run.cluster.feature_weights}",
+            ],
+            kib=20,
+        ),
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        preexec_fn=limit,
         timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
@@ -87,3 +85,24 @@ def test_an_export_that_runs_out_of_space_is_one_line_and_leaves_no_half_version
     assert "File too large" in last or "No space" in last, last
     model_dir = workdir / "export" / "xplore"
     assert not model_dir.exists() or os.listdir(model_dir) == []
+
+
+def test_synthesize_renders_the_set_or_says_what_it_needs(tmp_path):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "xplore_tf.synthesize", *args],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    missing = run("--num=4")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1] == (
+        "xplore_tf.synthesize: error: --out (or --workdir) is required: the folder to render into"
+    )
+    done = run(f"--out={tmp_path / 'faces'}", "--num=4", "--size=32")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "4 synthetic faces" in done.stdout
+    assert len([n for n in os.listdir(tmp_path / "faces") if n.endswith(".png")]) == 4

@@ -47,34 +47,32 @@ def test_a_binarys_help_lists_its_stages_flags():
 
 
 def test_one_default_per_setting():
-    """A flag named like a Config field has that field's default (Config is built from the
-    flags, and tests and tools build Configs directly: two defaults would be two programs)."""
+    """Every Config field is set by one flag (its own name, or FLAG_OF_FIELD's), and that flag
+    has the field's default: tests and tools build Configs directly, so two defaults would be
+    two programs."""
     import dataclasses
+    import typing
 
     from xplore_tf import config as config_lib
 
-    defaults: dict[str, list] = {}
-    for cls in vars(config_lib).values():
-        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
-            for field in dataclasses.fields(cls):
-                if field.default is not dataclasses.MISSING:
-                    value = field.default
-                    defaults.setdefault(field.name, []).append(
-                        [str(v) for v in value] if isinstance(value, tuple) else value
-                    )
-
     def same(flag_default, field_default) -> bool:
-        if isinstance(flag_default, list) and not isinstance(field_default, list):
-            return flag_default == [field_default]
+        if isinstance(field_default, tuple):
+            return [str(v) for v in flag_default or []] == [str(v) for v in field_default]
         if isinstance(flag_default, list):
-            return [str(v) for v in flag_default] == field_default
+            return [str(v) for v in flag_default] == [str(field_default)]
         return flag_default == field_default or not flag_default and not field_default
 
-    differ = [
-        (flag.name, flag.default, defaults[flag.name])
-        for flag in _own_flags()
-        if flag.name in defaults and not any(same(flag.default, d) for d in defaults[flag.name])
-    ]
+    derived = {("data", "dataset"), ("cluster", "k_sweep")}  # from several flags
+    differ = []
+    for section, cls in typing.get_type_hints(config_lib.Config).items():
+        if not dataclasses.is_dataclass(cls):
+            continue
+        for field in dataclasses.fields(cls):
+            if (section, field.name) in derived:
+                continue
+            flag = flags.FLAGS[xflags.flag_of_field(section, field.name)]
+            if not same(flag.default, field.default):
+                differ.append((section, field.name, flag.name, flag.default, field.default))
     assert differ == []
 
 

@@ -55,6 +55,16 @@ def run_binary(module: str, *args: str, timeout: float = 300) -> subprocess.Comp
     )
 
 
+def with_file_size_limit(command: list[str], kib: int) -> list[str]:
+    """`command` run under a file-size limit of `kib` KiB (as `ulimit -f`, like a full disk).
+
+    Set by a shell, not by subprocess's `preexec_fn`: forking a test process that has
+    TensorFlow's threads running and calling Python in the child is not safe (the child once
+    died in gRPC's poller with "Bad file descriptor" on a loaded machine).
+    """
+    return ["bash", "-c", f'ulimit -f {int(kib)} && exec "$@"', "bash", *command]
+
+
 # ---------------------------------------------------------------- a tiny trained run, shared
 # Training even a tiny GAN costs seconds, so the export, serving and translate tests share
 # one run per session (cached here: pytest fixtures cannot be shared across test files

@@ -53,7 +53,7 @@ PRESETS = {
         mlp_hidden=256,
         upsample="transpose",
     ),
-    # configs/demo.cfg (with its identity-preserving options, docs/identity.md)
+    # configs/demo.cfg (with its identity-preserving options, docs/experiments/2026-12-02-identity.md)
     "demo": dict(
         image_size=32,
         batch_size=16,

@@ -57,6 +57,7 @@ def build_generator(config: Config, stats: artifacts.ClusterStats) -> Generator:
         skip_levels=m.skip_levels,
         hf_bypass=m.hf_bypass,
         decoder_norm=m.decoder_norm,
+        encoder_norm=m.encoder_norm,
         name="generator",
     )
     generator.build(((None, m.image_size, m.image_size, 3), (None, generator.condition_dim)))

@@ -85,7 +85,9 @@ class EvalConfig:
     identity_regressor_members: int = 5  # geometry regressors averaged (a steadier judge)
     inception_weights: str = ""  # InceptionV3 no-top .h5 for FID; empty = no FID
     batch_size: int = 32  # images per generator / extractor call
-    strengths: tuple[float, ...] = ()  # strength curve alphas (docs/beyond.md); () = none
+    strengths: tuple[
+        float, ...
+    ] = ()  # strength curve alphas (docs/guide/beyond_clusters.md); () = none
     reference_group_size: int = 0  # held-out images per reference group; 0 = no groups
     combinations: tuple[str, ...] = ()  # "a+b" attribute pairs translated at once; () = none
     report_images: int = 8  # rows of the translation matrix
@@ -108,6 +110,7 @@ class ModelConfig:
     skip_levels: int = 2  # 2 = skips at 1/2 and full resolution; 1 = 1/2 only (AttGAN's default)
     hf_bypass: bool = False  # add the input's high-frequency band to the output (HifaFace)
     decoder_norm: str = "instance"  # "instance" (paper: ASIN) | "demod" (StyleGAN2 modulation)
+    encoder_norm: str = "instance"  # "instance" (paper) | "none" (no per-sample statistics)
     d_channels: int = 64
     d_num_down: int = 0  # 0 = log2(image_size) - 1, as StarGAN (6 at 128 px)
     d_max_channels: int = 2048

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from xplore_tf import startup  # noqa: E402
+
+startup.import_tensorflow()  # before anything imports it: its start-up notices left out
 # The evaluation's numpy/scipy algebra is small (probe fits, 2k x 2k eigen-decompositions);
 # OpenBLAS's busy-waiting worker threads made it 20-40x slower on a loaded 2-core machine,
 # and TensorFlow (the heavy part) has its own pools. Set before numpy is imported.

@@ -36,97 +36,110 @@ def make_app(explorer: Explorer, *, max_upload_bytes: int) -> FastAPI:
     """The page and its API; uploads over `max_upload_bytes` are refused (HTTP 413)."""
     app = FastAPI(title="xplore_tf explore", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=explore_lib.PAGE_DIR), name="static")
+    app.add_exception_handler(ExploreError, _bad_input)
+    app.add_exception_handler(ValueError, _refused)
+    routes = _Routes(explorer, max_upload_bytes)
+    app.get("/")(routes.page)
+    app.get("/api/info")(routes.info)
+    app.get("/api/clusters")(routes.clusters)
+    app.get("/api/clusters/{cluster}/sheet")(routes.sheet)
+    app.get("/api/clusters/{cluster}/where")(routes.where)
+    app.put("/api/clusters/{cluster}/name")(routes.rename)
+    app.get("/api/run_images")(routes.run_images)
+    app.get("/api/run_images/{index}")(routes.run_image)
+    app.post("/api/photos")(routes.upload)
+    app.post("/api/photos/run/{index}")(routes.from_run)
+    app.get("/api/photos/{photo_id}")(routes.photo)
+    app.post("/api/groups")(routes.group)
+    app.post("/api/edit")(routes.edit)
+    return app
 
-    @app.exception_handler(ExploreError)
-    async def bad_input(request: Request, error: ExploreError):
-        return JSONResponse({"detail": str(error)}, status_code=400)
 
-    @app.exception_handler(ValueError)
-    async def refused(request: Request, error: ValueError):  # strengths, names, the model's
-        return JSONResponse({"detail": " ".join(str(error).split())}, status_code=400)
+async def _bad_input(request: Request, error: ExploreError):
+    return JSONResponse({"detail": str(error)}, status_code=400)
 
-    async def read_upload(upload: UploadFile) -> bytes:
-        data = await upload.read(max_upload_bytes + 1)
-        if len(data) > max_upload_bytes:
+
+async def _refused(request: Request, error: ValueError):  # strengths, names, the model's
+    return JSONResponse({"detail": " ".join(str(error).split())}, status_code=400)
+
+
+class _Routes:
+    """The route handlers of `make_app` (see the module doc), over one `Explorer`."""
+
+    def __init__(self, explorer: Explorer, max_upload_bytes: int):
+        self.explorer = explorer
+        self.max_upload_bytes = max_upload_bytes
+
+    async def read_upload(self, upload: UploadFile) -> bytes:
+        """The uploaded file's bytes; HTTP 413 when over `max_upload_bytes`."""
+        data = await upload.read(self.max_upload_bytes + 1)
+        if len(data) > self.max_upload_bytes:
             raise HTTPException(
                 413,
-                f"{upload.filename}: larger than the {max_upload_bytes >> 20} MB the page takes",
+                f"{upload.filename}: larger than the {self.max_upload_bytes >> 20} MB the page "
+                "takes",
             )
         return data
 
-    @app.get("/")
-    def page():
+    def page(self):
         return FileResponse(os.path.join(explore_lib.PAGE_DIR, "index.html"))
 
-    @app.get("/api/info")
-    def info():
-        return explore_lib.page_info(explorer)
+    def info(self):
+        return explore_lib.page_info(self.explorer)
 
-    @app.get("/api/clusters")
-    def clusters():
-        return explorer.clusters()
+    def clusters(self):
+        return self.explorer.clusters()
 
-    @app.get("/api/clusters/{cluster}/sheet")
-    def sheet(cluster: int):
-        return FileResponse(explorer.sheet_path(cluster), media_type="image/jpeg")
+    def sheet(self, cluster: int):
+        return FileResponse(self.explorer.sheet_path(cluster), media_type="image/jpeg")
 
-    @app.get("/api/clusters/{cluster}/where")
-    def where(cluster: int):
-        return Response(explorer.where_it_edits(cluster), media_type="image/png")
+    def where(self, cluster: int):
+        return Response(self.explorer.where_it_edits(cluster), media_type="image/png")
 
-    @app.put("/api/clusters/{cluster}/name")
-    def rename(cluster: int, body: Annotated[dict, Body()]):
-        names = explorer.rename(cluster, str(body.get("name", "")))
+    def rename(self, cluster: int, body: Annotated[dict, Body()]):
+        names = self.explorer.rename(cluster, str(body.get("name", "")))
         return {str(c): n for c, n in names.items()}
 
-    @app.get("/api/run_images")
-    def run_images():
-        return {"count": len(explorer.run_images())}
+    def run_images(self):
+        return {"count": len(self.explorer.run_images())}
 
-    @app.get("/api/run_images/{index}")
-    def run_image(index: int):
-        data = explorer.run_image_bytes(index)
+    def run_image(self, index: int):
+        data = self.explorer.run_image_bytes(index)
         if data is None:
             raise ExploreError(f"the run has no readable image {index}")
         return Response(explore_lib.jpeg(common.decode(data)), media_type="image/jpeg")
 
-    @app.post("/api/photos")
-    async def upload(file: Annotated[UploadFile, File()]):
-        return explorer.add_photo(await read_upload(file), file.filename or "photo")
+    async def upload(self, file: Annotated[UploadFile, File()]):
+        return self.explorer.add_photo(await self.read_upload(file), file.filename or "photo")
 
-    @app.post("/api/photos/run/{index}")
-    def from_run(index: int):
-        return explorer.add_run_image(index)
+    def from_run(self, index: int):
+        return self.explorer.add_run_image(index)
 
-    @app.get("/api/photos/{photo_id}")
-    def photo(photo_id: str, face: int = 0):
+    def photo(self, photo_id: str, face: int = 0):
         """The photo, or with face=-1 the square of it a whole-image edit returns."""
-        return Response(explore_lib.jpeg(explorer.before(photo_id, face)), media_type="image/jpeg")
+        rgb = self.explorer.before(photo_id, face)
+        return Response(explore_lib.jpeg(rgb), media_type="image/jpeg")
 
-    @app.post("/api/groups")
-    async def group(files: Annotated[list[UploadFile], File()]):
-        read = [(f.filename or "photo", await read_upload(f)) for f in files]
-        return explorer.add_group(read)
+    async def group(self, files: Annotated[list[UploadFile], File()]):
+        read = [(f.filename or "photo", await self.read_upload(f)) for f in files]
+        return self.explorer.add_group(read)
 
-    @app.post("/api/edit")
-    def edit(body: Annotated[dict, Body()]):
+    def edit(self, body: Annotated[dict, Body()]):
         photo_id = str(body.get("photo", ""))
-        target = explorer.target(body.get("clusters") or {}, str(body.get("group") or ""))
+        target = self.explorer.target(body.get("clusters") or {}, str(body.get("group") or ""))
         try:
             face = int(body.get("face", 0))
         except (TypeError, ValueError):
             raise ExploreError(f"face must be a number, got {body.get('face')!r}") from None
-        rgb = explorer.edit(photo_id, face, target)
+        rgb = self.explorer.edit(photo_id, face, target)
         if body.get("format") == "png":
-            name = explore_lib.download_name(explorer.photo(photo_id), target)
+            name = explore_lib.download_name(self.explorer.photo(photo_id), target)
             return Response(
                 common.png_bytes(rgb),
                 media_type="image/png",
                 headers={"Content-Disposition": f'attachment; filename="{name}"'},
             )
         return Response(explore_lib.jpeg(rgb), media_type="image/jpeg")
-
-    return app
 
 
 def serve(app: FastAPI, *, host: str, port: int, ready=None) -> None:

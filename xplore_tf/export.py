@@ -4,14 +4,16 @@ Writes `<export_dir>/<model_name>/<version>/` (default WORKDIR/export/xplore/<ne
 from the latest checkpoint (or --checkpoint), with the signatures `serving_default`,
 `translate_bytes`, `clusters`, `clusters_batched` and, when the clustering extractor can be
 built here, `translate_strength`, `translate_mix`, `reference_condition` and
-`translate_condition` (see xplore_tf/export_lib.py, serving/README.md, docs/beyond.md).
+`translate_condition` (see xplore_tf/export_lib.py, serving/README.md, docs/guide/beyond_clusters.md).
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from xplore_tf import startup  # noqa: E402
+
+startup.import_tensorflow()  # before anything imports it: its start-up notices left out
 
 from absl import app  # noqa: E402
 

@@ -9,9 +9,11 @@ own command line.)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
+import typing
 
 from absl import flags, logging
 
@@ -79,7 +81,7 @@ flags.DEFINE_string(
     "out",
     "",
     "Output of the one-off binaries (alias --synthetic_out): the folder "
-    "`python -m xplore_tf.data.synthetic` renders into (empty = WORKDIR/synthetic), or "
+    "`python -m xplore_tf.synthesize` renders into (empty = WORKDIR/synthetic), or "
     "where `python -m xplore_tf.translate` writes (a folder, a .png file for one output, or a "
     "pattern with {stem}, {index}, {cluster}; empty = WORKDIR/translate), or where "
     "`python -m xplore_tf.prepare` writes the aligned faces (a folder, required).",
@@ -174,7 +176,7 @@ flags.DEFINE_bool(
 
 # ---------------------------------------------------------------- clustering: features, space, method
 _section("features")
-# Options measured on celeba10k in docs/discovery.md; the defaults are the paper's setting
+# Options measured on celeba10k in docs/experiments/2026-12-04-discovery.md; the defaults are the paper's setting
 # (last conv layer pooled, L2 -> PCA 256, k-means).
 flags.DEFINE_list(
     "feature_blocks",
@@ -218,7 +220,7 @@ flags.DEFINE_bool(
     "Scale every PCA axis to unit variance, so the few dominant directions of ImageNet "
     "features (pose, lighting) do not decide every distance. Use with --pca_l2. It favours "
     "a few rare attributes over the broad ones a user's photos are organised by (gender, "
-    "age, hair colour): off in every config (docs/discovery.md).",
+    "age, hair colour): off in every config (docs/experiments/2026-12-04-discovery.md).",
 )
 flags.DEFINE_bool(
     "pca_l2",
@@ -341,6 +343,14 @@ flags.DEFINE_enum(
     "convolutions with weight demodulation (the cluster statistics' MLP gives each conv's "
     "style and bias) and no per-sample statistics, against instance norm's droplet artefacts.",
 )
+flags.DEFINE_enum(
+    "encoder_norm",
+    "instance",
+    ["instance", "none"],
+    "Normalisation in the generator's encoder: 'instance' (paper: instance norm after each "
+    "conv) or 'none' (biased convs, no per-sample statistics; with --decoder_norm=demod the "
+    "generator has no instance norm left, the StyleGAN2 cure for droplet artefacts).",
+)
 flags.DEFINE_integer("d_channels", 64, "Discriminator base width (StarGAN: 64).", lower_bound=1)
 flags.DEFINE_integer(
     "d_num_down",
@@ -409,7 +419,7 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "blend_prob",
     0.0,
-    "Fraction of training targets that are random blends of conditions (docs/beyond.md): "
+    "Fraction of training targets that are random blends of conditions (docs/guide/beyond_clusters.md): "
     "s_c + a (s_t - s_c) + b (s_t2 - s_c) with (1-a-b, a, b) uniform on the simplex, and the "
     "same blend of the three clusters as the target of G's classification loss: the "
     "conditions of strengths in [0, 1] and of interpolations between clusters. Measured on "
@@ -420,7 +430,7 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "extrapolate_prob",
     0.0,
-    "Fraction of training targets taken past their cluster (docs/beyond.md): "
+    "Fraction of training targets taken past their cluster (docs/guide/beyond_clusters.md): "
     "s_c + beta (s_t - s_c) with beta uniform on [1, "
     f"{sig.MAX_STRENGTH:g}], the strengths above 1 that translate and the SavedModel accept, "
     "with the plain cluster t as the target of G's classification loss; 0 = off (paper).",
@@ -442,7 +452,7 @@ flags.DEFINE_enum(
     "area (edits stay small; with the cycle and self losses the mask can close for good); "
     "'keep' = mean(1-A), the area copied from the input (GANimation's regulariser, against "
     "a mask that stops editing; at 0.1 it did not keep the mask open at 64 px, "
-    "docs/identity.md).",
+    "docs/experiments/2026-12-02-identity.md).",
 )
 flags.DEFINE_float(
     "ema_decay",
@@ -562,7 +572,7 @@ flags.DEFINE_string(
     "`xplore_tf.translate`: target cluster, an id in [0, k) or a name from "
     "WORKDIR/clusters/cluster_names.json; or several with weights, ID_OR_NAME:WEIGHT,... "
     "(e.g. 12:1.0,31:0.5: condition = s_src + sum_i w_i (s_i - s_src), s_src the input's "
-    f"own cluster; weights >= 0 summing to at most {sig.MAX_STRENGTH:g}; docs/beyond.md).",
+    f"own cluster; weights >= 0 summing to at most {sig.MAX_STRENGTH:g}; docs/guide/beyond_clusters.md).",
 )
 flags.DEFINE_float(
     "strength",
@@ -795,7 +805,7 @@ flags.DEFINE_integer(
     5,
     "Independently seeded geometry regressors whose predictions are averaged (the synthetic "
     "identity judge). One regressor's seed moved one model's verification rate by 0.2; the "
-    "mean of several is steadier (docs/identity.md). 1 = the single regressor of early reports.",
+    "mean of several is steadier (docs/experiments/2026-12-02-identity.md). 1 = the single regressor of early reports.",
     lower_bound=1,
 )
 flags.DEFINE_string(
@@ -808,7 +818,7 @@ flags.DEFINE_string(
 flags.DEFINE_list(
     "strengths",
     [],
-    "Strength curve (docs/beyond.md): translate the held-out images into each transfer "
+    "Strength curve (docs/guide/beyond_clusters.md): translate the held-out images into each transfer "
     "attribute's cluster at these strengths alpha (comma separated, each in "
     f"[0, {sig.MAX_STRENGTH:g}], e.g. 0,0.25,0.5,0.75,1,1.25) and report transfer rate, "
     "identity and L1 to the input per alpha. Empty = no curve.",
@@ -816,7 +826,7 @@ flags.DEFINE_list(
 flags.DEFINE_integer(
     "reference_group_size",
     0,
-    "Reference groups (docs/beyond.md): for each transfer attribute, this many held-out "
+    "Reference groups (docs/guide/beyond_clusters.md): for each transfer attribute, this many held-out "
     "images having it (by the labels) form a group; the other held-out images are translated "
     "toward the group's statistics and toward the group's nearest cluster, and the "
     "attribute's transfer is reported for both. 0 = off (the issue's measurement: 50).",
@@ -825,7 +835,7 @@ flags.DEFINE_integer(
 flags.DEFINE_list(
     "combinations",
     [],
-    "Combined attributes (docs/beyond.md): attribute pairs 'a+b' (labels.csv column names, "
+    "Combined attributes (docs/guide/beyond_clusters.md): attribute pairs 'a+b' (labels.csv column names, "
     "each with a transfer cluster, e.g. hair_blond+glasses), translated into both clusters "
     "at once (condition s_src + (s_a - s_src) + (s_b - s_src)); reports how often both are "
     "present, beside translating into either alone and into the midpoint (s_a + s_b) / 2. "
@@ -865,6 +875,7 @@ STAGE_SECTIONS = {  # the sections each binary's --help lists (--helpfull lists 
     "explore": ("general", "explore", "translate", "prepare"),
     "prepare": ("data", "prepare"),
     "evaluate": ("general", "data", "reports", "evaluation"),
+    "synthesize": ("general", "data"),
 }
 
 
@@ -991,6 +1002,62 @@ def check_path_values() -> None:
             )
 
 
+# Config fields set by a flag of another name ((section, field) -> flag); every other field of
+# a Config section is set by the flag of its own name.
+FLAG_OF_FIELD = {
+    ("cluster", "batch_size"): "extract_batch_size",
+    ("cluster", "method"): "clustering",
+    ("report", "min_cluster_size"): "report_min_cluster_size",
+    ("eval", "batch_size"): "eval_batch_size",
+    ("export", "version"): "export_version",
+    ("prepare", "enabled"): "prepare",
+}
+# Config fields that hold a path the stages use from elsewhere: made absolute, '~' expanded.
+_ABSOLUTE_PATHS = frozenset(
+    {
+        ("data", "images_dir"),
+        ("export", "export_dir"),
+        ("export", "checkpoint"),
+        ("eval", "attribute_classifier"),
+        ("eval", "identity_pairs_csv"),
+        ("eval", "inception_weights"),
+    }
+)
+
+
+def flag_of_field(section: str, field: str) -> str:
+    """The flag that sets `Config.<section>.<field>` (see FLAG_OF_FIELD)."""
+    return FLAG_OF_FIELD.get((section, field), field)
+
+
+def _section_from_flags(section: str, cls: type, computed: dict):
+    """One Config section from the flags: each field from its flag (lists become tuples, paths
+    absolute), except the fields in `computed`, which are derived from several flags."""
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.name in computed:
+            values[field.name] = computed[field.name]
+            continue
+        value = FLAGS[flag_of_field(section, field.name)].value
+        if (section, field.name) in _ABSOLUTE_PATHS:
+            value = _abspath(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[field.name] = value
+    return cls(**values)
+
+
+def _num_clusters(allow_k_sweep: bool) -> tuple[int, ...]:
+    ks = tuple(int(k) for k in FLAGS.num_clusters)
+    if len(ks) > 1 and not allow_k_sweep:
+        raise flags.ValidationError(
+            f"--num_clusters={','.join(map(str, ks))}: this stage takes one k; only "
+            "`python -m xplore_tf.cluster` sweeps several (see WORKDIR/clusters/k_sweep.html), "
+            "then pass the chosen one, e.g. --num_clusters=" + str(ks[0])
+        )
+    return ks
+
+
 def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
     """Converts the parsed flags once into the frozen, typed Config.
 
@@ -1001,143 +1068,18 @@ def config_from_flags(*, allow_k_sweep: bool = False) -> config_lib.Config:
     if not FLAGS.workdir:
         raise flags.ValidationError("--workdir is required (where every artifact is written).")
     check_path_values()
-    f = FLAGS
-    ks = tuple(int(k) for k in f.num_clusters)
-    if len(ks) > 1 and not allow_k_sweep:
-        raise flags.ValidationError(
-            f"--num_clusters={','.join(map(str, ks))}: this stage takes one k; only "
-            "`python -m xplore_tf.cluster` sweeps several (see WORKDIR/clusters/k_sweep.html), "
-            "then pass the chosen one, e.g. --num_clusters=" + str(ks[0])
-        )
-    return config_lib.Config(
-        workdir=os.path.abspath(os.path.expanduser(f.workdir)),
-        seed=f.seed,
-        data=config_lib.DataConfig(
-            dataset=resolve_dataset(),
-            images_dir=os.path.abspath(os.path.expanduser(f.images_dir)) if f.images_dir else "",
-            crop_size=f.crop_size,
-            synthetic_num=f.synthetic_num,
-            synthetic_size=f.synthetic_size,
-            synthetic_seed=f.synthetic_seed,
-            synthetic_images_per_identity=f.synthetic_images_per_identity,
-        ),
-        cluster=config_lib.ClusterConfig(
-            feature_extractor=f.feature_extractor,
-            feature_weights=f.feature_weights,
-            num_clusters=ks[0],
-            k_sweep=ks if len(ks) > 1 else (),
-            pca_dim=f.pca_dim,
-            kmeans_niter=f.kmeans_niter,
-            kmeans_nredo=f.kmeans_nredo,
-            max_points_per_centroid=f.max_points_per_centroid,
-            min_cluster_size=f.min_cluster_size,
-            batch_size=f.extract_batch_size,
-            contact_sheet_members=f.contact_sheet_members,
-            thumbnail_size=f.thumbnail_size,
-            projector=f.projector,
-            feature_blocks=tuple(f.feature_blocks),
-            feature_framing=f.feature_framing,
-            feature_input_size=f.feature_input_size,
-            feature_mirror=f.feature_mirror,
-            feature_cache=f.feature_cache,
-            pca_whiten=f.pca_whiten,
-            pca_l2=f.pca_l2,
-            method=f.clustering,
-            scan_neighbors=f.scan_neighbors,
-            scan_entropy_weight=f.scan_entropy_weight,
-            scan_heads=f.scan_heads,
-            scan_hidden=f.scan_hidden,
-            scan_epochs=f.scan_epochs,
-            scan_batch_size=f.scan_batch_size,
-            scan_learning_rate=f.scan_learning_rate,
-        ),
-        model=config_lib.ModelConfig(
-            image_size=f.image_size,
-            g_channels=f.g_channels,
-            g_res_blocks=f.g_res_blocks,
-            mlp_depth=f.mlp_depth,
-            mlp_hidden=f.mlp_hidden,
-            condition=f.condition,
-            upsample=f.upsample,
-            output_mode=f.output_mode,
-            skip_connections=f.skip_connections,
-            skip_levels=f.skip_levels,
-            hf_bypass=f.hf_bypass,
-            decoder_norm=f.decoder_norm,
-            d_channels=f.d_channels,
-            d_num_down=f.d_num_down,
-            d_max_channels=f.d_max_channels,
-        ),
-        train=config_lib.TrainConfig(
-            batch_size=f.batch_size,
-            num_steps=f.num_steps,
-            n_critic=f.n_critic,
-            g_lr=f.g_lr,
-            d_lr=f.d_lr,
-            beta1=f.beta1,
-            beta2=f.beta2,
-            lr_decay_steps=f.lr_decay_steps,
-            lambda_cls=f.lambda_cls,
-            lambda_rec=f.lambda_rec,
-            lambda_gp=f.lambda_gp,
-            gp_every=f.gp_every,
-            share_g_forward=f.share_g_forward,
-            lambda_lat=f.lambda_lat,
-            lambda_self=f.lambda_self,
-            lambda_mask=f.lambda_mask,
-            mask_penalty=f.mask_penalty,
-            blend_prob=f.blend_prob,
-            extrapolate_prob=f.extrapolate_prob,
-            ema_decay=f.ema_decay,
-            random_flip=f.random_flip,
-            holdout=f.holdout,
-            strategy=f.strategy,
-            mixed_precision=f.mixed_precision,
-            checkpoint_every=f.checkpoint_every,
-            keep_checkpoints=f.keep_checkpoints,
-            resume=f.resume,
-            log_every=f.log_every,
-            summary_every=f.summary_every,
-            sample_every=f.sample_every,
-            sample_images=f.sample_images,
-            sample_clusters=f.sample_clusters,
-        ),
-        export=config_lib.ExportConfig(
-            export_dir=os.path.abspath(os.path.expanduser(f.export_dir)) if f.export_dir else "",
-            model_name=f.model_name,
-            version=f.export_version,
-            checkpoint=os.path.abspath(os.path.expanduser(f.checkpoint)) if f.checkpoint else "",
-            allow_untrained=f.allow_untrained,
-            edit_base=f.edit_base,
-            face_colour=f.face_colour,
-        ),
-        report=config_lib.ReportConfig(
-            labels_csv=f.labels_csv,
-            attributes=tuple(f.attributes),
-            min_cluster_size=f.report_min_cluster_size,
-            precision_threshold=f.precision_threshold,
-        ),
-        eval=config_lib.EvalConfig(
-            transfer_min_precision=f.transfer_min_precision,
-            eval_images=f.eval_images,
-            probe_train_images=f.probe_train_images,
-            attribute_classifier=_abspath(f.attribute_classifier),
-            identity_embedder=f.identity_embedder,
-            identity_threshold=f.identity_threshold,
-            identity_pairs_csv=_abspath(f.identity_pairs_csv),
-            identity_max_pairs=f.identity_max_pairs,
-            identity_regressor_epochs=f.identity_regressor_epochs,
-            identity_regressor_members=f.identity_regressor_members,
-            inception_weights=_abspath(f.inception_weights),
-            batch_size=f.eval_batch_size,
-            strengths=tuple(float(v) for v in f.strengths),
-            reference_group_size=f.reference_group_size,
-            combinations=tuple(f.combinations),
-            report_images=f.report_images,
-            report_clusters=f.report_clusters,
-        ),
-        prepare=prepare_config_from_flags(),
-    )
+    ks = _num_clusters(allow_k_sweep)
+    computed = {
+        "data": {"dataset": resolve_dataset()},
+        "cluster": {"num_clusters": ks[0], "k_sweep": ks if len(ks) > 1 else ()},
+        "eval": {"strengths": tuple(float(v) for v in FLAGS.strengths)},
+    }
+    sections = {
+        name: _section_from_flags(name, cls, computed.get(name, {}))
+        for name, cls in typing.get_type_hints(config_lib.Config).items()
+        if dataclasses.is_dataclass(cls)
+    }
+    return config_lib.Config(workdir=_abspath(FLAGS.workdir), seed=FLAGS.seed, **sections)
 
 
 def _abspath(path: str) -> str:
@@ -1146,17 +1088,7 @@ def _abspath(path: str) -> str:
 
 def prepare_config_from_flags() -> config_lib.PrepareConfig:
     """The face preparation flags as a PrepareConfig (needs no --workdir: `xplore_tf.prepare`)."""
-    f = FLAGS
-    return config_lib.PrepareConfig(
-        enabled=f.prepare,
-        detector=f.detector,
-        faces=f.faces,
-        aligned_size=f.aligned_size,
-        min_face_size=f.min_face_size,
-        min_face_score=f.min_face_score,
-        paste_back=f.paste_back,
-        paste_feather=f.paste_feather,
-    )
+    return _section_from_flags("prepare", config_lib.PrepareConfig, {})
 
 
 def write_resolved_flags(workdir: str, stage: str) -> str:

@@ -223,7 +223,7 @@ def mask_loss(
     - penalty="edit": mean(A), the share of the image that is re-synthesised. It pushes the
       mask to edit little (the sparsity loss of Attention-GAN, Chen et al. ECCV 2018). The
       cycle and self-reconstruction losses pull the same way, and at 64 px the three closed
-      the mask entirely (docs/identity.md).
+      the mask entirely (docs/experiments/2026-12-02-identity.md).
     - penalty="keep": mean(1 - A), the share copied from the input. This is GANimation's
       regulariser (Pumarola et al. ECCV 2018, eq. 1 and §4.1). GANimation's mask weights the
       *input* (I_out = (1-M)*C + M*x) and it penalises mean(M) because "the masks saturate

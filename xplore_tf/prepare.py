@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from xplore_tf import startup  # noqa: E402
+
+startup.import_tensorflow()  # before anything imports it: its start-up notices left out
 
 from absl import app, logging  # noqa: E402
 

@@ -14,7 +14,7 @@ a similarity transform onto a fixed template):
                        started again goes on from where it stopped
     OUT/summary.json   counts, the photos with no face, the unreadable files, timings
 
-Photos are decoded by `serving.pixels.decode_rgb` (EXIF orientation applied), as in
+Photos are decoded by `xplore_tf.common.pixels.decode_rgb` (EXIF orientation applied), as in
 every other stage; a photo without a face, or one that cannot be decoded, is listed in the
 summary and skipped, never fatal. `ensure_prepared` is the `--dataset=folder --prepare` path
 of cluster/train: it prepares --images_dir into WORKDIR/prepared once and reuses it while

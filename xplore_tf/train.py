@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from xplore_tf import startup  # noqa: E402
+
+startup.import_tensorflow()  # before anything imports it: its start-up notices left out
 
 from absl import app  # noqa: E402
 
@@ -37,11 +39,16 @@ def main(argv: list[str]) -> None:
             f"already trained to step {result.step} (--num_steps={config.train.num_steps}): "
             f"nothing to do; checkpoint {result.checkpoint}"
         )
+    elif result.stopped_by_signal:
+        print(
+            f"stopped at step {result.step} of {config.train.num_steps}; checkpoint "
+            f"{result.checkpoint}; the same command resumes from it"
+        )
     else:
         print(
             f"trained to step {result.step}: {result.images_per_second:.1f} images/s; "
-            f"D assigns {result.target_accuracy:.0%} of G_ema's translations to their target "
-            f"cluster; checkpoint {result.checkpoint}; samples in {config.train_dir}/samples"
+            f"checkpoint {result.checkpoint}; samples in {config.train_dir}/samples; "
+            f"quality: python -m xplore_tf.evaluate with the same flags"
         )
     if config.export.export_dir and result.chief and not result.stopped_by_signal:
         done = export_lib.version_of_checkpoint(config, result.checkpoint)

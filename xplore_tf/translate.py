@@ -8,7 +8,7 @@ at each input's own resolution, the generator's edit added to it (--output_resol
 the generator's output). With --paste_back each image is a photo: its faces are detected,
 aligned and translated, the edits are added back, and the whole photo is written
 (xplore_tf/translate_lib.py, xplore_tf/common/faces.py).
-Beyond fixed clusters (docs/beyond.md): --strength=0.5 (half way from the input's own
+Beyond fixed clusters (docs/guide/beyond_clusters.md): --strength=0.5 (half way from the input's own
 cluster), --cluster=12:1.0,31:0.5 (a weighted combination), --reference_dir=DIR (toward the
 statistics of a folder of photos).
 """
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from xplore_tf import startup  # noqa: E402
+
+startup.import_tensorflow()  # before anything imports it: its start-up notices left out
 
 from absl import app  # noqa: E402
 

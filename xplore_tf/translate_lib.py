@@ -5,7 +5,7 @@ Runs the same signature functions a server would: those of an exported SavedMode
 (no export written). Inputs are read, named and written exactly as `serving/client.py`
 does (`xplore_tf/common/pixels.py`, `xplore_tf/common/beyond_clusters.py`), so a local translation
 equals a served one: into a cluster, with a strength, into a weighted combination of
-clusters, or toward a reference group of images (docs/beyond.md).
+clusters, or toward a reference group of images (docs/guide/beyond_clusters.md).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def translate_files(
 ) -> list[str]:
     """Translates image files into `cluster` (id or name), or into every cluster as one grid.
 
-    Beyond fixed clusters (docs/beyond.md): `strength` alpha in [0, MAX_STRENGTH] moves the
+    Beyond fixed clusters (docs/guide/beyond_clusters.md): `strength` alpha in [0, MAX_STRENGTH] moves the
     condition from the input's own cluster (0) to the target (1) and past it; `cluster` as
     `12:1.0,31:0.5` is a weighted combination; `reference_dir` translates toward the
     statistics of that folder's images instead of a cluster (warning when the group lies
@@ -186,11 +186,66 @@ def translate_files(
         FileNotFoundError: an input file that does not exist.
     """
     paths = list(images)
+    _check_inputs(paths)
+    weights, strength = _check_target(
+        cluster, strength, reference_dir, all_clusters=all_clusters, paste_back=paste_back
+    )
+    common.check_output_resolution(output_resolution)
+    out = out or os.path.join(config.workdir, "translate")
+    # Every input is decoded here first, by the training pipeline's rules: a file that
+    # cannot be read is one ImageError line naming it, before any model is loaded.
+    encoded = [common.read_image_bytes(p) for p in paths]
+    reference = _read_reference(reference_dir) if reference_dir else None
+    if paste_back:
+        _check_detector(config)
+    translator = _load_translator(config, saved_model, checkpoint)
+    if all_clusters:
+        return [_write_all_clusters_grid(translator, encoded, out, strength, max_batch)]
+    full = _full_resolution(translator, output_resolution)
+    translate_pngs, label = _translation(
+        translator, cluster, weights, strength, reference_dir, reference, max_batch, full
+    )
+    outputs = common.output_paths(out, paths, [label] * len(paths))
+    if paste_back:
+        pngs = _paste_back_photos(config, translate_pngs, paths, encoded, saved_model, full)
+    else:
+        pngs = translate_pngs(encoded)
+    for path, png in zip(outputs, pngs, strict=True):
+        common.write_file(path, png)
+    return outputs
+
+
+def _load_translator(config: Config, saved_model: str, checkpoint: str | None) -> Translator:
+    """The exported model at `saved_model`, else G_ema of the run's `checkpoint` (None:
+    --checkpoint, else the newest)."""
+    if saved_model:
+        return Translator.from_saved_model(saved_model)
+    return Translator.from_checkpoint(config, checkpoint)
+
+
+def _check_inputs(paths: list[str]) -> None:
+    """Raises ValueError (no --images) or FileNotFoundError (a missing file)."""
     if not paths:
         raise ValueError("--images is required (comma-separated image files)")
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"--images: no such file: {', '.join(missing)}")
+
+
+def _check_target(
+    cluster: str | int | None,
+    strength: float | None,
+    reference_dir: str,
+    *,
+    all_clusters: bool,
+    paste_back: bool,
+) -> tuple[list[tuple[str, float]] | None, float | None]:
+    """(cluster weights or None, checked strength) of the target options of `translate_files`.
+
+    Raises:
+        ValueError: no target, two targets, or options that do not go together (one line
+            naming the flags).
+    """
     has_cluster = cluster is not None and str(cluster).strip() != ""
     if reference_dir:
         if has_cluster or all_clusters or strength is not None:
@@ -204,7 +259,6 @@ def translate_files(
         raise ValueError(f"pass --cluster={cluster} or --all_clusters, not both")
     if paste_back and all_clusters:
         raise ValueError("--paste_back writes whole photos into one cluster: pass --cluster")
-    common.check_output_resolution(output_resolution)
     weights = bc.parse_cluster_weights(str(cluster)) if has_cluster else None
     if strength is not None:
         strength = bc.check_strength(strength)
@@ -213,34 +267,38 @@ def translate_files(
                 f"--strength applies to one --cluster; --cluster={cluster} has weights already "
                 "(scale them instead)"
             )
-    out = out or os.path.join(config.workdir, "translate")
-    # Every input is decoded here first, by the training pipeline's rules: a file that
-    # cannot be read is one ImageError line naming it, before any model is loaded.
-    encoded = [common.read_image_bytes(p) for p in paths]
-    reference = _read_reference(reference_dir) if reference_dir else None
-    if paste_back:
-        _check_detector(config)
-    translator = (
-        Translator.from_saved_model(saved_model)
-        if saved_model
-        else Translator.from_checkpoint(config, checkpoint)
-    )
-    if all_clusters:
-        ids = [int(i) for i in translator.clusters().ids]
-        rows = []
-        for data in encoded:
-            batch = [data] * len(ids)
-            if strength is None:
-                pngs = translator.translate_bytes(batch, ids, max_batch=max_batch)
-            else:
-                pngs, _ = bc.translate_strength(
-                    translator.predict, batch, ids, [strength] * len(ids), max_batch=max_batch
-                )
-            outs = [common.decode(b) for b in pngs]
-            rows.append([common.thumbnail(data, outs[0].shape[0]), *outs])
-        path = common.grid_path(out)
-        common.write_file(path, common.png_bytes(common.grid(rows)))
-        return [path]
+    return weights, strength
+
+
+def _write_all_clusters_grid(
+    translator: Translator,
+    encoded: list[bytes],
+    out: str,
+    strength: float | None,
+    max_batch: int,
+) -> str:
+    """Writes the grid of every input (rows) into every cluster (columns, after the input's
+    thumbnail), at the model's resolution; returns its path (`pixels.grid_path(out)`)."""
+    ids = [int(i) for i in translator.clusters().ids]
+    rows = []
+    for data in encoded:
+        batch = [data] * len(ids)
+        if strength is None:
+            pngs = translator.translate_bytes(batch, ids, max_batch=max_batch)
+        else:
+            pngs, _ = bc.translate_strength(
+                translator.predict, batch, ids, [strength] * len(ids), max_batch=max_batch
+            )
+        outs = [common.decode(b) for b in pngs]
+        rows.append([common.thumbnail(data, outs[0].shape[0]), *outs])
+    path = common.grid_path(out)
+    common.write_file(path, common.png_bytes(common.grid(rows)))
+    return path
+
+
+def _full_resolution(translator: Translator, output_resolution: str) -> bool:
+    """Whether to translate at the input's resolution: asked for and the model can (a
+    model without the `translate_full*` signatures falls back to its own, with a warning)."""
     full = output_resolution == sig.INPUT_RESOLUTION
     if full and sig.TRANSLATE_FULL not in translator.functions:
         logging.warning(
@@ -250,20 +308,7 @@ def translate_files(
             translator.missing_reason,
         )
         full = False
-    translate_pngs, label = _translation(
-        translator, cluster, weights, strength, reference_dir, reference, max_batch, full
-    )
-    outputs = common.output_paths(out, paths, [label] * len(paths))
-    if paste_back:
-        pngs = [
-            _paste_back(config, translate_pngs, path, data, saved_model, full)
-            for path, data in zip(paths, encoded, strict=True)
-        ]
-    else:
-        pngs = translate_pngs(encoded)
-    for path, png in zip(outputs, pngs, strict=True):
-        common.write_file(path, png)
-    return outputs
+    return full
 
 
 def _read_reference(folder: str) -> bc.ReferenceImages:
@@ -348,6 +393,21 @@ def _model_crop_size(config: Config, saved_model: str) -> int:
             return int(json.load(f).get("crop_size", 0))
     except (OSError, ValueError):
         return 0
+
+
+def _paste_back_photos(
+    config: Config,
+    translate_pngs: Callable[[list[bytes]], list[bytes]],
+    paths: list[str],
+    encoded: list[bytes],
+    saved_model: str,
+    full_resolution: bool,
+) -> list[bytes]:
+    """PNG bytes of each photo (`paths`, their bytes `encoded`) with its faces translated."""
+    return [
+        _paste_back(config, translate_pngs, path, data, saved_model, full_resolution)
+        for path, data in zip(paths, encoded, strict=True)
+    ]
 
 
 def _paste_back(

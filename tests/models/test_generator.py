@@ -212,8 +212,8 @@ def test_generator_config_round_trip_and_save_load(tmp_path):
 
 SUBLAYER_CASES = {
     "encoder": (
-        lambda: Encoder(base_channels=4, num_res_blocks=1, spectral_norm=False),
-        {"base_channels": 4, "num_res_blocks": 1, "spectral_norm": False},
+        lambda: Encoder(base_channels=4, num_res_blocks=1, spectral_norm=False, norm="none"),
+        {"base_channels": 4, "num_res_blocks": 1, "spectral_norm": False, "norm": "none"},
         lambda: images(2)[:, :16, :16],
     ),
     "decoder": (
@@ -578,3 +578,27 @@ def test_demodulated_decoder_takes_no_sample_statistics_and_round_trips():
         tiny_generator(decoder_norm="batch")
     paper = tiny_generator()
     assert len(paper.weights) == len(g.weights) + 4  # the two up-sampling instance norms
+
+
+def test_encoder_without_normalisation_has_biased_convs_and_round_trips():
+    g = tiny_generator(decoder_norm="demod", encoder_norm="none")
+    assert all(norm is None for norm in g.encoder.norms)
+    assert all(conv.use_bias for conv in g.encoder.convs)
+    assert all(block.norm == "none" for block in g.encoder.blocks)
+    x, cond = images(), np.ones((2, 2 * STATS), "float32")
+    y = np.asarray(g((x, cond)))
+    # No instance norm left anywhere in G: each image's translation is its own, whatever
+    # the contrast of the image (instance norm would cancel a global gain on the input).
+    np.testing.assert_allclose(np.asarray(g((x[1:], cond[1:])))[0], y[1], atol=1e-5)
+    halved = np.asarray(g((x * 0.5, cond)))
+    assert not np.allclose(halved, y, atol=1e-3)
+    clone = Generator.from_config(g.get_config())
+    clone((x, cond))
+    clone.set_weights(g.get_weights())
+    np.testing.assert_allclose(np.asarray(clone((x, cond))), y, atol=1e-6)
+    with pytest.raises(ValueError, match="norm"):
+        tiny_generator(encoder_norm="batch")
+    paper = tiny_generator(decoder_norm="demod")
+    blocks = len(paper.encoder.blocks)
+    # 3 instance norms (gamma, beta) become 3 biases; each block's 2 norms become 2 biases.
+    assert len(paper.weights) - len(g.weights) == 3 * 2 - 3 + blocks * (2 * 2 - 2)

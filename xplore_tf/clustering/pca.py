@@ -3,7 +3,7 @@
 Optionally whitened: every principal axis is scaled to unit variance (the matrix absorbs
 the scaling, so `apply_pca` is unchanged). Whitening stops the few dominant directions of
 ImageNet features (pose, lighting, background) from deciding every k-means distance; on
-celeba10k it raised the attributes found at k = 100 (docs/discovery.md).
+celeba10k it raised the attributes found at k = 100 (docs/experiments/2026-12-04-discovery.md).
 """
 
 from __future__ import annotations

@@ -65,14 +65,61 @@ def run_clustering(config: Config) -> dict:
     k_max = max(ks)
     _check_extractor_weights(config)
     root = sources.prepare_inputs(config)
+    listing, rel_paths, duplicates = _distinct_images(config, root, k_max)
+    logging.info(
+        "clustering %d distinct images from %s into %s clusters",
+        len(rel_paths),
+        root,
+        ", ".join(str(k) for k in ks),
+    )
+    if not c.k_sweep:
+        _warn_if_trained(config)
+    features = _features(config, root, rel_paths)
+    if len(features.kept) < k_max:
+        raise ValueError(
+            f"{root}: only {len(features.kept)} readable images ({len(features.skipped)} "
+            f"skipped), fewer than --num_clusters={k_max}"
+        )
+    start = time.perf_counter()
+    space = clustering_space(features.features, config)
+    prepare_seconds = time.perf_counter() - start
+    common = _common_summary(config, root, listing, rel_paths, duplicates, features, space)
+    images = [rel_paths[i] for i in features.kept]
+    summaries = []
+    for k, out in zip(ks, _output_dirs(config, ks), strict=True):
+        summary = _cluster_and_write(
+            config, out, k, root, images, duplicates, space, common, prepare_seconds=prepare_seconds
+        )
+        summary["attribute_report"] = _maybe_report(config, out, images, duplicates, summary)
+        summaries.append(summary)
+    if not c.k_sweep:
+        return summaries[0]
+    page = sweep.write_sweep_page(
+        os.path.join(config.clusters_dir, sweep.SWEEP_PAGE),
+        summaries,
+        title=f"k sweep of {root} ({c.feature_extractor}, {c.method})",
+        precision_threshold=config.report.precision_threshold,
+    )
+    return {**common, "sweep": summaries, "k_sweep_html": page}
+
+
+def _distinct_images(
+    config: Config, root: str, k_max: int
+) -> tuple[images_lib.ImageListing, list[str], dict[str, str]]:
+    """(the folder's listing, its distinct images in order, {duplicate: original}).
+
+    Exact copies (same file bytes) are clustered once: k-means on repeated points makes
+    zero-spread clusters. Each copy gets its original's cluster in assignments.csv.
+
+    Raises:
+        ValueError: no images, or fewer distinct images than `k_max`.
+    """
     listing = images_lib.scan_images(root)
     listed = listing.images
     if not listed:
         raise ValueError(
             f"{root}: no images found (looked for {', '.join(images_lib.IMAGE_EXTENSIONS)})"
         )
-    # Exact copies (same file bytes) are clustered once: k-means on repeated points makes
-    # zero-spread clusters. Each copy gets its original's cluster in assignments.csv.
     duplicates = images_lib.find_duplicates(root, listed)
     rel_paths = [p for p in listed if p not in duplicates]
     if duplicates:
@@ -89,39 +136,42 @@ def run_clustering(config: Config) -> dict:
             f"{root}: {len(rel_paths)} distinct images (of {len(listed)} listed; "
             f"{len(duplicates)} exact duplicates) is fewer than --num_clusters={k_max}"
         )
-    if len(rel_paths) < k_max * c.min_cluster_size:
+    min_size = config.cluster.min_cluster_size
+    if len(rel_paths) < k_max * min_size:
         logging.warning(
             "%d distinct images cannot fill %d clusters of --min_cluster_size=%d: expect "
             "clusters to be merged (or fewer --num_clusters)",
             len(rel_paths),
             k_max,
-            c.min_cluster_size,
+            min_size,
         )
-    logging.info(
-        "clustering %d distinct images from %s into %s clusters",
-        len(rel_paths),
-        root,
-        ", ".join(str(k) for k in ks),
-    )
-    if not c.k_sweep and os.path.exists(os.path.join(config.checkpoint_dir, "checkpoint")):
+    return listing, rel_paths, duplicates
+
+
+def _warn_if_trained(config: Config) -> None:
+    """Warns when WORKDIR holds a checkpoint trained on the clusters about to be replaced."""
+    if os.path.exists(os.path.join(config.checkpoint_dir, "checkpoint")):
         logging.warning(
             "%s holds a run trained on the clusters being replaced: if they change, `train` "
             "will refuse to resume it (train with --noresume, or use a new --workdir)",
             config.checkpoint_dir,
         )
 
-    features = _features(config, root, rel_paths)
-    if len(features.kept) < k_max:
-        raise ValueError(
-            f"{root}: only {len(features.kept)} readable images ({len(features.skipped)} "
-            f"skipped), fewer than --num_clusters={k_max}"
-        )
-    start = time.perf_counter()
-    space = clustering_space(features.features, config)
-    prepare_seconds = time.perf_counter() - start
-    common = {
+
+def _common_summary(
+    config: Config,
+    root: str,
+    listing: images_lib.ImageListing,
+    rel_paths: list[str],
+    duplicates: dict[str, str],
+    features: _Features,
+    space: Space,
+) -> dict:
+    """The summary.json fields every k shares: the images, the features and the space."""
+    c = config.cluster
+    return {
         "images_dir": root,
-        "images_listed": len(listed),
+        "images_listed": len(listing.images),
         "images_distinct": len(rel_paths),
         "images_clustered": len(features.kept),
         "images_skipped": len(features.skipped),
@@ -142,29 +192,13 @@ def run_clustering(config: Config) -> dict:
         "extract_seconds": round(features.extract_seconds, 3),
         "extract_images_per_second": round(features.images_per_second, 2),
     }
-    images = [rel_paths[i] for i in features.kept]
-    # One k: the main set in clusters/; a sweep: one set per k below clusters/k_sweep/.
-    outs = (
-        [os.path.join(config.clusters_dir, sweep.SWEEP_DIR, sweep.k_folder(k)) for k in ks]
-        if c.k_sweep
-        else [config.clusters_dir]
-    )
-    summaries = []
-    for k, out in zip(ks, outs, strict=True):
-        summary = _cluster_and_write(
-            config, out, k, root, images, duplicates, space, common, prepare_seconds=prepare_seconds
-        )
-        summary["attribute_report"] = _maybe_report(config, out, images, duplicates, summary)
-        if not c.k_sweep:
-            return summary
-        summaries.append(summary)
-    page = sweep.write_sweep_page(
-        os.path.join(config.clusters_dir, sweep.SWEEP_PAGE),
-        summaries,
-        title=f"k sweep of {root} ({c.feature_extractor}, {c.method})",
-        precision_threshold=config.report.precision_threshold,
-    )
-    return {**common, "sweep": summaries, "k_sweep_html": page}
+
+
+def _output_dirs(config: Config, ks: tuple[int, ...]) -> list[str]:
+    """One k: the main set in clusters/; a sweep: one set per k below clusters/k_sweep/."""
+    if config.cluster.k_sweep:
+        return [os.path.join(config.clusters_dir, sweep.SWEEP_DIR, sweep.k_folder(k)) for k in ks]
+    return [config.clusters_dir]
 
 
 def clustering_extractor(config: Config) -> features_lib.FeatureExtractor:
@@ -198,19 +232,8 @@ class _Features:
 def _features(config: Config, root: str, rel_paths: list[str]) -> _Features:
     """Pooled features of every readable image, from the cache when it matches."""
     c = config.cluster
-    key = None
-    if c.feature_cache:
-        key = cache_lib.make_key(
-            extractor=c.feature_extractor,
-            weights_path=c.feature_weights,
-            blocks=c.feature_blocks,
-            mirror=c.feature_mirror,
-            framing=c.feature_framing,
-            crop_size=config.data.crop_size,
-            input_size=features_lib.input_size(c.feature_extractor, c.feature_input_size),
-            images_dir=root,
-            images=rel_paths,
-        )
+    key = _cache_key(config, root, rel_paths) if c.feature_cache else None
+    if key is not None:
         hit = cache_lib.load(config.clusters_dir, key)
         if hit is not None:
             logging.info(
@@ -264,6 +287,22 @@ def _features(config: Config, root: str, rel_paths: list[str]) -> _Features:
     return result
 
 
+def _cache_key(config: Config, root: str, rel_paths: list[str]) -> cache_lib.CacheKey:
+    """The feature cache's key: everything the features of `rel_paths` depend on."""
+    c = config.cluster
+    return cache_lib.make_key(
+        extractor=c.feature_extractor,
+        weights_path=c.feature_weights,
+        blocks=c.feature_blocks,
+        mirror=c.feature_mirror,
+        framing=c.feature_framing,
+        crop_size=config.data.crop_size,
+        input_size=features_lib.input_size(c.feature_extractor, c.feature_input_size),
+        images_dir=root,
+        images=rel_paths,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Space:
     """The points that are clustered and the transform that made them."""
@@ -278,7 +317,7 @@ def clustering_space(feats: np.ndarray, config: Config) -> Space:
     """feats [N, D] -> L2 -> PCA to --pca_dim (whitened with --pca_whiten) -> L2 with --pca_l2.
 
     The paper (§2.4) L2-normalises and reduces with PCA to 256; whitening and the second L2
-    are this project's options (docs/discovery.md). Cluster statistics live in this space.
+    are this project's options (docs/experiments/2026-12-04-discovery.md). Cluster statistics live in this space.
     """
     c = config.cluster
     normalized = pca.l2_normalize(feats)
@@ -347,47 +386,14 @@ def _cluster_and_write(
     prepare_seconds: float,
 ) -> dict:
     """Clusters `space` into k and writes one artifact set into `out`; returns its summary."""
-    c = config.cluster
     start = time.perf_counter()
     result = discover(space.points, k, config)
     kmeans_seconds = time.perf_counter() - start + prepare_seconds
-    stats = artifacts.ClusterStats(
-        centroids=result.centroids,
-        stds=result.stds,
-        sizes=result.sizes,
-        pca_mean=space.pca_mean,
-        pca_matrix=space.pca_matrix,
-        extractor=c.feature_extractor,
-        image_size=features_lib.input_size(c.feature_extractor, c.feature_input_size),
-        crop_size=config.data.crop_size,
-    )
-    artifacts.write_stats(os.path.join(out, artifacts.STATS), stats)
-    index_html = contact_sheets.write_contact_sheets(
-        os.path.join(out, "montages"),
-        root,
-        images,
-        result.labels,
-        result.distances,
-        result.sizes,
-        members=c.contact_sheet_members,
-        thumb=c.thumbnail_size,
-        crop_size=config.data.crop_size,
-        title=f"{len(result.sizes)} clusters of {root} ({c.feature_extractor}, {c.method})",
-        names=contact_sheets.read_cluster_names(os.path.join(out, contact_sheets.CLUSTER_NAMES)),
-    )
-    if c.projector:
+    artifacts.write_stats(os.path.join(out, artifacts.STATS), _cluster_stats(config, result, space))
+    index_html = _write_contact_sheets(config, out, root, images, result)
+    if config.cluster.projector:
         write_projector(os.path.join(out, "projector"), space.points, images, result.labels)
-    # Copies of a clustered original take its cluster and distance; copies of a skipped
-    # (unreadable) original are as unreadable and are left out with it.
-    row = {p: i for i, p in enumerate(images)}
-    assigned = sorted(
-        [(p, int(result.labels[i]), float(result.distances[i])) for p, i in row.items()]
-        + [
-            (d, int(result.labels[row[o]]), float(result.distances[row[o]]))
-            for d, o in duplicates.items()
-            if o in row
-        ]
-    )
+    assigned = _assignments(images, duplicates, result)
     spread = np.bincount(result.labels, weights=result.distances, minlength=len(result.sizes))
     summary = {
         **common,
@@ -414,6 +420,63 @@ def _cluster_and_write(
         np.asarray([dist for _, _, dist in assigned], np.float32),
     )
     return summary
+
+
+def _cluster_stats(
+    config: Config, result: kmeans.Clustering, space: Space
+) -> artifacts.ClusterStats:
+    """What training reads of the clusters: centroids, spreads, sizes and the space."""
+    c = config.cluster
+    return artifacts.ClusterStats(
+        centroids=result.centroids,
+        stds=result.stds,
+        sizes=result.sizes,
+        pca_mean=space.pca_mean,
+        pca_matrix=space.pca_matrix,
+        extractor=c.feature_extractor,
+        image_size=features_lib.input_size(c.feature_extractor, c.feature_input_size),
+        crop_size=config.data.crop_size,
+    )
+
+
+def _write_contact_sheets(
+    config: Config, out: str, root: str, images: list[str], result: kmeans.Clustering
+) -> str:
+    """Writes `out`/montages/ (one sheet per cluster, named as cluster_names.json says);
+    returns the path of its index page."""
+    c = config.cluster
+    return contact_sheets.write_contact_sheets(
+        os.path.join(out, "montages"),
+        root,
+        images,
+        result.labels,
+        result.distances,
+        result.sizes,
+        members=c.contact_sheet_members,
+        thumb=c.thumbnail_size,
+        crop_size=config.data.crop_size,
+        title=f"{len(result.sizes)} clusters of {root} ({c.feature_extractor}, {c.method})",
+        names=contact_sheets.read_cluster_names(os.path.join(out, contact_sheets.CLUSTER_NAMES)),
+    )
+
+
+def _assignments(
+    images: list[str], duplicates: dict[str, str], result: kmeans.Clustering
+) -> list[tuple[str, int, float]]:
+    """Sorted (image, cluster, distance to its centroid) of every clustered image and copy.
+
+    Copies of a clustered original take its cluster and distance; copies of a skipped
+    (unreadable) original are as unreadable and are left out with it.
+    """
+    row = {p: i for i, p in enumerate(images)}
+    return sorted(
+        [(p, int(result.labels[i]), float(result.distances[i])) for p, i in row.items()]
+        + [
+            (d, int(result.labels[row[o]]), float(result.distances[row[o]]))
+            for d, o in duplicates.items()
+            if o in row
+        ]
+    )
 
 
 def _maybe_report(

@@ -2,7 +2,7 @@
 
 ASIN conditions the generator on statistics s = (mu, sigma) of the clustering space (paper
 §2.2: a cluster's centroid and per-dimension std), not on a class index, so other statistics
-of that space are conditions too (docs/beyond.md):
+of that space are conditions too (docs/guide/beyond_clusters.md):
 
 - a *reference group*: the mean and std of a folder of images (`group_statistics`), computed
   by the code that computes every cluster's (`kmeans.cluster_stats`, floored at

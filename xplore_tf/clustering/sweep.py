@@ -61,6 +61,28 @@ def write_sweep_page(
     optionally `attribute_report` ({"attributes": [AttributeReport as dict], ...}).
     """
     folder = os.path.dirname(os.path.abspath(path))
+    tables = [_sizes_table(summaries, folder)]
+    reports = [s for s in summaries if s.get("attribute_report")]
+    if reports:
+        tables.append(_attributes_section(reports, precision_threshold))
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;background:#222;color:#eee}}
+table{{border-collapse:collapse}} td,th{{border:1px solid #555;padding:4px 8px}}
+a{{color:#8cf}} td.hit{{background:#264}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p>The same features clustered with each k (paper §3.6: k sets how fine the discovered
+attributes are). Pick one and run <code>python -m xplore_tf.cluster --num_clusters=K</code>
+(features come from the cache) before training.</p>
+{"".join(tables)}
+</body></html>
+"""
+    io_utils.write_text(path, page)
+    return path
+
+
+def _sizes_table(summaries: list[dict], folder: str) -> str:
+    """The HTML table of one row per k: sizes, spread, contact sheets (linked from `folder`)."""
     head = (
         "<tr><th>k</th><th>clusters</th><th>sizes (largest first)</th><th>min / median / max"
         "</th><th>mean distance to centroid</th><th>contact sheets</th></tr>"
@@ -76,60 +98,49 @@ def write_sweep_page(
             f"<td>{float(s['mean_spread']):.3f}</td>"
             f'<td><a href="{html.escape(link)}">{html.escape(link)}</a></td></tr>'
         )
-    tables = [f"<table>{head}{''.join(rows)}</table>"]
-    reports = [s for s in summaries if s.get("attribute_report")]
-    if reports:
-        names = [r["attribute"] for r in reports[0]["attribute_report"]["attributes"]]
-        first = reports[0]["attribute_report"]
-        head2 = (
-            "<tr><th>attribute</th>"
-            + "".join(f"<th>k={int(s['num_clusters_asked'])}</th>" for s in reports)
-            + "</tr>"
-        )
-        body = []
-        for i, name in enumerate(names):
-            cells = []
-            for s in reports:
-                r = s["attribute_report"]["attributes"][i]
-                mark = ' class="hit"' if r["best_precision"] >= precision_threshold else ""
-                cells.append(
-                    f"<td{mark}>{r['best_precision']:.2f} <small>(cluster {r['best_cluster']}, "
-                    f"{r['best_size']} images; NMI {r['nmi']:.3f})</small></td>"
-                )
-            body.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
-        found = "".join(
-            "<td>"
-            + str(
-                sum(
-                    r["best_precision"] >= precision_threshold
-                    for r in s["attribute_report"]["attributes"]
-                )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _attributes_section(reports: list[dict], precision_threshold: float) -> str:
+    """The HTML heading, note and table of best-cluster precision per attribute (rows) and
+    k (columns), with a last row counting the attributes found at `precision_threshold`."""
+    names = [r["attribute"] for r in reports[0]["attribute_report"]["attributes"]]
+    first = reports[0]["attribute_report"]
+    head = (
+        "<tr><th>attribute</th>"
+        + "".join(f"<th>k={int(s['num_clusters_asked'])}</th>" for s in reports)
+        + "</tr>"
+    )
+    body = []
+    for i, name in enumerate(names):
+        cells = []
+        for s in reports:
+            r = s["attribute_report"]["attributes"][i]
+            mark = ' class="hit"' if r["best_precision"] >= precision_threshold else ""
+            cells.append(
+                f"<td{mark}>{r['best_precision']:.2f} <small>(cluster {r['best_cluster']}, "
+                f"{r['best_size']} images; NMI {r['nmi']:.3f})</small></td>"
             )
-            + f" of {len(names)}</td>"
-            for s in reports
+        body.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
+    found = "".join(
+        "<td>"
+        + str(
+            sum(
+                r["best_precision"] >= precision_threshold
+                for r in s["attribute_report"]["attributes"]
+            )
         )
-        body.append(f"<tr><td><b>precision &ge; {precision_threshold:g}</b></td>{found}</tr>")
-        tables.append(
-            f"<h2>Attributes (evaluation only: labels from "
-            f"{html.escape(str(first['labels_csv']))})</h2>"
-            f"<p>Best-cluster precision among clusters of at least {first['min_cluster_size']} "
-            f"images; {first['images_matched']} labelled images.</p>"
-            f"<table>{head2}{''.join(body)}</table>"
-        )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;background:#222;color:#eee}}
-table{{border-collapse:collapse}} td,th{{border:1px solid #555;padding:4px 8px}}
-a{{color:#8cf}} td.hit{{background:#264}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<p>The same features clustered with each k (paper §3.6: k sets how fine the discovered
-attributes are). Pick one and run <code>python -m xplore_tf.cluster --num_clusters=K</code>
-(features come from the cache) before training.</p>
-{"".join(tables)}
-</body></html>
-"""
-    io_utils.write_text(path, page)
-    return path
+        + f" of {len(names)}</td>"
+        for s in reports
+    )
+    body.append(f"<tr><td><b>precision &ge; {precision_threshold:g}</b></td>{found}</tr>")
+    return (
+        f"<h2>Attributes (evaluation only: labels from "
+        f"{html.escape(str(first['labels_csv']))})</h2>"
+        f"<p>Best-cluster precision among clusters of at least {first['min_cluster_size']} "
+        f"images; {first['images_matched']} labelled images.</p>"
+        f"<table>{head}{''.join(body)}</table>"
+    )
 
 
 __all__ = ["SWEEP_DIR", "SWEEP_PAGE", "k_folder", "size_summary", "write_sweep_page"]

@@ -1,4 +1,4 @@
-"""Client side of the beyond-clusters signatures (docs/beyond.md): numpy + Pillow only.
+"""Client side of the beyond-clusters signatures (docs/guide/beyond_clusters.md): numpy + Pillow only.
 
 Shared by `serving/client.py` (over gRPC) and `xplore_tf.translate` (in process), which
 both hand in a `predict(signature_name, inputs) -> outputs` callable, so a local and a

@@ -16,7 +16,7 @@ Signatures of an exported model (S = the model's resolution, k = number of clust
     clusters          (no inputs)
                       -> cluster_id int32 [k], size int64 [k], name string [k]
 
-Beyond fixed clusters (docs/beyond.md; C = the condition's width, 2d for `mean_std`):
+Beyond fixed clusters (docs/guide/beyond_clusters.md; C = the condition's width, 2d for `mean_std`):
 
     translate_strength   image_bytes string [N], cluster_id int32 [N], strength float32 [N]
                          -> image_bytes string [N] (PNG), source_cluster int32 [N]

@@ -6,9 +6,13 @@ download, a stray text file named .jpg, a symlinked subfolder, the same photo co
 twice. Each is either normalised, followed, reported or skipped with a warning and
 counted, so a run never dies after minutes of work on one bad file.
 
-Decoding is `serving.pixels.decode_rgb`, the one definition of "file -> RGB uint8
-pixels" that the translate binary and the serving client use too; `decode_image_bytes` is
-its TensorFlow twin, run inside the exported model's `translate_bytes` signature.
+Decoding is `xplore_tf.common.pixels.decode_rgb`, the one definition of "file -> RGB uint8
+pixels" that every path running Python calls: training's tf.data (through
+`tf.numpy_function`), clustering, preparation, translation, evaluation and the serving
+client. The exported model takes encoded bytes and TF Serving runs no Python, so its graph
+holds `decode_image_bytes`, the TensorFlow twin of `decode_rgb`; the two give the same
+pixels or refuse alike on a corpus of awkward files
+(tests/data/test_images.py::test_every_path_decodes_to_the_same_pixels_or_refuses_alike).
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ def center_crop_box(width: int, height: int, crop_size: int) -> tuple[int, int, 
 def load_image(path: str, *, size: int, crop_size: int = 0) -> np.ndarray:
     """Decodes one file to uint8 RGB [size, size, 3]: upright, centre-cropped, resized.
 
-    Decoding is `serving.pixels.decode_rgb` (EXIF orientation, 16-bit, alpha over
+    Decoding is `xplore_tf.common.pixels.decode_rgb` (EXIF orientation, 16-bit, alpha over
     black, palettes, CMYK); then a centre square crop (`crop_size` px, 0 = the shorter
     side) and a bicubic resize to `size` x `size`. Raises ImageError (a ValueError, one
     line naming `path`) for any file that cannot be decoded, whatever the decoder raised.
@@ -231,12 +235,16 @@ def image_dataset(
 
 
 # ---------------------------------------------------------------- the in-graph twin
+# TensorFlow is imported inside each function: listing and decoding files with Pillow
+# (everything above) does not load it. Every helper below is traced into the caller's graph
+# (tf.function, the SavedModel's `translate_bytes`): pure TF ops, Python branches only on
+# static values.
 _FORMAT_INDEX = {"PNG": 0, "JPEG": 1, "GIF": 2, "BMP": 3, "WEBP": 4}
 _NOT_AN_IMAGE, _WEBP, _GIF, _BMP = 5, 4, 2, 3  # refusal codes (0 = decodable)
 
 
 def decode_image_bytes(data):
-    """TensorFlow twin of `serving.pixels.decode_rgb`, for the model's graph.
+    """TensorFlow twin of `xplore_tf.common.pixels.decode_rgb`, for the model's graph.
 
     `data`: scalar tf.string (one encoded image) -> uint8 [H, W, 3], upright RGB. Decodes
     PNG (8/16-bit, grey, grey+alpha, RGB, RGBA, palette), JPEG (EXIF orientation applied,
@@ -249,171 +257,271 @@ def decode_image_bytes(data):
     import tensorflow as tf
 
     data = tf.convert_to_tensor(data, tf.string)
-    raw = tf.io.decode_raw(data, tf.uint8)
-    n = tf.size(raw, out_type=tf.int64)
-    padded = tf.concat([raw, tf.zeros([1], tf.uint8)], 0)  # padded[n] = 0: past the end
+    reader = _ByteReader(data)
+    index = _sniff_format(reader)
+    width, height, orientation, code = _read_header(reader, index)
+    check = _refusal_check(width, height, code)
+    with tf.control_dependencies([check]):
+        image = _decode_pixels(data, reader, index, width, height)
+    image = _orient(image, orientation)
+    return tf.ensure_shape(image, [None, None, 3])
 
-    def u8(i):
+
+class _ByteReader:
+    """Random access to the bytes of one encoded image, in the graph.
+
+    Positions are int64 tensors (scalars or vectors); a byte before the start or past the
+    end reads as 0, so header fields of a truncated file read as zeros instead of failing.
+    """
+
+    def __init__(self, data):
+        import tensorflow as tf
+
+        raw = tf.io.decode_raw(data, tf.uint8)
+        self.n = tf.size(raw, out_type=tf.int64)  # the file's length in bytes
+        self._padded = tf.concat([raw, tf.zeros([1], tf.uint8)], 0)  # [n] = 0: past the end
+
+    def u8(self, i):
+        """The byte at `i` as int64 (0 outside the file)."""
+        import tensorflow as tf
+
         i = tf.cast(i, tf.int64)
-        return tf.cast(tf.gather(padded, tf.where((i >= 0) & (i < n), i, n)), tf.int64)
+        inside = (i >= 0) & (i < self.n)
+        return tf.cast(tf.gather(self._padded, tf.where(inside, i, self.n)), tf.int64)
 
-    def be(i, size):
+    def be(self, i, size: int):
+        """The `size`-byte big-endian unsigned integer at `i`."""
+        import tensorflow as tf
+
         value = tf.zeros_like(tf.cast(i, tf.int64))
         for j in range(size):
-            value = value * 256 + u8(i + j)
+            value = value * 256 + self.u8(i + j)
         return value
 
-    def le(i, size):
+    def le(self, i, size: int):
+        """The `size`-byte little-endian unsigned integer at `i`."""
+        import tensorflow as tf
+
         value = tf.zeros_like(tf.cast(i, tf.int64))
         for j in reversed(range(size)):
-            value = value * 256 + u8(i + j)
+            value = value * 256 + self.u8(i + j)
         return value
 
-    def match(i, text: bytes):
+    def match(self, i, text: bytes):
+        """True when the file holds `text` at `i` (all of it inside the file)."""
+        import tensorflow as tf
+
         i = tf.cast(i, tf.int64)
-        got = u8(i + tf.range(len(text), dtype=tf.int64))
+        got = self.u8(i + tf.range(len(text), dtype=tf.int64))
         same = tf.reduce_all(tf.equal(got, tf.constant(list(text), tf.int64)))
-        return (i >= 0) & (i + len(text) <= n) & same
+        return (i >= 0) & (i + len(text) <= self.n) & same
 
-    def walk(body, state):
-        return tf.while_loop(
-            lambda *s: tf.logical_not(s[-1]),
-            body,
-            state,
-            maximum_iterations=pixels.MAX_HEADER_STEPS,
-        )
 
-    def int64(value):
-        return tf.constant(value, tf.int64)
+def _int64(value):
+    import tensorflow as tf
 
-    def tiff_orientation(start):
-        start = tf.where(match(start, pixels.EXIF_PREFIX), start + 6, start)
-        little, big = match(start, b"II"), match(start, b"MM")
+    return tf.constant(value, tf.int64)
 
-        def read(i, size):
-            return tf.where(little, le(i, size), be(i, size))
 
-        valid = (little | big) & tf.equal(read(start + 2, 2), 42)
-        ifd = start + read(start + 4, 4)
-        count = tf.where(valid, read(ifd, 2), int64(0))
-        entries = ifd + 2 + 12 * tf.range(count, dtype=tf.int64)
-        hits = tf.concat([tf.equal(read(entries, 2), pixels.EXIF_ORIENTATION_TAG), [True]], 0)
-        first = tf.argmax(tf.cast(hits, tf.int32), output_type=tf.int64)
-        entry = ifd + 2 + 12 * first
-        kind = read(entry + 2, 2)
-        value = tf.where(
-            tf.equal(kind, 3),
-            read(entry + 8, 2),
-            tf.where(tf.equal(kind, 4), read(entry + 8, 4), int64(0)),
-        )
-        ok = valid & (first < count) & (value >= 1) & (value <= 8)
-        return tf.where(ok, value, int64(1))
+def _walk(body, state):
+    """tf.while_loop over `state` until its last element (done) is True, bounded by
+    `pixels.MAX_HEADER_STEPS` steps as `pixels.read_header` is."""
+    import tensorflow as tf
 
-    def png_header():
-        def body(pos, tiff, done):
-            valid = pos + 8 <= n
-            tiff = tf.where(valid & (tiff < 0) & match(pos + 4, b"eXIf"), pos + 8, tiff)
-            done = tf.logical_not(valid) | match(pos + 4, b"IEND")
-            return pos + 12 + be(pos, 4), tiff, done
+    return tf.while_loop(
+        lambda *s: tf.logical_not(s[-1]),
+        body,
+        state,
+        maximum_iterations=pixels.MAX_HEADER_STEPS,
+    )
 
-        _, tiff, _ = walk(body, (int64(8), int64(-1), tf.constant(False)))
-        return be(16, 4), be(20, 4), tiff_orientation(tiff), int64(0)
 
-    def jpeg_header():
-        def body(pos, tiff, width, height, done):
-            marker = u8(pos + 1)
-            invalid = tf.not_equal(u8(pos), 0xFF) | (pos + 4 > n)
-            fill = tf.equal(marker, 0xFF)
-            bare = tf.equal(marker, 0x01) | ((marker >= 0xD0) & (marker <= 0xD7))
-            end = tf.equal(marker, 0xDA) | tf.equal(marker, 0xD9)
-            length = be(pos + 2, 2)
-            segment = ~invalid & ~fill & ~bare & ~end
-            bad = segment & (length < 2)
-            use = segment & ~bad
-            exif = use & tf.equal(marker, 0xE1) & (tiff < 0) & match(pos + 4, pixels.EXIF_PREFIX)
-            tiff = tf.where(exif, pos + 10, tiff)
-            sof = (
-                use
-                & (marker >= 0xC0)
-                & (marker <= 0xCF)
-                & tf.not_equal(marker, 0xC4)
-                & tf.not_equal(marker, 0xC8)
-                & tf.not_equal(marker, 0xCC)
-                & (height < 0)
-            )
-            height = tf.where(sof, be(pos + 5, 2), height)
-            width = tf.where(sof, be(pos + 7, 2), width)
-            step = tf.where(fill, int64(1), tf.where(bare, int64(2), 2 + length))
-            return pos + step, tiff, width, height, invalid | end | bad
+def _sniff_format(reader: _ByteReader):
+    """int32 scalar: the format by its signature, as `_FORMAT_INDEX`; 5 = not an image."""
+    import tensorflow as tf
 
-        state = (int64(2), int64(-1), int64(0), int64(-1), tf.constant(False))
-        _, tiff, width, height, _ = walk(body, state)
-        return width, tf.maximum(height, 0), tiff_orientation(tiff), int64(0)
-
-    def gif_header():
-        width, height = le(6, 2), le(8, 2)
-        flags = u8(10)
-        table = tf.where(
-            tf.not_equal(tf.bitwise.bitwise_and(flags, 0x80), 0),
-            tf.bitwise.left_shift(int64(3), tf.bitwise.bitwise_and(flags, 7) + 1),
-            int64(0),
-        )
-
-        def body(pos, in_extension, frame, done):
-            outside = pos >= n
-            value = u8(pos)  # a sub-block's size, or a block's introducer
-            is_extension = tf.equal(value, 0x21)
-            new_pos = tf.where(in_extension, pos + value + 1, tf.where(is_extension, pos + 2, pos))
-            new_in = tf.where(in_extension, tf.not_equal(value, 0), is_extension)
-            image = ~outside & ~in_extension & tf.equal(value, 0x2C)
-            frame = tf.where(image, pos, frame)
-            done = outside | (~in_extension & ~is_extension)
-            return new_pos, new_in, frame, done
-
-        state = (13 + table, tf.constant(False), int64(-1), tf.constant(False))
-        _, _, frame, _ = walk(body, state)
-        partial = (frame >= 0) & (
-            tf.not_equal(le(frame + 1, 2), 0)
-            | tf.not_equal(le(frame + 3, 2), 0)
-            | tf.not_equal(le(frame + 5, 2), width)
-            | tf.not_equal(le(frame + 7, 2), height)
-        )
-        return width, height, int64(1), tf.where(partial, int64(_GIF), int64(0))
-
-    def bmp_header():
-        def signed(v):
-            return tf.abs(tf.where(v >= 2**31, v - 2**32, v))
-
-        dib = le(14, 4)
-        core = tf.equal(dib, 12)
-        width = tf.where(core, le(18, 2), signed(le(18, 4)))
-        height = tf.where(core, le(20, 2), signed(le(22, 4)))
-        bits = tf.where(core, le(24, 2), le(28, 2))
-        compression = tf.where(core, int64(0), le(30, 4))
-        other = (
-            tf.not_equal(dib, 40)
-            | (tf.not_equal(bits, 24) & tf.not_equal(bits, 32))
-            | tf.not_equal(compression, 0)
-        )
-        return width, height, int64(1), tf.where(other, int64(_BMP), int64(0))
-
-    def refused(code):
-        return lambda: (int64(0), int64(0), int64(1), int64(code))
-
-    is_png = match(0, pixels.PNG_SIGNATURE)
-    is_jpeg = match(0, b"\xff\xd8\xff")
-    is_gif = match(0, b"GIF87a") | match(0, b"GIF89a")
-    is_bmp = match(0, b"BM")
-    is_webp = match(0, b"RIFF") & match(8, b"WEBP")
-    index = tf.where(
+    is_png = reader.match(0, pixels.PNG_SIGNATURE)
+    is_jpeg = reader.match(0, b"\xff\xd8\xff")
+    is_gif = reader.match(0, b"GIF87a") | reader.match(0, b"GIF89a")
+    is_bmp = reader.match(0, b"BM")
+    is_webp = reader.match(0, b"RIFF") & reader.match(8, b"WEBP")
+    return tf.where(
         is_png,
         0,
         tf.where(is_jpeg, 1, tf.where(is_gif, 2, tf.where(is_bmp, 3, tf.where(is_webp, 4, 5)))),
     )
-    width, height, orientation, code = tf.switch_case(
+
+
+def _read_header(reader: _ByteReader, index):
+    """(width, height, EXIF orientation 1..8, refusal code) int64 scalars of format `index`."""
+    import tensorflow as tf
+
+    def refused(code):
+        return lambda: (_int64(0), _int64(0), _int64(1), _int64(code))
+
+    return tf.switch_case(
         index,
-        [png_header, jpeg_header, gif_header, bmp_header, refused(_WEBP), refused(_NOT_AN_IMAGE)],
+        [
+            functools.partial(_png_header, reader),
+            functools.partial(_jpeg_header, reader),
+            functools.partial(_gif_header, reader),
+            functools.partial(_bmp_header, reader),
+            refused(_WEBP),
+            refused(_NOT_AN_IMAGE),
+        ],
     )
+
+
+def _tiff_orientation(reader: _ByteReader, start):
+    """The EXIF orientation (1..8) in the TIFF block at `start` (after an optional
+    `pixels.EXIF_PREFIX`); 1 when `start` < 0, the block is malformed or holds no valid tag."""
+    import tensorflow as tf
+
+    start = tf.where(reader.match(start, pixels.EXIF_PREFIX), start + 6, start)
+    little, big = reader.match(start, b"II"), reader.match(start, b"MM")
+
+    def read(i, size):
+        return tf.where(little, reader.le(i, size), reader.be(i, size))
+
+    valid = (little | big) & tf.equal(read(start + 2, 2), 42)
+    ifd = start + read(start + 4, 4)
+    count = tf.where(valid, read(ifd, 2), _int64(0))
+    entries = ifd + 2 + 12 * tf.range(count, dtype=tf.int64)
+    hits = tf.concat([tf.equal(read(entries, 2), pixels.EXIF_ORIENTATION_TAG), [True]], 0)
+    first = tf.argmax(tf.cast(hits, tf.int32), output_type=tf.int64)
+    entry = ifd + 2 + 12 * first
+    kind = read(entry + 2, 2)
+    value = tf.where(
+        tf.equal(kind, 3),
+        read(entry + 8, 2),
+        tf.where(tf.equal(kind, 4), read(entry + 8, 4), _int64(0)),
+    )
+    ok = valid & (first < count) & (value >= 1) & (value <= 8)
+    return tf.where(ok, value, _int64(1))
+
+
+def _png_header(reader: _ByteReader):
+    """IHDR's size and the orientation of the first eXIf chunk (chunks walked to IEND)."""
+    import tensorflow as tf
+
+    def body(pos, tiff, done):
+        valid = pos + 8 <= reader.n
+        tiff = tf.where(valid & (tiff < 0) & reader.match(pos + 4, b"eXIf"), pos + 8, tiff)
+        done = tf.logical_not(valid) | reader.match(pos + 4, b"IEND")
+        return pos + 12 + reader.be(pos, 4), tiff, done
+
+    _, tiff, _ = _walk(body, (_int64(8), _int64(-1), tf.constant(False)))
+    return reader.be(16, 4), reader.be(20, 4), _tiff_orientation(reader, tiff), _int64(0)
+
+
+def _is_jpeg_frame_marker(marker):
+    """SOF0..SOF15 (0xC0..0xCF) but DHT (C4), JPG (C8) and DAC (CC): a frame header."""
+    import tensorflow as tf
+
+    return (
+        (marker >= 0xC0)
+        & (marker <= 0xCF)
+        & tf.not_equal(marker, 0xC4)
+        & tf.not_equal(marker, 0xC8)
+        & tf.not_equal(marker, 0xCC)
+    )
+
+
+def _jpeg_header(reader: _ByteReader):
+    """The first frame header's size and the first APP1 Exif block's orientation, walking
+    the marker segments up to the scan (SOS) or the end (EOI)."""
+    import tensorflow as tf
+
+    def body(pos, tiff, width, height, done):
+        marker = reader.u8(pos + 1)
+        invalid = tf.not_equal(reader.u8(pos), 0xFF) | (pos + 4 > reader.n)
+        fill = tf.equal(marker, 0xFF)
+        bare = tf.equal(marker, 0x01) | ((marker >= 0xD0) & (marker <= 0xD7))
+        end = tf.equal(marker, 0xDA) | tf.equal(marker, 0xD9)
+        length = reader.be(pos + 2, 2)
+        segment = ~invalid & ~fill & ~bare & ~end
+        bad = segment & (length < 2)
+        use = segment & ~bad
+        exif = use & tf.equal(marker, 0xE1) & (tiff < 0) & reader.match(pos + 4, pixels.EXIF_PREFIX)
+        tiff = tf.where(exif, pos + 10, tiff)
+        sof = use & _is_jpeg_frame_marker(marker) & (height < 0)
+        height = tf.where(sof, reader.be(pos + 5, 2), height)
+        width = tf.where(sof, reader.be(pos + 7, 2), width)
+        step = tf.where(fill, _int64(1), tf.where(bare, _int64(2), 2 + length))
+        return pos + step, tiff, width, height, invalid | end | bad
+
+    state = (_int64(2), _int64(-1), _int64(0), _int64(-1), tf.constant(False))
+    _, tiff, width, height, _ = _walk(body, state)
+    return width, tf.maximum(height, 0), _tiff_orientation(reader, tiff), _int64(0)
+
+
+def _gif_first_frame(reader: _ByteReader, start):
+    """Offset of the first image descriptor (0x2C), skipping extension blocks from
+    `start`; -1 when none comes before the end or another block."""
+    import tensorflow as tf
+
+    def body(pos, in_extension, frame, done):
+        outside = pos >= reader.n
+        value = reader.u8(pos)  # a sub-block's size, or a block's introducer
+        is_extension = tf.equal(value, 0x21)
+        new_pos = tf.where(in_extension, pos + value + 1, tf.where(is_extension, pos + 2, pos))
+        new_in = tf.where(in_extension, tf.not_equal(value, 0), is_extension)
+        image = ~outside & ~in_extension & tf.equal(value, 0x2C)
+        frame = tf.where(image, pos, frame)
+        done = outside | (~in_extension & ~is_extension)
+        return new_pos, new_in, frame, done
+
+    state = (start, tf.constant(False), _int64(-1), tf.constant(False))
+    _, _, frame, _ = _walk(body, state)
+    return frame
+
+
+def _gif_header(reader: _ByteReader):
+    """The screen's size; refused (_GIF) when the first frame does not cover the screen."""
+    import tensorflow as tf
+
+    width, height = reader.le(6, 2), reader.le(8, 2)
+    flags = reader.u8(10)
+    table = tf.where(  # the global colour table's size in bytes
+        tf.not_equal(tf.bitwise.bitwise_and(flags, 0x80), 0),
+        tf.bitwise.left_shift(_int64(3), tf.bitwise.bitwise_and(flags, 7) + 1),
+        _int64(0),
+    )
+    frame = _gif_first_frame(reader, 13 + table)
+    partial = (frame >= 0) & (
+        tf.not_equal(reader.le(frame + 1, 2), 0)
+        | tf.not_equal(reader.le(frame + 3, 2), 0)
+        | tf.not_equal(reader.le(frame + 5, 2), width)
+        | tf.not_equal(reader.le(frame + 7, 2), height)
+    )
+    return width, height, _int64(1), tf.where(partial, _int64(_GIF), _int64(0))
+
+
+def _bmp_header(reader: _ByteReader):
+    """The DIB header's size; refused (_BMP) unless uncompressed 24/32-bit BITMAPINFOHEADER."""
+    import tensorflow as tf
+
+    def signed(v):
+        return tf.abs(tf.where(v >= 2**31, v - 2**32, v))
+
+    dib = reader.le(14, 4)
+    core = tf.equal(dib, 12)
+    width = tf.where(core, reader.le(18, 2), signed(reader.le(18, 4)))
+    height = tf.where(core, reader.le(20, 2), signed(reader.le(22, 4)))
+    bits = tf.where(core, reader.le(24, 2), reader.le(28, 2))
+    compression = tf.where(core, _int64(0), reader.le(30, 4))
+    other = (
+        tf.not_equal(dib, 40)
+        | (tf.not_equal(bits, 24) & tf.not_equal(bits, 32))
+        | tf.not_equal(compression, 0)
+    )
+    return width, height, _int64(1), tf.where(other, _int64(_BMP), _int64(0))
+
+
+def _refusal_check(width, height, code):
+    """An Assert op failing, with `decode_rgb`'s words, on a refusal code or too many pixels."""
+    import tensorflow as tf
+
     too_large = width * height > pixels.MAX_PIXELS
     message = tf.where(
         tf.equal(code, _NOT_AN_IMAGE),
@@ -428,57 +536,85 @@ def decode_image_bytes(data):
             ),
         ),
     )
-    check = tf.debugging.Assert(tf.equal(code, 0) & ~too_large, [message])
+    return tf.debugging.Assert(tf.equal(code, 0) & ~too_large, [message])
 
-    def rgb(image):
-        """uint8 [H,W,C], C = 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) -> [H,W,3]."""
 
-        def over_black(colour, alpha):
-            mixed = (tf.cast(colour, tf.int32) * tf.cast(alpha, tf.int32) + 127) // 255
-            return tf.cast(mixed, tf.uint8)
-
-        def grey():
-            return tf.tile(image[:, :, :1], [1, 1, 3])
-
-        return tf.switch_case(
-            tf.shape(image)[2] - 1,
-            [
-                grey,
-                lambda: over_black(grey(), image[:, :, 1:2]),
-                lambda: image[:, :, :3],
-                lambda: over_black(image[:, :, :3], image[:, :, 3:4]),
-            ],
-        )
-
-    def png():
-        deep = tf.equal(u8(24), 16)
-        image = tf.cond(
-            deep,
-            lambda: tf.cast(
-                tf.bitwise.right_shift(
-                    tf.io.decode_png(data, dtype=tf.uint16), tf.constant(8, tf.uint16)
-                ),
-                tf.uint8,
-            ),
-            lambda: tf.io.decode_png(data),
-        )
-        return rgb(image)
+def _decode_pixels(data, reader: _ByteReader, index, width, height):
+    """uint8 [H, W, 3] as stored (before orientation) of a PNG, JPEG, GIF or BMP `index`."""
+    import tensorflow as tf
 
     def jpeg():
         return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
 
-    def gif():
-        first = tf.io.decode_gif(data)[0]
-        shape = tf.shape(first, out_type=tf.int64)
-        same = tf.equal(shape[0], height) & tf.equal(shape[1], width)
-        with tf.control_dependencies([tf.debugging.Assert(same, [pixels.GIF_NOT_IN_MODEL])]):
-            return tf.identity(first)
-
     def bmp():
         return tf.io.decode_bmp(data, channels=3)
 
-    with tf.control_dependencies([check]):
-        image = tf.switch_case(tf.minimum(index, 3), [png, jpeg, gif, bmp])
+    return tf.switch_case(
+        tf.minimum(index, 3),
+        [
+            lambda: _decode_png(data, reader),
+            jpeg,
+            lambda: _decode_gif(data, width, height),
+            bmp,
+        ],
+    )
+
+
+def _decode_png(data, reader: _ByteReader):
+    """A PNG's pixels as RGB; 16-bit samples keep their high byte (as Pillow)."""
+    import tensorflow as tf
+
+    deep = tf.equal(reader.u8(24), 16)  # IHDR bit depth
+    image = tf.cond(
+        deep,
+        lambda: tf.cast(
+            tf.bitwise.right_shift(
+                tf.io.decode_png(data, dtype=tf.uint16), tf.constant(8, tf.uint16)
+            ),
+            tf.uint8,
+        ),
+        lambda: tf.io.decode_png(data),
+    )
+    return _to_rgb(image)
+
+
+def _decode_gif(data, width, height):
+    """A GIF's first frame; fails (GIF_NOT_IN_MODEL) when it is not the screen's size."""
+    import tensorflow as tf
+
+    first = tf.io.decode_gif(data)[0]
+    shape = tf.shape(first, out_type=tf.int64)
+    same = tf.equal(shape[0], height) & tf.equal(shape[1], width)
+    with tf.control_dependencies([tf.debugging.Assert(same, [pixels.GIF_NOT_IN_MODEL])]):
+        return tf.identity(first)
+
+
+def _to_rgb(image):
+    """uint8 [H,W,C], C = 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) -> [H,W,3], alpha
+    composited over black with rounding as `pixels.decode_rgb`."""
+    import tensorflow as tf
+
+    def over_black(colour, alpha):
+        mixed = (tf.cast(colour, tf.int32) * tf.cast(alpha, tf.int32) + 127) // 255
+        return tf.cast(mixed, tf.uint8)
+
+    def grey():
+        return tf.tile(image[:, :, :1], [1, 1, 3])
+
+    return tf.switch_case(
+        tf.shape(image)[2] - 1,
+        [
+            grey,
+            lambda: over_black(grey(), image[:, :, 1:2]),
+            lambda: image[:, :, :3],
+            lambda: over_black(image[:, :, :3], image[:, :, 3:4]),
+        ],
+    )
+
+
+def _orient(image, orientation):
+    """`image` turned upright by EXIF orientation 1..8 (int64 scalar), as `pixels.ORIENTATIONS`."""
+    import tensorflow as tf
 
     def oriented(value):
         transpose, flip_rows, flip_columns = pixels.ORIENTATIONS[value]
@@ -493,5 +629,4 @@ def decode_image_bytes(data):
 
         return branch
 
-    image = tf.switch_case(tf.cast(orientation - 1, tf.int32), [oriented(v) for v in range(1, 9)])
-    return tf.ensure_shape(image, [None, None, 3])
+    return tf.switch_case(tf.cast(orientation - 1, tf.int32), [oriented(v) for v in range(1, 9)])

@@ -378,25 +378,33 @@ def _draw_face(c: _Canvas, attrs: FaceAttributes, g: IdentityGeometry) -> None:
     else:
         c.line([(cx - mw, mouth_y), (cx + mw, mouth_y)], MOUTH_COLOR, mouth_w)
 
-    # Glasses: two rings, a bridge and temple arms to the face edge.
+    # Glasses.
     if attrs.glasses:
-        w = max(0.03, 1.6 * c.px)  # >= 1.6 output px so the frame has solid pixels at 32 px
-        for sx in (-1.0, 1.0):
-            ex = cx + sx * half_gap
-            c.ring(ex, eye_y, eye_r, GLASSES_COLOR, w)
-            c.line(
-                [(ex + sx * eye_r, eye_y - 0.01), (cx + sx * rx * 0.98, eye_y - 0.02)],
-                GLASSES_COLOR,
-                w,
-            )
+        _draw_glasses(c, cx, eye_y, half_gap=half_gap, eye_r=eye_r, rx=rx)
+
+
+def _draw_glasses(
+    c: _Canvas, cx: float, eye_y: float, *, half_gap: float, eye_r: float, rx: float
+) -> None:
+    """Two rings of radius `eye_r` round the eyes (at cx +- half_gap, eye_y), a bridge and
+    temple arms to the face edge (half width `rx`); in canvas fractions."""
+    w = max(0.03, 1.6 * c.px)  # >= 1.6 output px so the frame has solid pixels at 32 px
+    for sx in (-1.0, 1.0):
+        ex = cx + sx * half_gap
+        c.ring(ex, eye_y, eye_r, GLASSES_COLOR, w)
         c.line(
-            [
-                (cx - half_gap + eye_r * 0.9, eye_y - 0.01),
-                (cx + half_gap - eye_r * 0.9, eye_y - 0.01),
-            ],
+            [(ex + sx * eye_r, eye_y - 0.01), (cx + sx * rx * 0.98, eye_y - 0.02)],
             GLASSES_COLOR,
             w,
         )
+    c.line(
+        [
+            (cx - half_gap + eye_r * 0.9, eye_y - 0.01),
+            (cx + half_gap - eye_r * 0.9, eye_y - 0.01),
+        ],
+        GLASSES_COLOR,
+        w,
+    )
 
 
 def render_face(
@@ -517,55 +525,24 @@ def generate(
     """
     _check_params(num=num, size=size, seed=seed, images_per_identity=images_per_identity)
     out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir):
-        if not os.path.isdir(out_dir):
-            raise FileExistsError(f"{out_dir} exists and is not a directory")
-        if os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, MANIFEST_NAME)):
-            raise FileExistsError(
-                f"{out_dir} is not empty and is not a synthetic data set (no {MANIFEST_NAME}); "
-                "refusing to overwrite it"
-            )
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    base = os.path.basename(out_dir)
-    tmp_dir = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-    os.chmod(tmp_dir, 0o755)  # mkdtemp makes it 0700; the final data set should be readable
+    _check_replaceable(out_dir)
+    tmp_dir = _make_temp_sibling(out_dir)
     manifest = _manifest(num=num, size=size, seed=seed, images_per_identity=images_per_identity)
     start = time.perf_counter()
-    step = max(1, num // 10)
     try:
-        with open(os.path.join(tmp_dir, MANIFEST_NAME), "w", encoding="utf-8") as f:
-            json.dump({**manifest, "complete": False}, f, indent=2, sort_keys=True)
-        rows = []
-        for index in range(num):
-            identity, attrs, geometry, jitter = sample_item(
-                seed, index, images_per_identity=images_per_identity
-            )
-            name = _image_name(index, num)
-            pixels = render_face(attrs, geometry, jitter, size)
-            # Level 1: the pixel noise makes higher levels ~3-5x slower for ~15% smaller files.
-            Image.fromarray(pixels).save(
-                os.path.join(tmp_dir, name), format="PNG", compress_level=1
-            )
-            rows.append(_label_row(name, identity, attrs, geometry))
-            done = index + 1
-            if progress and (done % step == 0 or done == num):
-                elapsed = time.perf_counter() - start
-                logging.info(
-                    "synthetic faces: %d/%d (%.0f%%), %.0f images/s",
-                    done,
-                    num,
-                    100.0 * done / num,
-                    done / max(elapsed, 1e-9),
-                )
-        with open(os.path.join(tmp_dir, LABELS_NAME), "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(rows)
+        _write_manifest(tmp_dir, {**manifest, "complete": False})
+        rows = _render_images(
+            tmp_dir,
+            num=num,
+            size=size,
+            seed=seed,
+            images_per_identity=images_per_identity,
+            progress=progress,
+            start=start,
+        )
+        _write_labels(tmp_dir, rows)
         num_identities = -(-num // images_per_identity)
-        final = {**manifest, "num_identities": num_identities, "complete": True}
-        with open(os.path.join(tmp_dir, MANIFEST_NAME), "w", encoding="utf-8") as f:
-            json.dump(final, f, indent=2, sort_keys=True)
+        _write_manifest(tmp_dir, {**manifest, "num_identities": num_identities, "complete": True})
         elapsed = time.perf_counter() - start
         _swap_into_place(tmp_dir, out_dir)
     except BaseException:
@@ -590,6 +567,80 @@ def generate(
             summary["images_per_sec"],
         )
     return summary
+
+
+def _check_replaceable(out_dir: str) -> None:
+    """Raises FileExistsError unless `out_dir` is absent, an empty folder or a data set."""
+    if not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise FileExistsError(f"{out_dir} exists and is not a directory")
+    if os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, MANIFEST_NAME)):
+        raise FileExistsError(
+            f"{out_dir} is not empty and is not a synthetic data set (no {MANIFEST_NAME}); "
+            "refusing to overwrite it"
+        )
+
+
+def _make_temp_sibling(out_dir: str) -> str:
+    """A new empty folder next to `out_dir` (same file system, so it can be renamed onto it)."""
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    base = os.path.basename(out_dir)
+    tmp_dir = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    os.chmod(tmp_dir, 0o755)  # mkdtemp makes it 0700; the final data set should be readable
+    return tmp_dir
+
+
+def _write_manifest(folder: str, manifest: dict) -> None:
+    with open(os.path.join(folder, MANIFEST_NAME), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+
+
+def _render_images(
+    folder: str,
+    *,
+    num: int,
+    size: int,
+    seed: int,
+    images_per_identity: int,
+    progress: bool,
+    start: float,
+) -> list[list[str]]:
+    """Renders faces 0..num-1 as PNGs into `folder`; returns their labels.csv rows.
+
+    Logs progress every tenth of the set when `progress` (rates counted from `start`, a
+    `time.perf_counter()` value).
+    """
+    rows = []
+    step = max(1, num // 10)
+    for index in range(num):
+        identity, attrs, geometry, jitter = sample_item(
+            seed, index, images_per_identity=images_per_identity
+        )
+        name = _image_name(index, num)
+        pixels = render_face(attrs, geometry, jitter, size)
+        # Level 1: the pixel noise makes higher levels ~3-5x slower for ~15% smaller files.
+        Image.fromarray(pixels).save(os.path.join(folder, name), format="PNG", compress_level=1)
+        rows.append(_label_row(name, identity, attrs, geometry))
+        done = index + 1
+        if progress and (done % step == 0 or done == num):
+            elapsed = time.perf_counter() - start
+            logging.info(
+                "synthetic faces: %d/%d (%.0f%%), %.0f images/s",
+                done,
+                num,
+                100.0 * done / num,
+                done / max(elapsed, 1e-9),
+            )
+    return rows
+
+
+def _write_labels(folder: str, rows: list[list[str]]) -> None:
+    with open(os.path.join(folder, LABELS_NAME), "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
 
 
 def _swap_into_place(tmp_dir: str, out_dir: str) -> None:
@@ -646,43 +697,3 @@ def make_sample_sheet(
     os.makedirs(out_dir, exist_ok=True)
     sheet.save(out_png, format="PNG")
     return out_png
-
-
-# ---------------------------------------------------------------- binary
-# `python -m xplore_tf.data.synthetic --out DIR --num N --size S --seed K` renders a set.
-
-
-def _main(argv: list[str]) -> None:
-    from absl import app
-
-    from xplore_tf import flags as xflags
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    f = xflags.FLAGS
-    out = f.synthetic_out or (os.path.join(f.workdir, "synthetic") if f.workdir else "")
-    if not out:
-        raise ValueError("--out (or --workdir) is required: the folder to render into")
-    seed = f.seed if f["seed"].present else f.synthetic_seed
-    logging.set_verbosity(logging.INFO)
-    summary = generate(
-        out,
-        num=f.synthetic_num,
-        size=f.synthetic_size,
-        seed=seed,
-        images_per_identity=f.synthetic_images_per_identity,
-    )
-    print(
-        f"{summary['num']} synthetic faces ({summary['num_identities']} identities) at "
-        f"{summary['size']} px in {summary['out_dir']}: {summary['seconds']:.1f} s, "
-        f"{summary['images_per_sec']:.0f} images/s; labels in {LABELS_NAME}"
-    )
-
-
-if __name__ == "__main__":
-    from absl import app
-
-    from xplore_tf import cli
-    from xplore_tf import flags as _flags_defined_before_parsing  # noqa: F401
-
-    app.run(cli.friendly_errors("data.synthetic")(_main))

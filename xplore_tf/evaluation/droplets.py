@@ -92,3 +92,26 @@ def _has_a_twin(blob: np.ndarray, band: np.ndarray, y_out: np.ndarray, rule: Dro
 def droplet_flags(inputs: np.ndarray, outputs: np.ndarray, rule: DropletRule = DropletRule()):
     """bool [N]: which translations carry at least one droplet. uint8 [N, H, W, 3] each."""
     return np.array([bool(droplets(x, y, rule)) for x, y in zip(inputs, outputs, strict=True)])
+
+
+@dataclasses.dataclass(frozen=True)
+class DropletRates:
+    """metrics.json's `realism.droplets`: the share of translations carrying a droplet."""
+
+    rate_random: float  # translations into one random other cluster each
+    per_cluster: dict[str, float]  # str(cluster) -> translations into that transfer cluster
+    rule: DropletRule = DropletRule()
+
+    def to_json(self) -> dict:
+        return {
+            "rate_random": self.rate_random,
+            "per_cluster": dict(self.per_cluster),
+            "rule": dataclasses.asdict(self.rule),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> DropletRates:
+        return cls(d["rate_random"], dict(d["per_cluster"]), DropletRule(**d["rule"]))
+
+
+__all__ = ["DropletRates", "DropletRule", "droplet_flags", "droplets", "luminance"]

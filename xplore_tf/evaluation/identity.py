@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import os
 import warnings
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -76,7 +77,7 @@ class GeometryRegressor:
 
     With several models (an ensemble of independently seeded CNNs) the embedding is their
     mean prediction: one CNN's error depends on its seed enough to move the verification rate
-    of one generator by 0.2 between seeds (docs/identity.md); the mean of five is steadier.
+    of one generator by 0.2 between seeds (docs/experiments/2026-12-02-identity.md); the mean of five is steadier.
     """
 
     models: list  # keras.Model each
@@ -233,7 +234,7 @@ def relative_distance(translation: float, same: float, different: float) -> floa
 
     Threshold-free, so steadier than a verification rate: the best-accuracy threshold is
     decided by the few real pairs in the tails, and one generator's rate moved 0.68 -> 0.77
-    with the judge's seed while this moved 0.764 -> 0.781 (docs/identity.md).
+    with the judge's seed while this moved 0.764 -> 0.781 (docs/experiments/2026-12-02-identity.md).
     Raises ValueError when the references do not separate (different <= same).
     """
     if not different > same:
@@ -307,17 +308,292 @@ def default_identity_pairs_csv(labels_csv: str) -> str:
     return path if labels_csv and os.path.isfile(path) else ""
 
 
+# ---------------------------------------------------------------- the identity section
+def choose_embedder(flag: str, *, has_geometry: bool) -> tuple[str | None, str]:
+    """(embedder kind or None, the reason when None) for --identity_embedder=`flag`.
+
+    Raises ValueError when the embedder asked for cannot run (geometry without the labels'
+    geometry columns, dlib not installed).
+    """
+    if flag == "none":
+        return None, "--identity_embedder=none"
+    if flag == "geometry" and not has_geometry:
+        raise ValueError(
+            f"--identity_embedder=geometry needs the identity geometry columns "
+            f"({', '.join(IDENTITY_FIELDS)}) in the labels (the synthetic set's labels.csv)"
+        )
+    if flag == "dlib":
+        reason = dlib_unavailable_reason()
+        if reason:
+            raise ValueError(f"--identity_embedder=dlib: {reason}")
+        return "dlib", ""
+    if flag == "geometry" or (flag == "auto" and has_geometry):
+        return "geometry", ""
+    reason = dlib_unavailable_reason()
+    return (None, reason) if reason else ("dlib", "")
+
+
+@dataclasses.dataclass(frozen=True)
+class RegressorScores:
+    """Held-out quality of the geometry regressor (`regression_scores`)."""
+
+    r2: float
+    r2_per_field: dict[str, float]
+    mae: float
+    train_images: int
+    test_images: int
+
+
+@dataclasses.dataclass
+class HeldOutEmbeddings:
+    """An identity embedder and its embeddings of the held-out inputs."""
+
+    kind: str  # "geometry" or "dlib"
+    embedder: IdentityEmbedder
+    inputs: np.ndarray  # [N, D]
+    regressor: RegressorScores | None = None  # geometry only
+
+    def distances(self, translated: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """[M] distances of the inputs `rows` (default all) to their translations [M,S,S,3]."""
+        inputs = self.inputs if rows is None else self.inputs[rows]
+        return row_distances(inputs, self.embedder.embed(translated))
+
+
+def held_out_embeddings(
+    kind: str,
+    x_eval: np.ndarray,
+    *,
+    x_train: np.ndarray,
+    geometry_train: np.ndarray | None,
+    geometry_eval: np.ndarray | None,
+    config,
+) -> HeldOutEmbeddings:
+    """The embedder `kind` ("geometry": a regressor fit on the training split, scored on the
+    eval images; "dlib") and its embeddings of x_eval uint8 [N, S, S, 3]."""
+    if kind == "dlib":
+        embedder = DlibFaceEmbedder()
+        return HeldOutEmbeddings(kind, embedder, embedder.embed(x_eval))
+    e = config.eval
+    embedder = fit_geometry_regressor(
+        x_train,
+        geometry_train,
+        epochs=e.identity_regressor_epochs,
+        batch_size=e.batch_size,
+        seed=config.seed,
+        members=e.identity_regressor_members,
+        # Upsampling small images adds cost, not information.
+        input_size=min(GEOMETRY_INPUT_SIZE, config.model.image_size),
+    )
+    inputs = embedder.embed(x_eval)
+    scores = regression_scores(inputs, geometry_eval)
+    regressor = RegressorScores(**scores, train_images=len(x_train), test_images=len(x_eval))
+    return HeldOutEmbeddings(kind, embedder, inputs, regressor)
+
+
+@dataclasses.dataclass(frozen=True)
+class RealPairs:
+    """Real reference pairs: images (None: the held-out inputs), index pairs, their source."""
+
+    images: np.ndarray | None
+    same: np.ndarray  # int [P, 2]
+    different: np.ndarray  # int [Q, 2]
+    source: str
+
+
+def _pairs_from_csv(config, pairs_csv: str, clustered: Sequence[str]) -> RealPairs:
+    """Up to --identity_max_pairs same and different pairs of identity_pairs.csv (seeded)."""
+    from xplore_tf.data import sources
+    from xplore_tf.evaluation.labelled import load_images
+
+    if not os.path.isfile(pairs_csv):
+        raise FileNotFoundError(f"--identity_pairs_csv: {pairs_csv!r} does not exist")
+    rows = read_identity_pairs(pairs_csv)
+    rng = np.random.default_rng([config.seed, 11])
+
+    def pick(candidates: list) -> list:
+        chosen = np.sort(rng.permutation(len(candidates))[: config.eval.identity_max_pairs])
+        return [candidates[i] for i in chosen]
+
+    chosen = pick([r for r in rows if r[2]]) + pick([r for r in rows if not r[2]])
+    by_name = {os.path.basename(p): p for p in clustered}
+    names = sorted({n for a, b, _ in chosen for n in (a, b)})
+    rel = [by_name.get(os.path.basename(n), n) for n in names]
+    kept, images = load_images(
+        sources.images_dir(config),
+        rel,
+        size=config.model.image_size,
+        crop_size=config.data.crop_size,
+    )
+    position = {names[k]: j for j, k in enumerate(kept)}
+    pairs = [(position[a], position[b], s) for a, b, s in chosen if a in position and b in position]
+    same = np.asarray([(a, b) for a, b, s in pairs if s], np.int64).reshape(-1, 2)
+    different = np.asarray([(a, b) for a, b, s in pairs if not s], np.int64).reshape(-1, 2)
+    return RealPairs(images, same, different, pairs_csv)
+
+
+def real_pairs(
+    config, *, kind: str, labels_csv: str, clustered: Sequence[str], identities: np.ndarray | None
+) -> RealPairs:
+    """Real same/different-identity pairs: from identity_pairs.csv for dlib, else among the
+    held-out inputs by their `identities` [N] (none without an identity column)."""
+    e = config.eval
+    pairs_csv = e.identity_pairs_csv or default_identity_pairs_csv(labels_csv)
+    # The geometry regressor was trained on other identities, so its references must be
+    # held-out images too: for it, the pairs come from the eval split.
+    if pairs_csv and kind == "dlib":
+        return _pairs_from_csv(config, pairs_csv, clustered)
+    if identities is None:
+        return RealPairs(None, np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64), "")
+    same, diff = identity_pairs_from_labels(
+        identities, max_pairs=e.identity_max_pairs, seed=config.seed
+    )
+    return RealPairs(None, same, diff, "identity column of the labels (eval images)")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistanceSummary:
+    """Distances of one kind of pair and how often they are judged the same person."""
+
+    pairs: int
+    mean_distance: float | None
+    verification_rate: float | None
+
+    @classmethod
+    def of(cls, distances: np.ndarray, threshold: float | None) -> DistanceSummary:
+        return cls(
+            pairs=int(len(distances)),
+            mean_distance=float(np.mean(distances)) if len(distances) else None,
+            verification_rate=verification_rate(distances, threshold)
+            if threshold is not None and len(distances)
+            else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentityResult:
+    """metrics.json's `identity`: input vs translation against real pairs."""
+
+    embedder: str
+    threshold: float | None
+    threshold_source: str
+    pairs_source: str
+    translation: DistanceSummary  # inputs vs their translations into random clusters
+    same_identity: DistanceSummary
+    different_identity: DistanceSummary
+    real_pair_accuracy: float | None
+    per_cluster_mean_distance: dict[str, float]  # str(cluster) -> mean distance into it
+    relative_distance: float | None = None  # when different pairs are farther than same
+    reference_note: str | None = None  # when there are no real pairs
+    regressor: RegressorScores | None = None
+    faces_detected: int | None = None  # dlib
+    faces_seen: int | None = None
+
+    status = "ok"
+
+    def to_json(self) -> dict:
+        out = {"status": self.status}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
+            if value is not None or f.name in _ALWAYS_WRITTEN:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> IdentityResult:
+        fields = {f.name: d.get(f.name) for f in dataclasses.fields(cls)}
+        for key in ("translation", "same_identity", "different_identity"):
+            fields[key] = DistanceSummary(**d[key])
+        if "regressor" in d:
+            fields["regressor"] = RegressorScores(**d["regressor"])
+        return cls(**fields)
+
+
+_ALWAYS_WRITTEN = ("threshold", "real_pair_accuracy")
+
+
+def _threshold(config, embeddings: HeldOutEmbeddings, d_same, d_diff) -> tuple[float | None, str]:
+    """(verification threshold, where it comes from)."""
+    if config.eval.identity_threshold > 0:
+        return config.eval.identity_threshold, "--identity_threshold"
+    if embeddings.embedder.threshold is not None:
+        return embeddings.embedder.threshold, f"{embeddings.kind} standard threshold"
+    if len(d_same) and len(d_diff):
+        threshold, _ = best_threshold(d_same, d_diff)
+        return threshold, "best balanced accuracy on the real same/different-identity pairs"
+    return None, ""
+
+
+def identity_result(
+    config,
+    embeddings: HeldOutEmbeddings,
+    pairs: RealPairs,
+    *,
+    random_translations: np.ndarray,
+    per_cluster: dict[int, float],
+) -> IdentityResult:
+    """The identity section: held-out inputs vs their translations into random clusters
+    (uint8 [N, S, S, 3]) against the real `pairs`; `per_cluster` {cluster: mean distance}."""
+    translation = embeddings.distances(random_translations)
+    emb = embeddings.inputs if pairs.images is None else embeddings.embedder.embed(pairs.images)
+    d_same = row_distances(emb[pairs.same[:, 0]], emb[pairs.same[:, 1]])
+    d_diff = row_distances(emb[pairs.different[:, 0]], emb[pairs.different[:, 1]])
+    threshold, source = _threshold(config, embeddings, d_same, d_diff)
+    both = bool(len(d_same) and len(d_diff))
+    dlib = embeddings.kind == "dlib"
+    return IdentityResult(
+        embedder=embeddings.kind,
+        threshold=threshold,
+        threshold_source=source,
+        pairs_source=pairs.source,
+        translation=DistanceSummary.of(translation, threshold),
+        same_identity=DistanceSummary.of(d_same, threshold),
+        different_identity=DistanceSummary.of(d_diff, threshold),
+        real_pair_accuracy=(
+            float((np.mean(d_same < threshold) + np.mean(d_diff >= threshold)) / 2.0)
+            if threshold is not None and both
+            else None
+        ),
+        per_cluster_mean_distance={str(c): v for c, v in sorted(per_cluster.items())},
+        relative_distance=relative_distance(
+            float(np.mean(translation)), float(np.mean(d_same)), float(np.mean(d_diff))
+        )
+        if both and np.mean(d_diff) > np.mean(d_same)
+        else None,
+        reference_note=None if both else _NO_PAIRS,
+        regressor=embeddings.regressor,
+        faces_detected=int(embeddings.embedder.detected) if dlib else None,
+        faces_seen=int(embeddings.embedder.seen) if dlib else None,
+    )
+
+
+_NO_PAIRS = (
+    "no real same/different-identity pairs (labels without an 'identity' column and "
+    "no identity_pairs.csv)"
+)
+
+
 __all__ = [
     "DLIB_THRESHOLD",
+    "DistanceSummary",
     "DlibFaceEmbedder",
     "GeometryRegressor",
+    "HeldOutEmbeddings",
     "IdentityEmbedder",
+    "IdentityResult",
+    "RealPairs",
+    "RegressorScores",
     "best_threshold",
+    "choose_embedder",
     "default_identity_pairs_csv",
     "dlib_unavailable_reason",
     "fit_geometry_regressor",
+    "held_out_embeddings",
+    "identity_result",
     "identity_pairs_from_labels",
     "read_identity_pairs",
+    "real_pairs",
     "regression_scores",
     "row_distances",
     "verification_rate",

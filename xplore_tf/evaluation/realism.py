@@ -18,14 +18,17 @@ small sets), so a report always carries a real-vs-real reference of the same siz
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
 
+from xplore_tf.evaluation import droplets as droplets_lib
 from xplore_tf.features.base import FeatureExtractor
 
 INCEPTION_INPUT_SIZE = 299
 INCEPTION_FEATURE_DIM = 2048
+_NO_INCEPTION = "no --inception_weights: Inception FID not computed"
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,11 +150,137 @@ def build_inception_extractor(weights_path: str) -> FeatureExtractor:
     return FeatureExtractor("inception_v3", model, INCEPTION_INPUT_SIZE, INCEPTION_FEATURE_DIM)
 
 
+# ---------------------------------------------------------------- the realism section
+@dataclasses.dataclass(frozen=True)
+class RealismResult:
+    """metrics.json's `realism`: FD of held-out real images vs translations into random
+    clusters, against a real-vs-real reference of the same size (`fd_<feature_space>`)."""
+
+    feature_space: str  # the clustering extractor
+    real_images: int
+    translated_images: int
+    translations: str  # what was translated into what
+    fd: float
+    fd_real_reference: float | None  # None with fewer than 2 reference images
+    reference_images: int
+    droplets: droplets_lib.DropletRates
+    fid_inception_v3: float | None = None  # with --inception_weights
+    fid_inception_v3_real_reference: float | None = None
+    fid_note: str | None = _NO_INCEPTION  # why there is no Inception FID (None: there is)
+
+    status = "ok"
+
+    @property
+    def fd_key(self) -> str:
+        return f"fd_{self.feature_space}"
+
+    def to_json(self) -> dict:
+        out = {
+            "status": self.status,
+            "feature_space": self.feature_space,
+            "real_images": self.real_images,
+            "translated_images": self.translated_images,
+            "translations": self.translations,
+            self.fd_key: self.fd,
+            f"{self.fd_key}_real_reference": self.fd_real_reference,
+            "reference_images": self.reference_images,
+            "droplets": self.droplets.to_json(),
+            "fid_inception_v3": self.fid_inception_v3,
+        }
+        if self.fid_note is None:
+            out["fid_inception_v3_real_reference"] = self.fid_inception_v3_real_reference
+        else:
+            out["fid_note"] = self.fid_note
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> RealismResult:
+        key = f"fd_{d['feature_space']}"
+        return cls(
+            feature_space=d["feature_space"],
+            real_images=d["real_images"],
+            translated_images=d["translated_images"],
+            translations=d["translations"],
+            fd=d[key],
+            fd_real_reference=d[f"{key}_real_reference"],
+            reference_images=d["reference_images"],
+            droplets=droplets_lib.DropletRates.from_json(d["droplets"]),
+            fid_inception_v3=d["fid_inception_v3"],
+            fid_inception_v3_real_reference=d.get("fid_inception_v3_real_reference"),
+            fid_note=d.get("fid_note"),
+        )
+
+
+def inception_fid(
+    weights_path: str,
+    real: np.ndarray,
+    translated: np.ndarray,
+    reference: np.ndarray,
+    *,
+    batch_size: int,
+) -> tuple[float, float | None]:
+    """(FID real vs translated, FID reference vs real) in InceptionV3 pool3 features of uint8
+    images [N, S, S, 3]; the reference FID is None with fewer than 2 reference images."""
+    inception = build_inception_extractor(weights_path)
+
+    def features(images: np.ndarray) -> np.ndarray:
+        return extractor_features(inception, images, batch_size=batch_size)
+
+    f_real = features(real)
+    fid = frechet_distance_of_features(f_real, features(translated))
+    if len(reference) < 2:
+        return fid, None
+    return fid, frechet_distance_of_features(features(reference), f_real)
+
+
+def realism_result(
+    feature_space: str,
+    *,
+    real: tuple[np.ndarray, np.ndarray],
+    translated: tuple[np.ndarray, np.ndarray],
+    reference: tuple[np.ndarray, np.ndarray],
+    droplets: dict[int, float],
+    inception_weights: str,
+    batch_size: int,
+) -> RealismResult:
+    """The realism section from (uint8 images [N, S, S, 3], their features [N, D]) of the
+    held-out real images, their translations into random clusters and the training split
+    (its first N make the real-vs-real reference); `droplets`: {cluster: droplet rate}."""
+    (x_real, f_real), (x_translated, f_translated) = real, translated
+    x_reference, f_reference = (v[: len(f_real)] for v in reference)
+    fid = fid_reference = None
+    if inception_weights:
+        fid, fid_reference = inception_fid(
+            inception_weights, x_real, x_translated, x_reference, batch_size=batch_size
+        )
+    return RealismResult(
+        feature_space=feature_space,
+        real_images=int(len(f_real)),
+        translated_images=int(len(f_translated)),
+        translations="each held-out image into one random other cluster",
+        fd=frechet_distance_of_features(f_real, f_translated),
+        fd_real_reference=frechet_distance_of_features(f_reference, f_real)
+        if len(f_reference) >= 2
+        else None,
+        reference_images=int(len(f_reference)),
+        droplets=droplets_lib.DropletRates(
+            rate_random=float(droplets_lib.droplet_flags(x_real, x_translated).mean()),
+            per_cluster={str(c): rate for c, rate in droplets.items()},
+        ),
+        fid_inception_v3=fid,
+        fid_inception_v3_real_reference=fid_reference,
+        fid_note=None if inception_weights else _NO_INCEPTION,
+    )
+
+
 __all__ = [
+    "RealismResult",
     "build_inception_extractor",
     "extractor_features",
     "feature_statistics",
     "frechet_distance",
     "frechet_distance_of_features",
+    "inception_fid",
+    "realism_result",
     "trace_sqrt_product",
 ]

@@ -23,6 +23,8 @@ import numpy as np
 from scipy import optimize, special
 
 from xplore_tf.clustering.report import AttributeReport
+from xplore_tf.evaluation import side_effects as side_effects_lib
+from xplore_tf.evaluation.results import mean_of
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
@@ -314,15 +316,214 @@ def cluster_attribute_precision(
     return hits / np.maximum(sizes, 1)[:, None], sizes
 
 
+# ---------------------------------------------------------------- the judge
+@dataclasses.dataclass(frozen=True)
+class Judge:
+    """Decides which attributes images show: a user's Keras classifier on the images, or the
+    logistic probe on their clustering-extractor features (`features`, None for Keras)."""
+
+    name: str
+    predict_proba: Callable[[np.ndarray], np.ndarray]  # images or features -> [N, A]
+    features: Callable[[np.ndarray], np.ndarray] | None = None  # uint8 images -> [N, D]
+
+    def decisions(self, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """bool [N, A] for uint8 images [N, S, S, 3]; `features` [N, D] when already known."""
+        if self.features is None:
+            return self.predict_proba(images) >= 0.5
+        if features is None:
+            features = self.features(images)
+        return self.predict_proba(features) >= 0.5
+
+
+def build_judge(
+    attributes: Sequence[str],
+    *,
+    classifier: str,
+    batch_size: int,
+    features: Callable[[np.ndarray], np.ndarray],
+    feature_space: str,
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    seed: int,
+) -> Judge:
+    """The judge of transfer: --attribute_classifier when given, else a logistic probe fit on
+    the training split (`train_features` [M, D], `train_labels` [M, A]). Raises ValueError
+    with fewer than 4 training images for the probe."""
+    if classifier:
+        model = load_attribute_classifier(classifier, attributes, batch_size=batch_size)
+        return Judge(f"keras:{classifier}", model)
+    count = len(train_labels)
+    if count < 4:
+        raise ValueError(f"only {count} labelled images left to train the probe")
+    probe = fit_logistic_probe(train_features, train_labels, attributes=attributes, seed=seed)
+    name = f"logistic probe on {feature_space} features ({count} images)"
+    return Judge(name, probe.predict_proba, features)
+
+
+# ---------------------------------------------------------------- the transfer section
+@dataclasses.dataclass(frozen=True)
+class JudgeQuality:
+    """The judge on the untranslated held-out images, against their labels."""
+
+    accuracy: float
+    balanced_accuracy: float
+    positives: int
+
+
+def judge_quality(
+    decisions: np.ndarray, labels: np.ndarray, attributes: Sequence[str]
+) -> dict[str, JudgeQuality]:
+    """{attribute: quality} from decisions bool [N, A] and labels [N, A]."""
+    return {
+        a: JudgeQuality(
+            accuracy=accuracy(decisions[:, j], labels[:, j]),
+            balanced_accuracy=balanced_accuracy(decisions[:, j], labels[:, j]),
+            positives=int(labels[:, j].sum()),
+        )
+        for j, a in enumerate(attributes)
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributeTransfer:
+    """One transfer target: its cluster, how well the judge sees it, and the rates."""
+
+    attribute: str
+    cluster: int
+    cluster_precision: float
+    cluster_size: int
+    judge_accuracy: float
+    judge_balanced_accuracy: float
+    rates: TransferRates
+
+    def to_json(self) -> dict:
+        head = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)[:-1]}
+        return {**head, **dataclasses.asdict(self.rates)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> AttributeTransfer:
+        rates = TransferRates(**{f.name: d[f.name] for f in dataclasses.fields(TransferRates)})
+        head = {f.name: d[f.name] for f in dataclasses.fields(cls)[:-1]}
+        return cls(**head, rates=rates)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferResult:
+    """metrics.json's `transfer`: held-out images translated into each target's cluster."""
+
+    judge: str  # the judge's name
+    min_precision: float  # --transfer_min_precision
+    eval_images: int
+    train_images: int
+    split: str  # "by identity" or "by image"
+    eval_source: str  # where the eval images come from
+    eval_unseen_by_generator: bool  # --holdout at training time
+    attributes: tuple[AttributeTransfer, ...]
+    judge_quality: dict[str, JudgeQuality]
+    side_effects: side_effects_lib.SideEffects
+
+    status = "ok"
+
+    def _mean(self, rate: str) -> float | None:
+        return mean_of([getattr(r.rates, rate) for r in self.attributes])
+
+    @property
+    def mean_rate_lacking(self) -> float | None:
+        return self._mean("rate_lacking")
+
+    @property
+    def mean_baseline_lacking(self) -> float | None:
+        return self._mean("baseline_lacking")
+
+    @property
+    def reason(self) -> str:
+        """Why there are no targets ("" when there are)."""
+        if self.attributes:
+            return ""
+        return f"no attribute's best cluster reaches precision {self.min_precision}"
+
+    def to_json(self) -> dict:
+        out = {
+            "status": self.status,
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)[:7]},
+            "attributes": [r.to_json() for r in self.attributes],
+            **{f"mean_{k}": self._mean(k) for k in _MEAN_RATES},
+            "judge_quality": {a: dataclasses.asdict(q) for a, q in self.judge_quality.items()},
+            "side_effects": self.side_effects.to_json(),
+        }
+        if not self.attributes:
+            out["reason"] = self.reason
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> TransferResult:
+        return cls(
+            **{f.name: d[f.name] for f in dataclasses.fields(cls)[:7]},
+            attributes=tuple(AttributeTransfer.from_json(r) for r in d["attributes"]),
+            judge_quality={a: JudgeQuality(**q) for a, q in d["judge_quality"].items()},
+            side_effects=side_effects_lib.SideEffects.from_json(d["side_effects"]),
+        )
+
+
+_MEAN_RATES = ("rate_all", "baseline_all", "rate_lacking", "baseline_lacking", "gain_lacking")
+
+
+def attribute_transfers(
+    targets: Sequence[TransferTarget],
+    attributes: Sequence[str],
+    *,
+    input_decisions: np.ndarray,
+    decisions_into: dict[int, np.ndarray],
+    labels: np.ndarray,
+    quality: dict[str, JudgeQuality],
+) -> tuple[AttributeTransfer, ...]:
+    """Rates of each target: input decisions bool [N, A], {cluster: bool [N, A]} after
+    translation into it, labels [N, A] (attribute order)."""
+    rows = []
+    for t in targets:
+        j = list(attributes).index(t.attribute)
+        rates = transfer_rates(
+            input_decisions=input_decisions[:, j],
+            translated_decisions=decisions_into[t.cluster][:, j],
+            truth=labels[:, j],
+        )
+        q = quality[t.attribute]
+        rows.append(
+            AttributeTransfer(
+                t.attribute, t.cluster, t.precision, t.size, q.accuracy, q.balanced_accuracy, rates
+            )
+        )
+    return tuple(rows)
+
+
+def target_side_effects(
+    targets: Sequence[TransferTarget],
+    attributes: Sequence[str],
+    input_decisions: np.ndarray,
+    decisions_into: dict[int, np.ndarray],
+) -> side_effects_lib.SideEffects:
+    """Every attribute's judged change under each target's translation (`side_effects`)."""
+    after = {f"{t.attribute} (cluster {t.cluster})": decisions_into[t.cluster] for t in targets}
+    return side_effects_lib.side_effects(input_decisions, after, list(attributes))
+
+
 __all__ = [
+    "AttributeTransfer",
+    "Judge",
+    "JudgeQuality",
     "LogisticProbe",
     "TransferRates",
+    "TransferResult",
     "TransferTarget",
     "accuracy",
+    "attribute_transfers",
     "balanced_accuracy",
+    "build_judge",
     "cluster_attribute_precision",
     "fit_logistic_probe",
+    "judge_quality",
     "load_attribute_classifier",
+    "target_side_effects",
     "transfer_rates",
     "transfer_targets",
 ]

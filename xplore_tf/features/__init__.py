@@ -106,7 +106,7 @@ def build_extractor(
     `input_size` > 0 feeds the network at that side instead of its own (224 for the ImageNet
     ports): the extractors in RESIZABLE are fully convolutional and globally pooled. On
     celeba10k, MobileNetV2 at 160 px clustered as well as at 224 px in half the time
-    (docs/discovery.md). Raises ValueError for an unknown name or an unsupported size.
+    (docs/experiments/2026-12-04-discovery.md). Raises ValueError for an unknown name or an unsupported size.
     """
     if name not in EXTRACTORS:
         raise ValueError(

@@ -5,7 +5,7 @@ Framing (what part of each image the extractor sees), `--feature_framing`:
     crops CelebA's 178x218 aligned faces to 178x178 (default);
   - `whole`: the whole image, padded with black to a square (centred): nothing is cut, so
     the top of the head (hair, hats, baldness) stays in view. On celeba10k it found more
-    attributes than the centre crop (docs/discovery.md).
+    attributes than the centre crop (docs/experiments/2026-12-04-discovery.md).
 Both then resize (bicubic) to the extractor's input side.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from absl import logging
@@ -106,22 +106,8 @@ def extract_features(
     def _features(images):
         return extractor(tf.cast(images, tf.float32))
 
-    kept, feats = [], []
-    total = len(rel_paths)
-    start = last_log = time.perf_counter()
-    done = 0
-    for index, batch in ds:
-        feats.append(_features(batch).numpy().astype(np.float32))
-        kept.append(index.numpy())
-        done = int(index.numpy()[-1]) + 1
-        now = time.perf_counter()
-        if now - last_log >= log_every_s:
-            rate = sum(len(k) for k in kept) / (now - start)
-            eta = (total - done) / max(rate, 1e-9)
-            logging.info(
-                "features: %d/%d images, %.1f images/s, ETA %.0f s", done, total, rate, eta
-            )
-            last_log = now
+    start = time.perf_counter()
+    kept, feats = _extract_batches(ds, _features, total=len(rel_paths), log_every_s=log_every_s)
     seconds = time.perf_counter() - start
     if not feats:
         return (
@@ -141,3 +127,29 @@ def extract_features(
             "images_per_second": len(kept_arr) / max(seconds, 1e-9),
         },
     )
+
+
+def _extract_batches(
+    ds, features: Callable, *, total: int, log_every_s: float
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """([index batch [B] int64], [feature batch [B, D] float32]) of every batch of `ds`.
+
+    `ds` yields (indices into the listing, images) batches in order; progress (images/s,
+    ETA of the `total` listed) is logged at most every `log_every_s` seconds.
+    """
+    kept, feats = [], []
+    start = last_log = time.perf_counter()
+    done = 0
+    for index, batch in ds:
+        feats.append(features(batch).numpy().astype(np.float32))
+        kept.append(index.numpy())
+        done = int(index.numpy()[-1]) + 1
+        now = time.perf_counter()
+        if now - last_log >= log_every_s:
+            rate = sum(len(k) for k in kept) / (now - start)
+            eta = (total - done) / max(rate, 1e-9)
+            logging.info(
+                "features: %d/%d images, %.1f images/s, ETA %.0f s", done, total, rate, eta
+            )
+            last_log = now
+    return kept, feats

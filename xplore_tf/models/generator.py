@@ -40,6 +40,7 @@ CONDITION_MODES = ("mean_std", "mean", "onehot")
 UPSAMPLE_MODES = ("transpose", "resize_conv")
 OUTPUT_MODES = ("direct", "masked")
 SKIP_MODES = ("none", "plain", "gated")
+ENCODER_NORMS = ("instance", "none")
 HF_KERNEL_SIZE = 5  # binomial blur of the high-frequency bypass (~ Gaussian, sigma = 1 px)
 
 
@@ -226,6 +227,9 @@ class Encoder(keras.layers.Layer):
         base_channels: width of the first conv (paper: 64).
         num_res_blocks: paper: 6.
         spectral_norm: spectral-normalise the residual blocks' convs (paper: yes).
+        norm: "instance" (paper) or "none": no per-sample statistics anywhere in the
+            encoder (its convs get a bias instead), so no layer can carry signal past a
+            normalisation with a local spike (StyleGAN2 §2's droplet cause).
     """
 
     def __init__(
@@ -234,25 +238,32 @@ class Encoder(keras.layers.Layer):
         base_channels: int = 64,
         num_res_blocks: int = 6,
         spectral_norm: bool = True,
+        norm: str = "instance",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if norm not in ENCODER_NORMS:
+            raise ValueError(f"`norm` must be one of {ENCODER_NORMS}, got {norm!r}.")
         self.base_channels = int(base_channels)
         self.num_res_blocks = int(num_res_blocks)
         self.spectral_norm = bool(spectral_norm)
+        self.norm = norm
         widths = [self.base_channels, 2 * self.base_channels, 4 * self.base_channels]
+        bias = norm == "none"
         self.convs = [
-            keras.layers.Conv2D(widths[0], 7, padding="same", use_bias=False, name="conv0"),
+            keras.layers.Conv2D(widths[0], 7, padding="same", use_bias=bias, name="conv0"),
             keras.layers.Conv2D(
-                widths[1], 4, strides=2, padding="same", use_bias=False, name="down1"
+                widths[1], 4, strides=2, padding="same", use_bias=bias, name="down1"
             ),
             keras.layers.Conv2D(
-                widths[2], 4, strides=2, padding="same", use_bias=False, name="down2"
+                widths[2], 4, strides=2, padding="same", use_bias=bias, name="down2"
             ),
         ]
-        self.norms = [InstanceNormalization(name=f"norm{i}") for i in range(3)]
+        self.norms = [
+            InstanceNormalization(name=f"norm{i}") if norm == "instance" else None for i in range(3)
+        ]
         self.blocks = [
-            ResidualBlock(widths[2], spectral_norm=self.spectral_norm, name=f"res{i}")
+            ResidualBlock(widths[2], spectral_norm=self.spectral_norm, norm=norm, name=f"res{i}")
             for i in range(self.num_res_blocks)
         ]
 
@@ -266,7 +277,8 @@ class Encoder(keras.layers.Layer):
         for conv, norm in zip(self.convs, self.norms, strict=True):
             build_once(conv, shape)
             shape = _as_shape(conv.compute_output_shape(shape))
-            build_once(norm, shape)
+            if norm is not None:
+                build_once(norm, shape)
         for block in self.blocks:
             build_once(block, shape)
 
@@ -279,7 +291,8 @@ class Encoder(keras.layers.Layer):
         x = inputs
         skips = []
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            x = ops.relu(norm(conv(x)))
+            x = conv(x)
+            x = ops.relu(x if norm is None else norm(x))
             skips.append(x)
         for block in self.blocks:
             x = block(x, training=training)
@@ -313,6 +326,7 @@ class Encoder(keras.layers.Layer):
             "base_channels": self.base_channels,
             "num_res_blocks": self.num_res_blocks,
             "spectral_norm": self.spectral_norm,
+            "norm": self.norm,
         }
 
 
@@ -599,6 +613,7 @@ class Generator(keras.Model):
         skip_levels: int = 2,
         hf_bypass: bool = False,
         decoder_norm: str = "instance",
+        encoder_norm: str = "instance",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -619,11 +634,15 @@ class Generator(keras.Model):
         self.skip_levels = int(skip_levels)
         self.hf_bypass = bool(hf_bypass)
         self.decoder_norm = decoder_norm
+        self.encoder_norm = encoder_norm
         self.condition_dim = condition_dim(
             condition, stats_dim=self.stats_dim, num_clusters=self.num_clusters
         )
         self.encoder = Encoder(
-            base_channels=self.base_channels, num_res_blocks=self.num_res_blocks, name="encoder"
+            base_channels=self.base_channels,
+            num_res_blocks=self.num_res_blocks,
+            norm=encoder_norm,
+            name="encoder",
         )
         self.decoder = Decoder(
             base_channels=self.base_channels,
@@ -821,4 +840,5 @@ class Generator(keras.Model):
             "skip_levels": self.skip_levels,
             "hf_bypass": self.hf_bypass,
             "decoder_norm": self.decoder_norm,
+            "encoder_norm": self.encoder_norm,
         }

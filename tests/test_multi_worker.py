@@ -62,6 +62,7 @@ def write_bytes(path, data, _write=train_lib.io_utils.write_bytes):
     _write(path, data)
 
 
+# Patched where the loop looks them up (train_lib's globals), not where they are defined.
 train_lib.Trainer, train_lib.checkpoint_files.write = Recorded, write
 train_lib.io_utils.write_bytes = write_bytes
 result = train_lib.train(tiny_config(workdir, strategy="multi_worker", num_steps=num_steps))
@@ -83,6 +84,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from tests_support import tiny_config
 from xplore_tf import train_lib
 
+# Patched where the loop looks it up (train_lib's globals), not in xplore_tf.distribute.
 train_lib.make_strategy = lambda name: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert train_lib.train(tiny_config(sys.argv[2], num_steps=int(sys.argv[4]))).step == int(sys.argv[4])
 """

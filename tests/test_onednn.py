@@ -21,7 +21,7 @@ import numpy as np
 import xplore_tf
 import keras
 import tensorflow as tf
-from xplore_tf import config as config_lib, train_lib
+from xplore_tf import config as config_lib, distribute, train_step
 from xplore_tf.clustering import artifacts
 
 config = config_lib.Config(
@@ -39,7 +39,7 @@ stats = artifacts.ClusterStats(
     sizes=np.full(k, 10), pca_mean=np.zeros(8, np.float32),
     pca_matrix=np.zeros((8, d), np.float32), extractor="pixels", image_size=16, crop_size=0)
 keras.utils.set_random_seed(0)
-trainer = train_lib.Trainer(config, stats, train_lib.make_strategy("one_device"))
+trainer = train_step.Trainer(config, stats, distribute.make_strategy("one_device"))
 batch = {
     "image": tf.constant(rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)),
     "cluster": tf.constant([0, 1, 2, 3], tf.int32),

@@ -197,7 +197,7 @@ def tiny_config(workdir, **train):
 
 
 def trainer_weights(trainer) -> dict[str, np.ndarray]:
-    """Every variable of a `train_lib.Trainer` (G, D, G_ema, both optimizers) as numpy, by
+    """Every variable of a `train_step.Trainer` (G, D, G_ema, both optimizers) as numpy, by
     name: what this process holds, e.g. a worker whose checkpoints are thrown away."""
     from xplore_tf import checkpoints
 

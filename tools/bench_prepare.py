@@ -8,7 +8,7 @@
 
 Speed: `--photos` random 1024 x 768 photos, each with one celeba10k face pasted at a random
 scale and rotation (tools/wild_faces.py; a face-free random background when ../shared is
-absent), through `serving.faces.find_faces` (decode excluded), after one warm-up photo.
+absent), through `xplore_tf.common.faces.find_faces` (decode excluded), after one warm-up photo.
 Prints photos/s per detector (wall clock, and CPU time over all threads, which a
 machine shared with other jobs inflates less), the CPU model and its SIMD flags.
 

@@ -194,7 +194,7 @@ def main() -> None:
     import tensorflow as tf
 
     from xplore_tf import config as config_lib
-    from xplore_tf import train_lib
+    from xplore_tf import distribute, train_step
     from xplore_tf.clustering import artifacts
 
     p = dict(PRESETS[args.preset])
@@ -235,8 +235,8 @@ def main() -> None:
         image_size=64,
         crop_size=0,
     )
-    strategy = train_lib.make_strategy("mirrored")
-    trainer = train_lib.Trainer(config, stats, strategy)
+    strategy = distribute.make_strategy("mirrored")
+    trainer = train_step.Trainer(config, stats, strategy)
     b, s = p["batch_size"], p["image_size"]
     batch = {
         "image": tf.constant(rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32)),

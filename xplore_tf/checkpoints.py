@@ -1,7 +1,7 @@
 """The run's networks and their checkpoints, shared by training, export, translate and evaluate.
 
-Sits below both `train_lib` and `export_lib` (imports flow one way): it builds G and D for a
-config and the run's cluster statistics, names their variables for `tf.train.Checkpoint`,
+Imported by `train_step`, `train_lib` and `export_lib`, never importing them: it builds G
+and D for a config and the run's cluster statistics, names their variables for `tf.train.Checkpoint`,
 and ties every checkpoint to the clusters it was trained on.
 
 A checkpoint stores the fingerprint of the cluster artifacts (`artifacts.clusters_fingerprint`)

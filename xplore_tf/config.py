@@ -85,9 +85,8 @@ class EvalConfig:
     identity_regressor_members: int = 5  # geometry regressors averaged (a steadier judge)
     inception_weights: str = ""  # InceptionV3 no-top .h5 for FID; empty = no FID
     batch_size: int = 32  # images per generator / extractor call
-    strengths: tuple[
-        float, ...
-    ] = ()  # strength curve alphas (docs/guide/beyond_clusters.md); () = none
+    # strength curve alphas (docs/guide/beyond_clusters.md); () = none
+    strengths: tuple[float, ...] = ()
     reference_group_size: int = 0  # held-out images per reference group; 0 = no groups
     combinations: tuple[str, ...] = ()  # "a+b" attribute pairs translated at once; () = none
     report_images: int = 8  # rows of the translation matrix

@@ -3,8 +3,9 @@
 Writes `<export_dir>/<model_name>/<version>/` (default WORKDIR/export/xplore/<next version>)
 from the latest checkpoint (or --checkpoint), with the signatures `serving_default`,
 `translate_bytes`, `clusters`, `clusters_batched` and, when the clustering extractor can be
-built here, `translate_strength`, `translate_mix`, `reference_condition` and
-`translate_condition` (see xplore_tf/export_lib.py, serving/README.md, docs/guide/beyond_clusters.md).
+built here, `translate_strength`, `translate_mix`, `reference_condition`,
+`translate_condition`, `translate_full` and `translate_full_condition` (see
+xplore_tf/export_module.py, docs/guide/serving.md, docs/guide/beyond_clusters.md).
 """
 
 from __future__ import annotations

@@ -1,45 +1,9 @@
 """Export of G_ema as a SavedModel for TF Serving (DESIGN.md §5): the library behind
-`xplore_tf.export`, also used by `xplore_tf.translate` (and meant for `evaluate`).
+`xplore_tf.export`, also used by `xplore_tf.translate` and `xplore_tf.evaluate`.
 
-The SavedModel is written from an explicit `tf.Module`, `export_module.ServingModule`, whose
-`tf.function` methods are traced for fixed input signatures (Keras 3 models saved directly get
-a float default signature, DESIGN.md §6), with the cluster statistics baked in as constants,
-so a served model needs nothing but its folder:
-
-    serving_default   image uint8 [N,H,W,3], cluster_id int32 [N] -> image uint8 [N,S,S,3]
-    translate_bytes   image_bytes string [N], cluster_id int32 [N] -> image_bytes string [N]
-    clusters          ()                     -> cluster_id int32 [k], size int64 [k], name string [k]
-    clusters_batched  rows int32 [N]         -> cluster_id int32 [N,k], size [N,k], name [N,k]
-
-and, beyond fixed clusters (docs/guide/beyond_clusters.md; the clustering extractor, PCA and
-centroids are in the graph too, so s_src, the statistics of the input's nearest cluster, is found
-there; left out, with the reason logged and written into assets.extra/xplore_tf.json,
-when the extractor cannot be built here, e.g. its weights file is absent; the two that
-take a condition are left out of --condition=onehot models):
-
-    translate_strength   image_bytes [N], cluster_id [N], strength float32 [N]
-                         -> image_bytes [N], source_cluster int32 [N]
-    translate_mix        image_bytes [N], cluster_weights float32 [N,k]
-                         -> image_bytes [N], source_cluster int32 [N]
-    reference_condition  reference_bytes string [N,M] -> condition float32 [N,C],
-                         nearest_cluster int32 [N], distance [N], relative_distance [N]
-    translate_condition  image_bytes [N], condition float32 [N,C] -> image_bytes [N]
-    translate_full       image_bytes [N], cluster_weights float32 [N,k]
-                         -> image_bytes [N] at each input's own size, source_cluster [N]
-    translate_full_condition  image_bytes [N], condition [N,C] -> the same
-
-The two `_full` signatures carry the generator's edit to the input's own resolution
-(`xplore_tf/edit.py`): any aligned face in, the same face back at its size.
-
-Names come from `xplore_tf/common/signatures.py`, shared with the client. Preprocessing inside the
-graph is the training pipeline's (`data/images.load_image`): a centre square crop
-(`--crop_size`, 0 = the shorter side), then a bicubic resize with antialiasing to S x S
-(skipped when the crop is already S x S), rounded to uint8. Bad requests fail inside the
-graph with InvalidArgumentError (TF Serving: INVALID_ARGUMENT): a cluster id outside [0, k),
-different batch sizes of the inputs, an empty image, an undecodable byte string, a strength
-or weight outside [0, MAX_STRENGTH] (weights also in sum), an empty reference group, a
-non-finite condition.
-An empty batch (N = 0) returns N = 0 outputs.
+`load_generator` restores G_ema from a checkpoint (the newest restorable one by default),
+`serving_module` wraps it with the cluster statistics in an `export_module.ServingModule`
+(whose signatures that module's docstring lists), and `export` writes it as a version.
 
 Versions are numeric folders `<export_dir>/<model_name>/<version>/`; a version is written
 into a hidden temporary folder beside it and renamed into place, so TF Serving (which

@@ -419,7 +419,7 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "blend_prob",
     0.0,
-    "Fraction of training targets that are random blends of conditions (docs/guide/beyond_clusters.md): "
+    "Fraction of training targets that are random blends of conditions (docs/experiments/2026-12-01-beyond-clusters.md): "
     "s_c + a (s_t - s_c) + b (s_t2 - s_c) with (1-a-b, a, b) uniform on the simplex, and the "
     "same blend of the three clusters as the target of G's classification loss: the "
     "conditions of strengths in [0, 1] and of interpolations between clusters. Measured on "
@@ -430,7 +430,7 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "extrapolate_prob",
     0.0,
-    "Fraction of training targets taken past their cluster (docs/guide/beyond_clusters.md): "
+    "Fraction of training targets taken past their cluster (docs/experiments/2026-12-01-beyond-clusters.md): "
     "s_c + beta (s_t - s_c) with beta uniform on [1, "
     f"{sig.MAX_STRENGTH:g}], the strengths above 1 that translate and the SavedModel accept, "
     "with the plain cluster t as the target of G's classification loss; 0 = off (paper).",

@@ -37,9 +37,8 @@ def test_signatures_module_is_pure_constants():
         sig.RELATIVE_DISTANCE,
     }
     assert len(keys) == 14 and all(k.isidentifier() for k in keys)
-    assert (
-        sig.MAX_STRENGTH >= 1.25
-    )  # the strength curve of docs/guide/beyond_clusters.md reaches 1.25
+    # the strength curve of docs/experiments/2026-12-01-beyond-clusters.md reaches 1.25
+    assert sig.MAX_STRENGTH >= 1.25
 
 
 def test_models_config_is_a_valid_model_server_config():

@@ -10,18 +10,18 @@ of that space are conditions too (docs/guide/beyond_clusters.md):
 - a *blend* (`blend_conditions`): condition = s_src + sum_i w_i (s_i - s_src), with s_src the
   statistics of the input's own cluster, its nearest centroid. One target with w = alpha is
   the strength alpha (0 = the input's own cluster, 1 = the target's, above 1 extrapolates, up
-  to `serving.signatures.MAX_STRENGTH`).
+  to `xplore_tf.common.signatures.MAX_STRENGTH`).
 
 New images enter the space `cluster` fitted: the same extractor, weights, blocks, mirror
 averaging, framing, crop and input size (`pipeline.clustering_extractor`), then
 `pca.to_space` with the stored PCA. `check_same_space` refuses flags that would build another
 space. The functions ending in `_ops` are the same maths in keras.ops, run inside the
-exported model's graph (export_lib) and tested against the numpy code here.
+exported model's graph (export_module) and tested against the numpy code here.
 
 "Far" from the clusters: the group's mean lies outside every training cluster's RMS radius
 r_k = sqrt(sum_j sigma_kj^2), the root mean square distance of the cluster's members to its
 centroid (exact from the stored population stds). `relative distance` = min_k ||m - mu_k|| /
-r_k; the group is far when it exceeds `serving.signatures.FAR_FROM_CLUSTERS` (1.0): its
+r_k; the group is far when it exceeds `xplore_tf.common.signatures.FAR_FROM_CLUSTERS` (1.0): its
 mean is then farther from every centroid than that cluster's typical member is.
 """
 

@@ -1,6 +1,6 @@
 """Names shared by the exported SavedModel and its clients: pure Python, nothing else.
 
-`xplore_tf/export_lib.py` builds the signatures with these names and `serving/client.py`
+`xplore_tf/export_module.py` builds the signatures with these names and `serving/client.py`
 (a separate deployable that never imports model code) sends requests with them, so the two
 cannot drift apart and no client ever relies on auto-generated names such as `input_1`.
 

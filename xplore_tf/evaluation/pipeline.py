@@ -2,13 +2,17 @@
 
 1. Discovery: the cluster report against the labels (`discovery.py`).
 2. Transfer: held-out labelled images are translated into each attribute's clearly-labelled
-   cluster and judged by a classifier that is not part of the generator (`transfer.py`).
+   cluster and judged by a classifier that is not part of the generator (`transfer.py`),
+   with every other labelled attribute re-scored before and after (`side_effects.py`).
 3. Identity: input vs translation in an identity embedding, against real same- and
    different-identity pairs (`identity.py`).
-4. Realism: Fréchet distance between real and translated images (`realism.py`).
-5. Beyond fixed clusters, when asked (docs/guide/beyond_clusters.md): the strength curve (--strengths),
-   reference groups (--reference_group_size) and combined attributes (--combinations)
-   (`beyond.py`).
+4. Realism: Fréchet distance between real and translated images and the share of
+   translations with a droplet (`realism.py`, `droplets.py`).
+5. Beyond fixed clusters, when asked (docs/guide/beyond_clusters.md): the strength curve
+   (--strengths), reference groups (--reference_group_size) and combined attributes
+   (--combinations) (`beyond.py`).
+6. The cluster table: each cluster's size, main attributes, transfer and identity
+   (`clusters.py`).
 
 Labelled images are split once (by identity when the labels have an `identity` column):
 `eval_images` held-out images are translated and judged; up to `probe_train_images` others
@@ -106,7 +110,8 @@ def evaluate(
     strength_fn: StrengthFn | None = None,
     condition_fn: ConditionFn | None = None,
 ) -> Metrics:
-    """Every metric of the run; writes WORKDIR/eval/{metrics.json, report.html}.
+    """Every metric of the run; writes WORKDIR/eval/{metrics.json, report.html,
+    translation_matrix.png}.
 
     translate_fn(images uint8 [N,S,S,3], cluster_ids [N]) -> uint8 [N,S,S,3]; default: G_ema
     of the run's latest checkpoint (--checkpoint to pick one). Without a checkpoint, only

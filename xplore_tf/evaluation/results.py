@@ -1,6 +1,6 @@
 """What every metric's typed result shares: the skipped section and the JSON helpers.
 
-Each metric module (`transfer`, `identity`, `realism`, `beyond`, `clusters`) returns a frozen
+Each metric module (`discovery`, `transfer`, `identity`, `realism`, `beyond`, `clusters`) returns a frozen
 dataclass whose `to_json()` is exactly its section of WORKDIR/eval/metrics.json and whose
 `from_json()` reads that section back; `metrics.Metrics` assembles the sections.
 """

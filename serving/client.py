@@ -7,6 +7,7 @@
     python -m serving.client --image=a.jpg --cluster=12 --strength=0.5 --out=outdir/
     python -m serving.client --image=a.jpg --cluster=12:1.0,31:0.5 --out=outdir/
     python -m serving.client --image=a.jpg --reference_dir=blond_photos/ --out=outdir/
+    python -m serving.client --image=a.jpg --cluster=blond --keep=men --out=outdir/
 
 It needs `tensorflow-serving-api` (gRPC stubs and protos), numpy and Pillow, and of
 xplore_tf only its bottom layer, `xplore_tf/common/` (the image decoder, the signature
@@ -32,9 +33,10 @@ the one-flags-module rule covers the `python -m xplore_tf.<stage>` binaries.
 
 Beyond fixed clusters (docs/guide/beyond_clusters.md, `xplore_tf/common/beyond_clusters.py`): `--strength` and
 weights in `--cluster` become cluster weights (`translate_full`; at the model's resolution
-`translate_strength`, `translate_mix`), and `--reference_dir` asks `reference_condition`
+`translate_strength`, `translate_mix`), `--reference_dir` asks `reference_condition`
 for the folder's statistics (warning when the group lies far from every training cluster),
-then `translate_full_condition` (`translate_condition`).
+then `translate_full_condition` (`translate_condition`), and `--keep` asks `mix_condition`
+for each image's condition without the kept clusters' directions, then the same.
 
 `--paste_back` (needs the face detector: `pip install "xplore_tf[prepare]"`) treats each
 image as a photo: `xplore_tf/common/faces.py` detects and aligns its faces, each aligned crop is
@@ -116,6 +118,9 @@ def _check_beyond(args: argparse.Namespace) -> list[tuple[str, float]] | None:
             "--reference_dir is the target: pass it without --cluster, --all_clusters and --strength"
         )
     weights = bc.parse_cluster_weights(args.cluster) if args.cluster is not None else None
+    args.keep = bc.parse_keep(
+        args.keep, all_clusters=args.all_clusters, reference_dir=args.reference_dir
+    )
     if args.strength is not None:
         args.strength = bc.check_strength(args.strength)
         if weights is not None:
@@ -123,7 +128,9 @@ def _check_beyond(args: argparse.Namespace) -> list[tuple[str, float]] | None:
                 f"--strength applies to one --cluster; --cluster={args.cluster} has weights "
                 "already (scale them instead)"
             )
-    uses_beyond = args.reference_dir or weights is not None or args.strength is not None
+    uses_beyond = (
+        args.reference_dir or weights is not None or args.strength is not None or args.keep
+    )
     full = args.output_resolution == sig.INPUT_RESOLUTION and not args.all_clusters
     if full and args.signature != sig.TRANSLATE_BYTES:
         raise ValueError(
@@ -132,7 +139,7 @@ def _check_beyond(args: argparse.Namespace) -> list[tuple[str, float]] | None:
         )
     if uses_beyond and args.signature != sig.TRANSLATE_BYTES:
         raise ValueError(
-            "--strength, --reference_dir and cluster weights send encoded bytes: drop "
+            "--strength, --reference_dir, --keep and cluster weights send encoded bytes: drop "
             f"--signature={args.signature}"
         )
     return weights
@@ -172,6 +179,7 @@ def _translation(
 ) -> tuple[Callable[[list[bytes]], list[bytes]], int | str]:
     """(encoded images -> PNG bytes, output label) for the chosen target."""
     target, info = _target(client, args, weights)
+    target = bc.keep_target(target, args.keep, client.clusters)
     if full_resolution and target.cluster is not None and info is None:
         info = client.clusters()
     fn = bc.translation_function(
@@ -301,6 +309,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="",
         help="translate toward the statistics of this folder's images (a reference group) "
         "instead of a cluster",
+    )
+    p.add_argument(
+        "--keep",
+        default="",
+        help="clusters (ids or names, comma-separated) whose direction the edit keeps: into "
+        "a cluster of blond women, --keep=<the men's cluster> keeps men male "
+        "(docs/guide/beyond_clusters.md)",
     )
     p.add_argument(
         "--all_clusters",

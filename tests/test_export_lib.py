@@ -427,6 +427,45 @@ def test_reference_condition_equals_the_cluster_statistics_code(run, exported, t
     assert empty[sig.IMAGE_BYTES].shape == (0,) and empty[sig.SOURCE_CLUSTER].shape == (0,)
 
 
+def test_mix_condition_keeps_the_kept_clusters_directions(run, exported):
+    """mix_condition with nothing kept is translate_mix's condition (the same PNGs through
+    translate_condition); with a cluster kept, the edit has no part along its direction and
+    the length it had (space.keep_directions)."""
+    _, loaded = exported
+    pngs = _pngs(_images(3, seed=11))
+    weights = np.zeros((3, 4), np.float32)
+    weights[:, 2], weights[2, 1] = 1.0, 0.5
+    plain = _serve(
+        loaded,
+        sig.MIX_CONDITION,
+        image_bytes=pngs,
+        cluster_weights=weights,
+        keep_clusters=np.zeros((3, 4)),
+    )
+    mixed = _serve(loaded, sig.TRANSLATE_MIX, image_bytes=pngs, cluster_weights=weights)
+    via = _serve(loaded, sig.TRANSLATE_CONDITION, image_bytes=pngs, condition=plain[sig.CONDITION])
+    np.testing.assert_array_equal(plain[sig.SOURCE_CLUSTER], mixed[sig.SOURCE_CLUSTER])
+    np.testing.assert_array_equal(_decoded(via[sig.IMAGE_BYTES]), _decoded(mixed[sig.IMAGE_BYTES]))
+    stats = _stats(run)
+    table = np.asarray(
+        condition_vector(np.arange(4), stats.centroids, stats.stds, mode=run.model.condition)
+    )
+    keep = np.zeros((3, 4), np.float32)
+    keep[:, 0] = 1.0
+    kept = _serve(
+        loaded, sig.MIX_CONDITION, image_bytes=pngs, cluster_weights=weights, keep_clusters=keep
+    )
+    source = table[kept[sig.SOURCE_CLUSTER]]
+    edit, before = kept[sig.CONDITION] - source, plain[sig.CONDITION] - source
+    direction = table[0] - table.mean(axis=0)
+    moving = np.linalg.norm(before, axis=1) > 0  # an input already in cluster 2 has no edit
+    assert moving.any()
+    np.testing.assert_allclose(edit[moving] @ direction, 0.0, atol=1e-4)
+    np.testing.assert_allclose(
+        np.linalg.norm(edit, axis=1), np.linalg.norm(before, axis=1), rtol=1e-4
+    )
+
+
 def _module_signatures(run, **export):
     """The signatures of a ServingModule built in process with these ExportConfig fields."""
     from xplore_tf import translate_lib
@@ -518,6 +557,9 @@ def test_full_resolution_adds_the_edit_to_the_input_square_at_its_own_size(run, 
         ("reference", dict(reference_bytes=[[b"not an image"]]), "not a PNG"),
         ("condition", dict(condition="nan"), "condition must be finite"),
         ("condition", dict(condition="one row"), "same batch size"),
+        ("keep", dict(keep_clusters=[[1, 0, 0, 0]]), "same batch size"),
+        ("keep", dict(keep_clusters=[[np.inf, 0, 0, 0]] * 2), "keep_clusters must be finite"),
+        ("keep", dict(cluster_weights=[[3, 0, 0, 0]] * 2), "sum to at most 2"),
     ],
 )
 def test_bad_beyond_cluster_requests_are_invalid_argument(run, exported, name, inputs, match):
@@ -540,6 +582,10 @@ def test_bad_beyond_cluster_requests_are_invalid_argument(run, exported, name, i
         "reference": (sig.REFERENCE_CONDITION, dict(reference_bytes=pngs[None])),
         "condition": (sig.TRANSLATE_CONDITION, dict(image_bytes=pngs, condition=condition)),
         "full": (sig.TRANSLATE_FULL, dict(image_bytes=pngs, cluster_weights=np.eye(4)[:2])),
+        "keep": (
+            sig.MIX_CONDITION,
+            dict(image_bytes=pngs, cluster_weights=np.eye(4)[:2], keep_clusters=np.eye(4)[:2]),
+        ),
         "full_condition": (
             sig.TRANSLATE_FULL_CONDITION,
             dict(image_bytes=pngs, condition=condition),
@@ -591,6 +637,7 @@ def test_beyond_signatures_are_left_out_with_the_reason_when_the_extractor_is_mi
         sig.REFERENCE_CONDITION,
         sig.TRANSLATE_CONDITION,
         sig.TRANSLATE_FULL_CONDITION,
+        sig.MIX_CONDITION,
     }
 
 

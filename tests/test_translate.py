@@ -353,6 +353,35 @@ def test_strength_mix_and_reference_at_input_resolution_ask_the_full_signatures(
         np.testing.assert_array_equal(got, common.decode(served[sig.IMAGE_BYTES][0]))
 
 
+@pytest.mark.parametrize("resolution", ["input", "model"])
+def test_keep_asks_mix_condition_then_the_condition_signature(
+    run, saved_model, images, tmp_path, resolution
+):
+    """--keep: each image's condition from mix_condition (the kept clusters marked), then
+    translate_full_condition / translate_condition with it; named in the output file."""
+    (path,) = translate_lib.translate_files(
+        run,
+        images[1:],
+        cluster="Beta",
+        keep="alpha,3",
+        out=str(tmp_path),
+        saved_model=saved_model,
+        output_resolution=resolution,
+    )
+    assert os.path.basename(path).endswith("_c002_keep_c000_c003.png")
+    image_bytes = file_bytes(images[1:2])
+    condition = call_signature(
+        saved_model,
+        sig.MIX_CONDITION,
+        image_bytes=image_bytes,
+        cluster_weights=np.array([[0, 0, 1, 0]], np.float32),
+        keep_clusters=np.array([[1, 0, 0, 1]], np.float32),
+    )[sig.CONDITION]
+    signature = sig.TRANSLATE_FULL_CONDITION if resolution == "input" else sig.TRANSLATE_CONDITION
+    served = call_signature(saved_model, signature, image_bytes=image_bytes, condition=condition)
+    np.testing.assert_array_equal(_pixels(path), common.decode(served[sig.IMAGE_BYTES][0]))
+
+
 def test_reference_dir_translates_toward_the_groups_statistics(
     run, saved_model, images, tmp_path, caplog
 ):
@@ -413,6 +442,12 @@ def test_bad_beyond_inputs_are_one_line(run, saved_model, images, tmp_path, pars
         (dict(reference_dir=str(tmp_path / "unreadable")), "none of its 1 images is readable"),
         (dict(cluster=9, strength=0.5), r"cluster 9 does not exist \(ids are 0..3\)"),
         (dict(cluster=9, strength=0.5, output_resolution="model"), r"must be in \[0, 4\)"),
+        (dict(cluster=1, keep="0,,2"), "--keep=0,,2: expected ID_OR_NAME"),
+        (dict(cluster=1, keep="0,0"), "--keep=0,0: 0 given twice"),
+        (dict(cluster=1, keep="gamma"), "--keep='gamma': no cluster of that name"),
+        (dict(cluster=1, keep="7"), r"--keep: cluster 7 does not exist \(ids are 0..3\)"),
+        (dict(reference_dir=str(tmp_path), keep="0"), "--keep applies to a --cluster"),
+        (dict(all_clusters=True, keep="0"), "--keep applies to a --cluster"),
     ):
         with pytest.raises(ValueError, match=match) as info:
             translate(**options)

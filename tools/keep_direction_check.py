@@ -4,12 +4,10 @@
         --workdir=RUN --keep=Male:10 --targets=Blond_Hair:47,Eyeglasses:34,Smiling:27
 
 A cluster carries everything its members share: translating men toward a cluster of blond
-women makes them blond and female. In the clustering space the edit is the condition
-offset d = s_target - s_source. Given a cluster the user wants to keep (the men's cluster,
-picked from the contact sheets), its direction n = s_keep - mean over clusters (unit
-length) is projected out, d' = d - (d . n) n (InterFaceGAN's conditional manipulation,
-Shen et al. CVPR 2020, §3.3, in the clustering space instead of a GAN's latent space);
-`--rescale` gives d' the length of d again. Held-out labelled images (the run's --holdout)
+women makes them blond and female. `translate --keep` takes the edit's part along a kept
+cluster's direction out, at the edit's length (`xplore_tf.clustering.space.keep_directions`,
+the code the exported `mix_condition` runs); this compares it with the plain edit.
+Held-out labelled images (the run's --holdout)
 are translated both ways and judged by a logistic probe on the clustering extractor's
 features, trained on images of the training split; printed per target: the target's gain
 among inputs lacking it, and the share of inputs having the kept attribute (and of those
@@ -37,19 +35,6 @@ def _pairs(text: str) -> dict[str, int]:
     return out
 
 
-def project_out(d: np.ndarray, direction: np.ndarray, *, rescale: bool) -> np.ndarray:
-    """Rows of d [N,C] without their component along `direction` [C] (any length)."""
-    n = direction / np.linalg.norm(direction)
-    kept = d - (d @ n)[:, None] * n[None]
-    if not rescale:
-        return kept
-    length, new = (
-        np.linalg.norm(d, axis=1, keepdims=True),
-        np.linalg.norm(kept, axis=1, keepdims=True),
-    )
-    return np.where(new > 0, kept * length / np.maximum(new, 1e-12), kept)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--flagfile", required=True, help="the run's flagfile")
@@ -58,7 +43,6 @@ def main(argv=None) -> int:
     p.add_argument("--targets", required=True, help="ATTRIBUTE:CLUSTER,... to translate into")
     p.add_argument("--images", type=int, default=400, help="held-out images to translate")
     p.add_argument("--probe_images", type=int, default=2000, help="training-split images")
-    p.add_argument("--rescale", action="store_true", help="keep the edit's length")
     args = p.parse_args(argv)
     (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
 
@@ -66,7 +50,7 @@ def main(argv=None) -> int:
 
     from xplore_tf import features as features_lib
     from xplore_tf import flags as xflags
-    from xplore_tf.clustering import artifacts
+    from xplore_tf.clustering import artifacts, space
     from xplore_tf.data import sources
     from xplore_tf.evaluation import pipeline, realism, transfer
     from xplore_tf.models.generator import condition_vector
@@ -127,7 +111,9 @@ def main(argv=None) -> int:
         np.float32,
     )
     source = table[clusters[held]]
-    direction = table[keep_cluster] - table.mean(axis=0)
+    std_from = stats.dim if config.model.condition == "mean_std" else None
+    keep = np.zeros((len(held), stats.num_clusters), np.float32)
+    keep[:, keep_cluster] = 1.0
     has = before[:, 0]
     print(
         f"{len(x_eval)} held-out images; keep {keep_name} (cluster {keep_cluster}); "
@@ -140,12 +126,13 @@ def main(argv=None) -> int:
         j = attrs.index(name)
         lacking = ~before[:, j]
         for edit in ("plain", "keep"):
-            d = table[target] - source
-            if edit == "keep":
-                d = project_out(d, direction, rescale=args.rescale)
-            condition = source + d
-            if config.model.condition == "mean_std":
-                condition[:, stats.dim :] = np.maximum(condition[:, stats.dim :], 1e-3)
+            weights = np.zeros((len(held), stats.num_clusters), np.float32)
+            weights[:, target] = 1.0
+            condition = np.asarray(
+                space.blend_conditions(
+                    source, weights, table, std_from=std_from, keep=keep if edit == "keep" else None
+                )
+            )
             after = judge(generate(x_eval, condition))
             gain = after[lacking, j].mean() - before[lacking, j].mean()
             print(

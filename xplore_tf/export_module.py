@@ -30,6 +30,8 @@ take a condition are left out of --condition=onehot models):
     translate_full       image_bytes [N], cluster_weights float32 [N,k]
                          -> image_bytes [N] at each input's own size, source_cluster [N]
     translate_full_condition  image_bytes [N], condition [N,C] -> the same
+    mix_condition        image_bytes [N], cluster_weights [N,k], keep_clusters float32 [N,k]
+                         -> condition [N,C], source_cluster [N]
 
 The two `_full` signatures carry the generator's edit to the input's own resolution
 (`xplore_tf/edit.py`): any aligned face in, the same face back at its size.
@@ -270,6 +272,8 @@ class ServingModule(tf.Module):
         specs[sig.REFERENCE_CONDITION] = [references]
         specs[sig.TRANSLATE_CONDITION] = [image_bytes, condition]
         specs[sig.TRANSLATE_FULL_CONDITION] = [image_bytes, condition]
+        keep = tf.TensorSpec([None, self.num_clusters], tf.float32, name=sig.KEEP_CLUSTERS)
+        specs[sig.MIX_CONDITION] = [image_bytes, weights, keep]
         return specs
 
     def signatures(self) -> dict:
@@ -458,10 +462,12 @@ class ServingModule(tf.Module):
         return images, source, tf.gather(self._conditions, source)
 
     # ------------------------------------------------------------------ beyond clusters
-    def _blend(self, s_src, weights):
-        """s_src + sum_i w_i (s_i - s_src) [N,C]."""
+    def _blend(self, s_src, weights, keep=None):
+        """s_src + sum_i w_i (s_i - s_src) [N,C], without the kept clusters' directions."""
         std_from = self._space_constants.dim if self._condition_mode == "mean_std" else None
-        return space_lib.blend_conditions(s_src, weights, self._conditions, std_from=std_from)
+        return space_lib.blend_conditions(
+            s_src, weights, self._conditions, std_from=std_from, keep=keep
+        )
 
     def _translate_blended(self, image_bytes, weights):
         """Toward s_src + sum_i w_i (s_i - s_src) -> (PNG bytes [N], s_src's cluster [N])."""
@@ -579,6 +585,23 @@ class ServingModule(tf.Module):
             sig.NEAREST_CLUSTER: nearest,
             sig.DISTANCE: distance,
             sig.RELATIVE_DISTANCE: relative,
+        }
+
+    @tf.function
+    def mix_condition(self, image_bytes, cluster_weights, keep_clusters):
+        """`translate_mix`'s condition without the edit's part along the kept clusters'
+        directions: -> {condition [N,C], source_cluster int32 [N]}."""
+        weights = self._checked_weights(image_bytes, cluster_weights)
+        checks = [
+            self._same_batch(keep_clusters, tf.shape(image_bytes)[0], sig.KEEP_CLUSTERS),
+            tf.debugging.assert_all_finite(keep_clusters, "keep_clusters must be finite"),
+        ]
+        with tf.control_dependencies(checks):
+            _, source, s_src = self._source_of(image_bytes)
+        condition = self._blend(s_src, weights, keep=keep_clusters)
+        return {
+            sig.CONDITION: tf.ensure_shape(condition, [None, self.condition_dim]),
+            sig.SOURCE_CLUSTER: source,
         }
 
     @tf.function

@@ -592,6 +592,14 @@ flags.DEFINE_string(
     "statistics are), e.g. 20-50 photos showing one attribute. Warns when the group lies "
     "far from every training cluster.",
 )
+flags.DEFINE_string(
+    "keep",
+    "",
+    "`xplore_tf.translate`: clusters (ids or names, comma-separated) whose direction the edit "
+    "keeps: the part of (condition - s_src) along s_j - mean_i s_i is taken out, at the "
+    "edit's length. A cluster carries all its members share: into a cluster of blond women, "
+    "--keep=<the men's cluster> keeps men male. Empty = the plain edit.",
+)
 flags.DEFINE_bool(
     "all_clusters",
     False,

@@ -145,6 +145,7 @@ def translate_files(
     all_clusters: bool = False,
     strength: float | None = None,
     reference_dir: str = "",
+    keep: str = "",
     saved_model: str = "",
     checkpoint: str | None = None,
     max_batch: int = 16,
@@ -157,7 +158,8 @@ def translate_files(
     condition from the input's own cluster (0) to the target (1) and past it; `cluster` as
     `12:1.0,31:0.5` is a weighted combination; `reference_dir` translates toward the
     statistics of that folder's images instead of a cluster (warning when the group lies
-    far from every training cluster).
+    far from every training cluster). `keep` (`10,men`: ids or names) takes the edit's part
+    along those clusters' directions out (`space.keep_directions`).
 
     `output_resolution`: "input" (default) gives each image back at its own resolution with
     the model's edit added (`translate_full*` signatures, xplore_tf/edit.py: the centre square
@@ -190,6 +192,7 @@ def translate_files(
     weights, strength = _check_target(
         cluster, strength, reference_dir, all_clusters=all_clusters, paste_back=paste_back
     )
+    kept = bc.parse_keep(keep, all_clusters=all_clusters, reference_dir=reference_dir)
     common.check_output_resolution(output_resolution)
     out = out or os.path.join(config.workdir, "translate")
     # Every input is decoded here first, by the training pipeline's rules: a file that
@@ -203,7 +206,7 @@ def translate_files(
         return [_write_all_clusters_grid(translator, encoded, out, strength, max_batch)]
     full = _full_resolution(translator, output_resolution)
     translate_pngs, label = _translation(
-        translator, cluster, weights, strength, reference_dir, reference, max_batch, full
+        translator, cluster, weights, strength, (reference_dir, reference), kept, max_batch, full
     )
     outputs = common.output_paths(out, paths, [label] * len(paths))
     if paste_back:
@@ -329,13 +332,14 @@ def _translation(
     cluster: str | int | None,
     weights: list[tuple[str, float]] | None,
     strength: float | None,
-    reference_dir: str,
-    reference: bc.ReferenceImages | None,
+    reference_group: tuple[str, bc.ReferenceImages | None],
+    keep: list[str],
     max_batch: int,
     full_resolution: bool,
 ) -> tuple[Callable[[list[bytes]], list[bytes]], int | str]:
     """(encoded images -> PNG bytes, output label) for the chosen target."""
     predict = translator.predict
+    reference_dir, reference = reference_group
     info = None
     if reference is not None:
         ref = bc.reference_condition(predict, reference.encoded)
@@ -360,6 +364,7 @@ def _translation(
         cluster_id = common.resolve_cluster(cluster, info)
         label = cluster_id if strength is None else bc.strength_label(cluster_id, strength)
         target = bc.Target(label, cluster=cluster_id, strength=strength)
+    target = bc.keep_target(target, keep, translator.clusters)
     if full_resolution and target.cluster is not None and info is None:
         info = translator.clusters()
     fn = bc.translation_function(

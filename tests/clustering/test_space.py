@@ -65,6 +65,39 @@ def test_blend_is_source_plus_weighted_differences_and_floors_the_std():
     np.testing.assert_allclose(out, means[[1]] + 2.0 * (means[[0]] - means[[1]]), rtol=1e-5)
 
 
+def test_keeping_no_cluster_is_the_plain_blend_bit_for_bit():
+    table = _table(seed=2)
+    k, d = table.shape[0], table.shape[1] // 2
+    source = table[[4, 0, 2]]
+    weights = np.zeros((3, k), np.float32)
+    weights[0, 1], weights[1, [2, 3]], weights[2, 2] = 1.0, (0.7, 0.6), 1.0  # last: its own
+    plain = np.asarray(space_lib.blend_conditions(source, weights, table, std_from=d))
+    keep = np.zeros((3, k), np.float32)
+    kept = np.asarray(space_lib.blend_conditions(source, weights, table, std_from=d, keep=keep))
+    np.testing.assert_array_equal(kept, plain)
+
+
+def test_keeping_a_cluster_takes_its_direction_out_of_the_edit_at_the_same_length():
+    # Three clusters in a 2-d "condition" space, by hand: the mean of the rows is (1, 1), so
+    # cluster 2's direction is (-1, 1) - (1, 1) = (-2, 0), the x axis, cluster 0's (1, 1).
+    table = np.array([[2.0, 2.0], [2.0, 0.0], [-1.0, 1.0]], np.float32)
+    source = table[[2]]  # s_src = (-1, 1)
+    weights = np.array([[0.0, 1.0, 0.0]], np.float32)  # into cluster 1: d = (3, -1)
+    keep = np.array([[0.0, 0.0, 1.0]], np.float32)  # keep cluster 2's direction, x
+    got = np.asarray(space_lib.blend_conditions(source, weights, table, keep=keep))
+    # d without its x part is (0, -1), given d's length sqrt(10): s_src + (0, -sqrt(10)).
+    np.testing.assert_allclose(got, [[-1.0, 1.0 - np.sqrt(10.0)]], atol=1e-5)
+    # Keeping cluster 0 instead: d minus its part along (1, 1)/sqrt(2), which is (1, 1),
+    # leaves (2, -2), rescaled to length sqrt(10): (sqrt(5), -sqrt(5)).
+    rows = np.array([[1.0, 0.0, 0.0]], np.float32)
+    one = np.asarray(space_lib.blend_conditions(source, weights, table, keep=rows))
+    np.testing.assert_allclose(one, [[-1.0 + np.sqrt(5.0), 1.0 - np.sqrt(5.0)]], atol=1e-5)
+    # Keeping both, whose directions span the plane, leaves no edit (and no NaN).
+    both = np.array([[1.0, 0.0, 1.0]], np.float32)
+    none = np.asarray(space_lib.blend_conditions(source, weights, table, keep=both))
+    np.testing.assert_allclose(none, source, atol=1e-5)
+
+
 def test_in_graph_statistics_equal_the_cluster_statistics_code():
     rng = np.random.default_rng(2)
     points = rng.normal(size=(3, 7, 4)).astype(np.float32)

@@ -151,6 +151,26 @@ def test_client_strength_and_mix_are_the_served_translations(server, inputs, tmp
         np.testing.assert_array_equal(_read(path), common.decode(png))
 
 
+def test_client_keep_is_mix_condition_then_the_full_condition(server, inputs, tmp_path):
+    address, base = server
+    args = [f"--server={address}", f"--image={','.join(inputs)}", f"--out={tmp_path}"]
+    written = client_lib.run(client_lib.parse_args([*args, "--cluster=Beta", "--keep=alpha"]))
+    assert written[0] == str(tmp_path / "in0_c002_keep_c000.png")
+    images = file_bytes(inputs)
+    condition = _local(
+        base,
+        sig.MIX_CONDITION,
+        image_bytes=images,
+        cluster_weights=np.tile(np.array([0, 0, 1, 0], np.float32), (2, 1)),
+        keep_clusters=np.tile(np.array([1, 0, 0, 0], np.float32), (2, 1)),
+    )[sig.CONDITION]
+    served = _local(base, sig.TRANSLATE_FULL_CONDITION, image_bytes=images, condition=condition)[
+        sig.IMAGE_BYTES
+    ]
+    for path, png in zip(written, served, strict=True):
+        np.testing.assert_array_equal(_read(path), common.decode(png))
+
+
 def test_client_reference_group_warns_when_far(server, inputs, tmp_path, capsys):
     address, base = server
     group = tmp_path / "group"
@@ -201,6 +221,9 @@ def test_client_bad_beyond_inputs_are_one_line_and_exit_2(server, inputs, tmp_pa
         (["--cluster=1", "--strength=4"], "--strength=4.0: expected"),
         ([f"--reference_dir={tmp_path / 'empty'}"], "empty: no images found"),
         ([f"--reference_dir={tmp_path}", "--cluster=1"], "--reference_dir is the target"),
+        (["--all_clusters", "--keep=1"], "--keep applies to a --cluster translation"),
+        (["--cluster=1", "--keep=1,1"], "--keep=1,1: 1 given twice"),
+        (["--cluster=1", "--keep=9"], "--keep: cluster 9 does not exist (ids are 0..3)"),
     ):
         assert client_lib.main([*args, *extra]) == 2, extra
         err = capsys.readouterr().err.strip()

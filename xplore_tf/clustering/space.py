@@ -321,7 +321,7 @@ def group_condition_ops(mean, std, *, mode: str):
     )
 
 
-def blend_conditions(source, weights, table, *, std_from: int | None = None):
+def blend_conditions(source, weights, table, *, std_from: int | None = None, keep=None):
     """condition = s_src + sum_i w_i (s_i - s_src), as (1 - sum_i w_i) s_src + W @ table.
 
     Args:
@@ -331,19 +331,62 @@ def blend_conditions(source, weights, table, *, std_from: int | None = None):
         table: float32 [k, C], the condition of every cluster (`condition_vector`).
         std_from: with `mean_std` conditions, C // 2: where the std half starts; it is
             floored at kmeans.MIN_STD (extrapolating past a target can make it negative).
+        keep: None, or float32 [N, k]: > 0 on the clusters whose direction the edit must
+            not move along (`keep_directions`).
     Returns:
         float32 [N, C]. The convex form makes W = 0 give exactly s_src and a one-hot W give
-        exactly that cluster's row.
+        exactly that cluster's row; a `keep` of zeros gives exactly the plain blend.
     """
     from keras import ops
 
     total = ops.sum(weights, axis=1, keepdims=True)
     condition = (1.0 - total) * source + ops.matmul(weights, table)
+    if keep is not None:
+        condition = keep_directions(source, condition, table, keep)
     if std_from is None:
         return condition
     return ops.concatenate(
         [condition[:, :std_from], ops.maximum(condition[:, std_from:], kmeans.MIN_STD)], axis=-1
     )
+
+
+def keep_directions(source, condition, table, keep):
+    """The edit d = condition - s_src without its part along the kept clusters' directions,
+    at d's length: s_src + |d| / |d'| d', d' = d - P d.
+
+    Cluster j's direction is n_j = s_j - mean over clusters of s_i; P projects onto the span
+    of the n_j with keep[:, j] > 0 (least squares, so kept directions need not be
+    orthogonal). A cluster summarises everything its members share (a cluster of blond
+    women is also a cluster of women): keeping the men's cluster takes the gender part out
+    of an edit toward it. InterFaceGAN's conditional manipulation (Shen et al., CVPR 2020), in
+    the clustering space instead of a GAN's latent space; the length is kept
+    because the projected edit alone loses more of the target than it needs to
+    (docs/experiments/2026-12-05-droplets-side-effects.md).
+
+    Args:
+        source: s_src, float32 [N, C].
+        condition: s_src + d, float32 [N, C].
+        table: float32 [k, C], every cluster's condition.
+        keep: float32 [N, k], > 0 where the direction is kept.
+    Returns:
+        float32 [N, C]; rows with no kept cluster are `condition` bit for bit.
+    """
+    from keras import ops
+
+    mask = ops.cast(keep > 0, "float32")  # [N, k]
+    directions = table - ops.mean(table, axis=0, keepdims=True)  # [k, C]
+    kept = mask[:, :, None] * directions[None]  # [N, k, C]: zero rows where not kept
+    edit = condition - source
+    gram = ops.einsum("nkc,njc->nkj", kept, kept) + (1.0 - mask)[:, :, None] * ops.eye(
+        ops.shape(table)[0]
+    )  # identity on the unkept rows: solvable, their coefficients 0
+    coefficients = ops.solve(gram, ops.einsum("nkc,nc->nk", kept, edit)[:, :, None])
+    along = ops.einsum("nkc,nk->nc", kept, coefficients[:, :, 0])  # P d
+    rest = edit - along
+    length, rest_length = ops.norm(edit, axis=-1), ops.norm(rest, axis=-1)
+    scale = ops.where(rest_length > 0, length / ops.maximum(rest_length, 1e-30), 1.0)
+    # = s_src + scale * rest, written so that P d = 0 leaves `condition` untouched
+    return condition - along + (scale - 1.0)[:, None] * rest
 
 
 __all__ = [
@@ -356,6 +399,7 @@ __all__ = [
     "group_condition_ops",
     "group_statistics",
     "group_statistics_ops",
+    "keep_directions",
     "nearest_cluster_ops",
     "to_space_ops",
 ]

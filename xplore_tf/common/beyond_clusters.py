@@ -103,6 +103,57 @@ def weight_vector(pairs: Sequence[tuple[int, float]], num_clusters: int) -> np.n
     return weights
 
 
+def parse_keep(text: str, *, all_clusters: bool = False, reference_dir: str = "") -> list[str]:
+    """`--keep=10,men` -> ["10", "men"]: the clusters (ids or names, resolved later) whose
+    direction an edit keeps; [] for "".
+
+    Raises:
+        ValueError: an empty item or one given twice, or --keep with --all_clusters or
+            --reference_dir (one line naming --keep).
+    """
+    items = [item.strip() for item in str(text).split(",")] if str(text).strip() else []
+    if items and (all_clusters or reference_dir):
+        raise ValueError(
+            "--keep applies to a --cluster translation (not to --all_clusters or --reference_dir)"
+        )
+    if any(not item for item in items):
+        raise ValueError(f"--keep={text}: expected ID_OR_NAME[,ID_OR_NAME...], e.g. 10,men")
+    twice = sorted({item for item in items if items.count(item) > 1})
+    if twice:
+        raise ValueError(f"--keep={text}: {', '.join(twice)} given twice")
+    return items
+
+
+def keep_target(
+    target: Target, keep: Sequence[str], clusters: Callable[[], common.ClusterInfo]
+) -> Target:
+    """`target` keeping the directions of the clusters in `keep` (ids or names, `parse_keep`;
+    `clusters()` gives the model's list). [] leaves `target` as it is.
+
+    Raises:
+        ValueError: an unknown cluster (one line naming --keep).
+    """
+    if not keep:
+        return target
+    info = clusters()
+    ids = [common.resolve_cluster(item, info, flag="--keep") for item in keep]
+    vector = np.zeros(len(info.ids), np.float32)
+    for cluster in ids:
+        if not 0 <= cluster < len(vector):
+            raise ValueError(
+                f"--keep: cluster {cluster} does not exist (ids are 0..{len(vector) - 1})"
+            )
+        vector[cluster] = 1.0
+    return dataclasses.replace(target, label=keep_label(target.label, ids), keep=vector)
+
+
+def keep_label(label: int | str, kept: Sequence[int]) -> str:
+    """Output-name label of an edit keeping clusters: `c012_keep_c010` (a plain cluster's
+    label is its id)."""
+    base = f"c{label:03d}" if isinstance(label, int) else label
+    return base + "_keep_" + "_".join(f"c{c:03d}" for c in kept)
+
+
 def strength_label(cluster: int, strength: float) -> str:
     """Output-name label of a strength translation: `c012_s0.5`."""
     return f"c{cluster:03d}_s{strength:g}"
@@ -304,16 +355,60 @@ def translate_full_condition(
     return _each_image(predict, name, encoded, sig.CONDITION, condition, max_batch)[0]
 
 
+def mix_conditions(
+    predict: Predict,
+    encoded: Sequence[bytes],
+    weights: np.ndarray,
+    keep: np.ndarray,
+    *,
+    max_batch: int = 16,
+) -> np.ndarray:
+    """Each encoded image's condition toward weights [k] with the directions of the clusters
+    marked in keep [k] (> 0) taken out (`mix_condition`) -> float32 [N, C]."""
+    rows = []
+    for chunk in common.batches(encoded, max_batch):
+        n = len(encoded[chunk])
+        out = predict(
+            sig.MIX_CONDITION,
+            {
+                sig.IMAGE_BYTES: _strings(encoded[chunk]),
+                sig.CLUSTER_WEIGHTS: np.tile(np.asarray(weights, np.float32), (n, 1)),
+                sig.KEEP_CLUSTERS: np.tile(np.asarray(keep, np.float32), (n, 1)),
+            },
+        )
+        rows.append(np.asarray(out[sig.CONDITION], np.float32))
+    return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def _translate_kept(
+    predict: Predict, target: Target, full_resolution: bool, max_batch: int
+) -> Callable[[list[bytes]], list[bytes]]:
+    """encoded images -> PNG bytes toward `target` with its `keep` clusters' directions out."""
+    weights = target.weights
+    if weights is None:
+        alpha = 1.0 if target.strength is None else target.strength
+        weights = weight_vector([(target.cluster, alpha)], len(target.keep))
+    name = sig.TRANSLATE_FULL_CONDITION if full_resolution else sig.TRANSLATE_CONDITION
+
+    def run(pngs: list[bytes]) -> list[bytes]:
+        conditions = mix_conditions(predict, pngs, weights, target.keep, max_batch=max_batch)
+        return _run_batched(predict, name, pngs, {sig.CONDITION: conditions}, max_batch)[0]
+
+    return run
+
+
 @dataclasses.dataclass(frozen=True)
 class Target:
     """What a translation moves toward, resolved: exactly one of a cluster id (with an
-    optional strength), a weight vector [k], or a condition [C] (a reference group's)."""
+    optional strength), a weight vector [k], or a condition [C] (a reference group's); with
+    a cluster or weights, `keep` [k] (> 0) marks clusters whose direction the edit keeps."""
 
     label: int | str  # for output names (`pixels.output_paths`)
     cluster: int | None = None
     strength: float | None = None
     weights: np.ndarray | None = None
     condition: np.ndarray | None = None
+    keep: np.ndarray | None = None
 
 
 def translation_function(
@@ -327,7 +422,10 @@ def translation_function(
 ) -> Callable[[list[bytes]], list[bytes]]:
     """encoded images -> PNG bytes toward `target`: at each input's own resolution
     (`translate_full*`) or at the model's (`plain(encoded, cluster_ids)` for a plain cluster,
-    else the strength, mix and condition signatures)."""
+    else the strength, mix and condition signatures). A target with `keep` asks
+    `mix_condition` for each image's condition first."""
+    if target.keep is not None:
+        return _translate_kept(predict, target, full_resolution, max_batch)
     if full_resolution:
         if target.condition is not None:
             return lambda pngs: translate_full_condition(
@@ -362,8 +460,12 @@ __all__ = [
     "ReferenceImages",
     "check_strength",
     "list_reference_files",
+    "keep_label",
+    "keep_target",
+    "mix_conditions",
     "mix_label",
     "parse_cluster_weights",
+    "parse_keep",
     "read_reference_images",
     "reference_condition",
     "reference_label",

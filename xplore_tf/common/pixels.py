@@ -564,11 +564,11 @@ def check_output_resolution(value: str) -> str:
     return value
 
 
-def resolve_cluster(value: str | int, info: ClusterInfo | None) -> int:
+def resolve_cluster(value: str | int, info: ClusterInfo | None, flag: str = "--cluster") -> int:
     """A cluster id from an id ("12") or a name ("blond"; case-insensitive if unambiguous).
 
     Ids pass through unchecked (the model rejects ids outside [0, k) with INVALID_ARGUMENT);
-    names need `info`.
+    names need `info`. Errors name `flag`.
     """
     text = str(value).strip()
     if not text:
@@ -576,7 +576,7 @@ def resolve_cluster(value: str | int, info: ClusterInfo | None) -> int:
     if is_cluster_id(text):
         return int(text)
     if info is None:
-        raise ValueError(f"--cluster={text!r} is a name: resolving it needs the model's clusters")
+        raise ValueError(f"{flag}={text!r} is a name: resolving it needs the model's clusters")
     for candidates in (
         [int(i) for i, n in zip(info.ids, info.names, strict=True) if n == text],
         [int(i) for i, n in zip(info.ids, info.names, strict=True) if n.lower() == text.lower()],
@@ -584,10 +584,10 @@ def resolve_cluster(value: str | int, info: ClusterInfo | None) -> int:
         if len(candidates) == 1:
             return candidates[0]
         if len(candidates) > 1:
-            raise ValueError(f"--cluster={text!r} names several clusters: {candidates}")
+            raise ValueError(f"{flag}={text!r} names several clusters: {candidates}")
     named = sorted({n for n in info.names if n})
     raise ValueError(
-        f"--cluster={text!r}: no cluster of that name; named clusters: "
+        f"{flag}={text!r}: no cluster of that name; named clusters: "
         + (", ".join(named) if named else "none (write cluster_names.json, then export again)")
     )
 

@@ -27,6 +27,9 @@ Beyond fixed clusters (docs/guide/beyond_clusters.md; C = the condition's width,
                             distance float32 [N], relative_distance float32 [N]
     translate_condition  image_bytes string [N], condition float32 [N,C]
                          -> image_bytes string [N] (PNG)
+    mix_condition        image_bytes string [N], cluster_weights float32 [N,k],
+                         keep_clusters float32 [N,k]
+                         -> condition float32 [N,C], source_cluster int32 [N]
 
 At the input's own resolution (an aligned face of any size; P_i = the side of image i's
 centre square, the part the model sees: min(H_i, W_i), at most the export's crop_size):
@@ -49,6 +52,11 @@ centroids); strength alpha into t is the weight alpha on t. Weights are >= 0, at
 MAX_STRENGTH each and in sum. `reference_condition` gives a group's statistics (its mean
 and std in the clustering space) as a condition for `translate_condition`, and how far the
 group lies from the training clusters (`relative_distance` > FAR_FROM_CLUSTERS: far).
+`mix_condition` gives the condition `translate_mix` would use with the edit's part along
+the clusters marked in `keep_clusters` (> 0) taken out at the same length
+(`xplore_tf.clustering.space.keep_directions`): keeping the men's cluster keeps gender
+while moving toward a cluster of blond women; feed it to `translate_condition` or
+`translate_full_condition`. With no cluster kept it is the `translate_mix` condition.
 Under TF Serving's --enable_batching, concurrent `reference_condition` requests batch only
 when their groups have the same M (inputs are concatenated along N, never padded).
 
@@ -71,6 +79,7 @@ REFERENCE_CONDITION = "reference_condition"  # a reference group's statistics
 TRANSLATE_CONDITION = "translate_condition"  # toward any condition (e.g. a reference group's)
 TRANSLATE_FULL = "translate_full"  # cluster weights, the edit at the input's own resolution
 TRANSLATE_FULL_CONDITION = "translate_full_condition"  # a condition, at the input's resolution
+MIX_CONDITION = "mix_condition"  # translate_mix's condition, kept clusters' directions out
 # Every export has these...
 BASE_SIGNATURES = (SERVING_DEFAULT, TRANSLATE_BYTES, CLUSTERS, CLUSTERS_BATCHED)
 # ...and these when the clustering extractor could be built at export time (the two that
@@ -83,6 +92,7 @@ BEYOND_SIGNATURES = (
     TRANSLATE_CONDITION,
     TRANSLATE_FULL,
     TRANSLATE_FULL_CONDITION,
+    MIX_CONDITION,
 )
 SIGNATURES = BASE_SIGNATURES + BEYOND_SIGNATURES
 
@@ -95,6 +105,7 @@ NAME = "name"  # string [k]: from cluster_names.json, "" when unnamed
 ROWS = "rows"  # int32 [N] into `clusters_batched`: one output row each, values ignored
 STRENGTH = "strength"  # float32 [N]: 0 = the input's own cluster, 1 = the target cluster
 CLUSTER_WEIGHTS = "cluster_weights"  # float32 [N,k]: each input's weight per cluster
+KEEP_CLUSTERS = "keep_clusters"  # float32 [N,k]: > 0 on clusters whose direction is kept
 SOURCE_CLUSTER = "source_cluster"  # int32 [N] out: each input's nearest cluster (s_src)
 REFERENCE_BYTES = "reference_bytes"  # string [N,M]: N groups of M encoded images
 CONDITION = "condition"  # float32 [N,C]: generator conditions (cluster-statistics layout)

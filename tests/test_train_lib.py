@@ -505,6 +505,8 @@ def test_demo_config_trains_exports_and_resumes_via_the_cli(tmp_path):
     first = run_binary("xplore_tf.train", *SHRUNK_DEMO, *workdir, "--num_steps=2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "trained to step 2" in first.stdout
+    sheets = tmp_path / "clusters" / "montages" / "index.html"
+    assert f"the clusters' contact sheets: {sheets}" in first.stdout and sheets.is_file()
     assert "step 2/2" in first.stderr and "images/s" in first.stderr
     assert (tmp_path / "clusters" / "stats.npz").exists()
     assert (tmp_path / "train" / "samples" / "step_0000002.png").exists()

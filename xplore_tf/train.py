@@ -24,6 +24,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from xplore_tf import export_lib, train_lib
+    from xplore_tf.clustering import contact_sheets
 
     config = xflags.config_from_flags()
     if train_lib.writes_workdir(config):
@@ -50,6 +51,9 @@ def main(argv: list[str]) -> None:
             f"checkpoint {result.checkpoint}; samples in {config.train_dir}/samples; "
             f"quality: python -m xplore_tf.evaluate with the same flags"
         )
+    sheets = os.path.join(config.clusters_dir, contact_sheets.INDEX)
+    if result.chief and os.path.isfile(sheets):
+        print(f"the clusters' contact sheets: {sheets}")
     if config.export.export_dir and result.chief and not result.stopped_by_signal:
         done = export_lib.version_of_checkpoint(config, result.checkpoint)
         if done:  # the same command run again after it finished

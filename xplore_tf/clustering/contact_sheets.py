@@ -21,6 +21,7 @@ from xplore_tf import io_utils
 from xplore_tf.data import images as images_lib
 
 CLUSTER_NAMES = "cluster_names.json"
+INDEX = os.path.join("montages", "index.html")  # under WORKDIR/clusters: every sheet, linked
 
 
 def sheet_name(cluster: int) -> str:
@@ -135,6 +136,6 @@ members nearest the centroid. To name clusters, write <code>{CLUSTER_NAMES}</cod
 {chr(10).join(rows)}
 </body></html>
 """
-    index = os.path.join(out_dir, "index.html")
+    index = os.path.join(out_dir, os.path.basename(INDEX))
     io_utils.write_text(index, page)
     return index

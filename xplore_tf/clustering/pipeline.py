@@ -446,7 +446,7 @@ def _write_contact_sheets(
     returns the path of its index page."""
     c = config.cluster
     return contact_sheets.write_contact_sheets(
-        os.path.join(out, "montages"),
+        os.path.join(out, os.path.dirname(contact_sheets.INDEX)),
         root,
         images,
         result.labels,

@@ -73,6 +73,14 @@ def test_extractor_features_resize_in_memory_images():
     grid = f[2].reshape(16, 16, 3)
     np.testing.assert_allclose(grid[:, :7], 1.0, atol=1e-5)
     np.testing.assert_allclose(grid[:, 9:], 0.0, atol=1e-5)
+    # One compiled function per extractor: calls with other images and batch sizes do not
+    # trace it again (TensorFlow warns about retracing when each call defines its own).
+    fn = realism._features_function(extractor)
+    traced = fn.experimental_get_tracing_count()
+    for n in (5, 7, 2):
+        realism.extractor_features(extractor, np.zeros((n, 32, 32, 3), np.uint8), batch_size=4)
+    assert realism._features_function(extractor) is fn
+    assert fn.experimental_get_tracing_count() <= traced + 1  # at most one shape-relaxed trace
 
 
 def test_inception_weights_must_exist(tmp_path):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import weakref
 
 import numpy as np
 
@@ -89,6 +90,30 @@ def frechet_distance_of_features(features1: np.ndarray, features2: np.ndarray) -
     return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
 
 
+_FEATURE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _features_function(extractor: FeatureExtractor):
+    """One `tf.function` per extractor (traced once per input shape, not once per call):
+    uint8 [N,S,S,3] -> features [N,D], resized to the extractor's input size first."""
+    fn = _FEATURE_FUNCTIONS.get(extractor)
+    if fn is not None:
+        return fn
+    import tensorflow as tf
+
+    size, layer = extractor.input_size, weakref.ref(extractor)  # no cycle through the cache
+
+    @tf.function(reduce_retracing=True)
+    def features(batch):
+        x = tf.cast(batch, tf.float32)
+        if x.shape[1] != size or x.shape[2] != size:
+            x = tf.clip_by_value(tf.image.resize(x, (size, size), antialias=True), 0.0, 255.0)
+        return layer()(x)
+
+    _FEATURE_FUNCTIONS[extractor] = features
+    return features
+
+
 def extractor_features(
     extractor: FeatureExtractor, images: np.ndarray, *, batch_size: int = 32
 ) -> np.ndarray:
@@ -104,15 +129,7 @@ def extractor_features(
         raise ValueError(f"images must be [N, S, S, 3], got {images.shape}")
     if len(images) == 0:
         return np.zeros((0, extractor.feature_dim), np.float32)
-    size = extractor.input_size
-
-    @tf.function(reduce_retracing=True)
-    def _features(batch):
-        x = tf.cast(batch, tf.float32)
-        if x.shape[1] != size or x.shape[2] != size:
-            x = tf.clip_by_value(tf.image.resize(x, (size, size), antialias=True), 0.0, 255.0)
-        return extractor(x)
-
+    _features = _features_function(extractor)
     out = [
         np.asarray(_features(tf.constant(images[i : i + batch_size])), np.float32)
         for i in range(0, len(images), batch_size)

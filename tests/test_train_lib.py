@@ -118,9 +118,10 @@ def test_identity_options_train_two_steps(tmp_path, model, train, terms):
 
 def test_celeba10k_config_options_train_three_steps(tmp_path, monkeypatch):
     # The real-face config's generator and loss settings (one skip level, HF bypass,
-    # resize-conv upsampling, lambda_self/lambda_cls, n_critic, extrapolated targets) with the
-    # sizes shrunk. Its 64x64x16 maps reach the fused instance norm's threshold; the shrunk
-    # ones would not, so the threshold is lowered to train through the fused path.
+    # resize-conv upsampling, a generator without per-sample statistics: demodulated decoder,
+    # no encoder norm; lambda_self/lambda_cls, n_critic, extrapolated targets) with the sizes
+    # shrunk. Any instance norm left trains through the fused path (threshold lowered: the
+    # shrunk maps would not reach it).
     from absl import flags
 
     from xplore_tf.models import layers
@@ -135,6 +136,7 @@ def test_celeba10k_config_options_train_three_steps(tmp_path, monkeypatch):
     finally:
         flags.FLAGS.unparse_flags()
     assert (real.model.skip_connections, real.model.skip_levels) == ("plain", 1)
+    assert (real.model.decoder_norm, real.model.encoder_norm) == ("demod", "none")
     assert real.train.extrapolate_prob == 0.3
     cfg = tiny_config(tmp_path, num_steps=3, summary_every=1)  # n_critic 3: one G step
     # D's last conv (64 filters on 2x2) as PatchMatmulConv2D's matrix product, like the real D.

@@ -446,6 +446,7 @@ def test_bad_beyond_inputs_are_one_line(run, saved_model, images, tmp_path, pars
         (dict(cluster=1, keep="0,0"), "--keep=0,0: 0 given twice"),
         (dict(cluster=1, keep="gamma"), "--keep='gamma': no cluster of that name"),
         (dict(cluster=1, keep="7"), r"--keep: cluster 7 does not exist \(ids are 0..3\)"),
+        (dict(cluster=1, keep="alpha,0"), "--keep: cluster 0 is given twice"),
         (dict(reference_dir=str(tmp_path), keep="0"), "--keep applies to a --cluster"),
         (dict(all_clusters=True, keep="0"), "--keep applies to a --cluster"),
     ):

@@ -85,20 +85,23 @@ def parse_cluster_weights(text: str) -> list[tuple[str, float]] | None:
     return pairs
 
 
-def weight_vector(pairs: Sequence[tuple[int, float]], num_clusters: int) -> np.ndarray:
+def weight_vector(
+    pairs: Sequence[tuple[int, float]], num_clusters: int, flag: str = "--cluster"
+) -> np.ndarray:
     """[(cluster id, weight)] -> float32 [k] for `translate_mix`.
 
     Raises:
-        ValueError: an id outside [0, k) (an unknown cluster), or one id twice.
+        ValueError: an id outside [0, k) (an unknown cluster), or one id twice (one line
+            naming `flag`).
     """
     weights = np.zeros(num_clusters, np.float32)
     for cluster, w in pairs:
         if not 0 <= cluster < num_clusters:
             raise ValueError(
-                f"--cluster: cluster {cluster} does not exist (ids are 0..{num_clusters - 1})"
+                f"{flag}: cluster {cluster} does not exist (ids are 0..{num_clusters - 1})"
             )
         if weights[cluster]:
-            raise ValueError(f"--cluster: cluster {cluster} is given twice")
+            raise ValueError(f"{flag}: cluster {cluster} is given twice")
         weights[cluster] = w
     return weights
 
@@ -131,19 +134,13 @@ def keep_target(
     `clusters()` gives the model's list). [] leaves `target` as it is.
 
     Raises:
-        ValueError: an unknown cluster (one line naming --keep).
+        ValueError: an unknown cluster, or one named twice (one line naming --keep).
     """
     if not keep:
         return target
     info = clusters()
     ids = [common.resolve_cluster(item, info, flag="--keep") for item in keep]
-    vector = np.zeros(len(info.ids), np.float32)
-    for cluster in ids:
-        if not 0 <= cluster < len(vector):
-            raise ValueError(
-                f"--keep: cluster {cluster} does not exist (ids are 0..{len(vector) - 1})"
-            )
-        vector[cluster] = 1.0
+    vector = weight_vector([(cluster, 1.0) for cluster in ids], len(info.ids), flag="--keep")
     return dataclasses.replace(target, label=keep_label(target.label, ids), keep=vector)
 
 

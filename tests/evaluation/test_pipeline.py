@@ -213,6 +213,8 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
     pr, nr = perfect["realism"], noise["realism"]
     assert pr["fd_pixels"] < 3 * pr["fd_pixels_real_reference"]
     assert nr["fd_pixels"] > 10 * pr["fd_pixels"]
+    # Noise paints every face in colours no skin has; the renders mostly keep the skin.
+    assert pr["blotches"]["rate_random"] < 0.3 and nr["blotches"]["rate_random"] > 0.95
 
     # Strength curve: alpha sorted; below 0.5 the input comes back (no transfer, the
     # person kept, L1 = 0); from 0.5 on the perfect translation (the transfer section's).
@@ -285,6 +287,7 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
     }
     text = pipeline.format_summary(perfect)
     assert "background_0" in text and "fd_pixels" in text and "geometry" in text
+    assert "colour blotches (face patches off skin's hues): " in text
     assert "strength curve (100 held-out images into 4 attribute clusters" in text
     assert "reference groups (20 held-out images" in text
     assert "background_0+background_1" in text and "skipped (no transfer cluster" in text

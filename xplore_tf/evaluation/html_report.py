@@ -203,11 +203,25 @@ def _realism_section(rl: RealismResult) -> str:
                 _num(rl.fid_inception_v3_real_reference, ".4g"),
             ]
         )
+    artefacts = [("droplets (new dark round blobs)", rl.droplets)]
+    if rl.blotches is not None:
+        artefacts.append(("colour blotches (face patches off skin's hues)", rl.blotches))
+    clusters = list(rl.droplets.per_cluster)
     return (
         f"<p>Fréchet distance between {rl.real_images} held-out real images and "
         f"{rl.translated_images} translations ({_e(rl.translations)}); the "
         "reference is real vs real images of the same count (the floor at this sample "
-        "size).</p>" + _table(["metric", "real vs translated", "real vs real"], rows)
+        "size).</p>"
+        + _table(["metric", "real vs translated", "real vs real"], rows)
+        + "<p>Share of translations carrying an artefact, into random clusters and into "
+        "each transfer cluster.</p>"
+        + _table(
+            ["artefact", "random clusters", *(f"into {c}" for c in clusters)],
+            [
+                [what, _num(r.rate_random), *(_num(r.per_cluster.get(c)) for c in clusters)]
+                for what, r in artefacts
+            ],
+        )
     )
 
 

@@ -7,7 +7,8 @@
 3. Identity: input vs translation in an identity embedding, against real same- and
    different-identity pairs (`identity.py`).
 4. Realism: Fréchet distance between real and translated images and the share of
-   translations with a droplet (`realism.py`, `droplets.py`).
+   translations with a droplet or a colour blotch (`realism.py`, `droplets.py`,
+   `blotches.py`).
 5. Beyond fixed clusters, when asked (docs/guide/beyond_clusters.md): the strength curve
    (--strengths), reference groups (--reference_group_size) and combined attributes
    (--combinations) (`beyond.py`).
@@ -36,6 +37,7 @@ from xplore_tf.config import Config
 from xplore_tf.data import sources
 from xplore_tf.evaluation import (
     beyond,
+    blotches,
     clusters,
     droplets,
     html_report,
@@ -196,6 +198,7 @@ class _Translations:
     decisions_into: dict[int, np.ndarray]  # transfer cluster -> judge's bool [N, A]
     identity_into: dict[int, float]  # transfer cluster -> mean identity distance
     droplets_into: dict[int, float]  # transfer cluster -> droplet rate
+    blotches_into: dict[int, float]  # transfer cluster -> colour blotch rate
     matrix_columns: dict[int, np.ndarray]  # matrix column's cluster -> uint8 [R, S, S, 3]
     x_random: np.ndarray  # uint8 [N, S, S, 3]: each into one random other cluster
 
@@ -228,12 +231,13 @@ def _translate_held_out(
     random_targets = (own_clusters + rng.integers(1, max(k, 2), size=len(own_clusters))) % k
     matrix_only = [c for c in columns if c not in target_clusters]
     progress = Progress(len(x_eval) * (len(target_clusters) + 1) + len(rows) * len(matrix_only))
-    out = _Translations({}, {}, {}, {}, x_eval[:0])
+    out = _Translations({}, {}, {}, {}, {}, x_eval[:0])
     for c in target_clusters:
         y = translate_all(translate_fn, x_eval, np.full(len(x_eval), c), batch_size=batch)
         progress.add(len(y), f"cluster {c}")
         out.decisions_into[c] = judge.decisions(y)
         out.droplets_into[c] = float(droplets.droplet_flags(x_eval, y).mean())
+        out.blotches_into[c] = float((blotches.blotch_shares(x_eval, y) > 0).mean())
         if embeddings is not None:
             out.identity_into[c] = float(embeddings.distances(y).mean())
         out.matrix_columns[c] = y[rows]
@@ -481,6 +485,7 @@ def _translation_metrics(
         translated=(translations.x_random, features(translations.x_random)),
         reference=(split.x_train, f_train),
         droplets=translations.droplets_into,
+        blotches=translations.blotches_into,
         inception_weights=e.inception_weights,
         batch_size=e.batch_size,
     )

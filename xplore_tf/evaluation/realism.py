@@ -24,6 +24,7 @@ import weakref
 
 import numpy as np
 
+from xplore_tf.evaluation import blotches as blotches_lib
 from xplore_tf.evaluation import droplets as droplets_lib
 from xplore_tf.features.base import FeatureExtractor
 
@@ -181,6 +182,7 @@ class RealismResult:
     fd_real_reference: float | None  # None with fewer than 2 reference images
     reference_images: int
     droplets: droplets_lib.DropletRates
+    blotches: blotches_lib.BlotchRates | None = None  # None in metrics.json written before them
     fid_inception_v3: float | None = None  # with --inception_weights
     fid_inception_v3_real_reference: float | None = None
     fid_note: str | None = _NO_INCEPTION  # why there is no Inception FID (None: there is)
@@ -202,6 +204,7 @@ class RealismResult:
             f"{self.fd_key}_real_reference": self.fd_real_reference,
             "reference_images": self.reference_images,
             "droplets": self.droplets.to_json(),
+            "blotches": self.blotches.to_json() if self.blotches else None,
             "fid_inception_v3": self.fid_inception_v3,
         }
         if self.fid_note is None:
@@ -222,6 +225,9 @@ class RealismResult:
             fd_real_reference=d[f"{key}_real_reference"],
             reference_images=d["reference_images"],
             droplets=droplets_lib.DropletRates.from_json(d["droplets"]),
+            blotches=blotches_lib.BlotchRates.from_json(d["blotches"])
+            if d.get("blotches")
+            else None,
             fid_inception_v3=d["fid_inception_v3"],
             fid_inception_v3_real_reference=d.get("fid_inception_v3_real_reference"),
             fid_note=d.get("fid_note"),
@@ -257,12 +263,14 @@ def realism_result(
     translated: tuple[np.ndarray, np.ndarray],
     reference: tuple[np.ndarray, np.ndarray],
     droplets: dict[int, float],
+    blotches: dict[int, float],
     inception_weights: str,
     batch_size: int,
 ) -> RealismResult:
     """The realism section from (uint8 images [N, S, S, 3], their features [N, D]) of the
     held-out real images, their translations into random clusters and the training split
-    (its first N make the real-vs-real reference); `droplets`: {cluster: droplet rate}."""
+    (its first N make the real-vs-real reference); `droplets` and `blotches`: {transfer cluster:
+    the share of its translations with one}."""
     (x_real, f_real), (x_translated, f_translated) = real, translated
     x_reference, f_reference = (v[: len(f_real)] for v in reference)
     fid = fid_reference = None
@@ -284,6 +292,7 @@ def realism_result(
             rate_random=float(droplets_lib.droplet_flags(x_real, x_translated).mean()),
             per_cluster={str(c): rate for c, rate in droplets.items()},
         ),
+        blotches=blotches_lib.BlotchRates.measure(x_real, x_translated, blotches),
         fid_inception_v3=fid,
         fid_inception_v3_real_reference=fid_reference,
         fid_note=None if inception_weights else _NO_INCEPTION,

@@ -173,13 +173,21 @@ def _realism_lines(rl: RealismResult) -> list[str]:
             f"; fid_inception_v3 = {_fmt(rl.fid_inception_v3)} (reference "
             f"{_fmt(rl.fid_inception_v3_real_reference)})"
         )
-    d = rl.droplets
-    per = ", ".join(f"{c}: {_fmt(r)}" for c, r in d.per_cluster.items())
-    return [
-        line,
-        f"  droplets (new dark round blobs): {_fmt(d.rate_random)} of translations "
-        f"into random clusters" + (f"; into the transfer clusters {per}" if per else ""),
-    ]
+    lines = [line, _rates_line("droplets (new dark round blobs)", rl.droplets)]
+    if rl.blotches is not None:
+        lines.append(_rates_line("colour blotches (face patches off skin's hues)", rl.blotches))
+        lines.append(
+            f"    covering {_fmt(rl.blotches.face_share_random)} of the central face on average"
+        )
+    return lines
+
+
+def _rates_line(what: str, rates) -> str:
+    """One artefact's rates (`droplets.DropletRates` or `blotches.BlotchRates`)."""
+    per = ", ".join(f"{c}: {_fmt(r)}" for c, r in rates.per_cluster.items())
+    return f"  {what}: {_fmt(rates.rate_random)} of translations into random clusters" + (
+        f"; into the transfer clusters {per}" if per else ""
+    )
 
 
 # (section name, title when skipped, lines when measured), in the order printed

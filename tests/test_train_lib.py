@@ -236,6 +236,17 @@ def _blend_trainer(tmp_path, blend_prob, condition="mean_std", extrapolate_prob=
     return trainer, batch, table
 
 
+def test_a_mask_weight_without_a_mask_is_one_line(tmp_path):
+    """--lambda_mask with an output mode that has no mask (the demo's flagfile sets it):
+    one line naming both flags before any step, not a traceback from the loss."""
+    import tensorflow as tf
+
+    cfg = tiny_config(tmp_path, lambda_mask=0.01)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, output_mode="residual"))
+    with pytest.raises(ValueError, match=r"--lambda_mask=0.01 .* --output_mode=residual"):
+        train_lib.Trainer(cfg, None, tf.distribute.OneDeviceStrategy("/cpu:0"))
+
+
 def test_without_blending_targets_are_the_clusters(tmp_path):
     trainer, batch, table = _blend_trainer(tmp_path, 0.0)
     condition, labels = trainer.target(batch)

@@ -104,7 +104,7 @@ class ModelConfig:
     mlp_hidden: int = 256
     condition: str = "mean_std"  # "mean_std" | "mean" | "onehot"
     upsample: str = "transpose"  # "transpose" | "resize_conv"
-    output_mode: str = "direct"  # "direct" (paper) | "masked" (GANimation)
+    output_mode: str = "direct"  # "direct" (paper) | "masked" (GANimation) | "residual"
     skip_connections: str = "none"  # "none" (paper) | "plain" (AttGAN) | "gated" (STGAN-like)
     skip_levels: int = 2  # 2 = skips at 1/2 and full resolution; 1 = 1/2 only (AttGAN's default)
     hf_bypass: bool = False  # add the input's high-frequency band to the output (HifaFace)

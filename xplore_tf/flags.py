@@ -306,10 +306,12 @@ flags.DEFINE_enum(
 flags.DEFINE_enum(
     "output_mode",
     "direct",
-    ["direct", "masked"],
+    ["direct", "masked", "residual"],
     "Generator output: 'direct' = tanh(conv) (paper); 'masked' = A*C + (1-A)*x with a "
     "predicted colour image C and attention mask A in [0,1] (GANimation): pixels the mask "
-    "leaves alone are the input's.",
+    "leaves alone are the input's; 'residual' = tanh(artanh(x) + conv) (residual images, "
+    "Shen and Liu 2017): the input's colours come through where G adds nothing "
+    "(needs --nohf_bypass).",
 )
 flags.DEFINE_enum(
     "skip_connections",

@@ -54,6 +54,12 @@ class Trainer:
                 f"--batch_size={t.batch_size} is not divisible by the "
                 f"{strategy.num_replicas_in_sync} replicas"
             )
+        if t.lambda_mask and config.model.output_mode != "masked":
+            raise ValueError(
+                f"--lambda_mask={t.lambda_mask:g} weighs the attention mask of "
+                f"--output_mode=masked; --output_mode={config.model.output_mode} has none: "
+                "pass --lambda_mask=0"
+            )
         # Set every time (float32 included): the policy is process-global.
         self.precision = hardware.resolve_mixed_precision(config.train.mixed_precision)
         keras.mixed_precision.set_global_policy(self.precision)

@@ -14,6 +14,7 @@ import tensorflow as tf  # noqa: E402
 
 from xplore_tf.models.generator import (  # noqa: E402
     HF_KERNEL_SIZE,
+    RESIDUAL_CLIP,
     AsinMlp,
     Decoder,
     Encoder,
@@ -292,6 +293,7 @@ SMALL_KW = dict(base_channels=4, num_res_blocks=1, mlp_depth=2, mlp_hidden=8, st
 VARIANTS = {
     "direct": {},
     "masked": {"output_mode": "masked"},
+    "residual": {"output_mode": "residual", "skip_connections": "plain"},
     "plain": {"skip_connections": "plain"},
     "gated": {"skip_connections": "gated"},
     "plain_half": {"skip_connections": "plain", "skip_levels": 1},
@@ -324,7 +326,7 @@ def test_forward_returns_images_content_and_mask(variant):
     assert np.abs(y).max() <= 1.0 and y.std() > 1e-3
     np.testing.assert_allclose(np.asarray(out.content), np.asarray(g.encode(x)), atol=1e-6)
     assert tuple(out.content.shape) == (2, SMALL // 4, SMALL // 4, 16)
-    if g.output_mode == "direct":
+    if g.output_mode != "masked":
         assert out.mask is None
     else:
         mask = np.asarray(out.mask)
@@ -431,10 +433,27 @@ def test_one_skip_level_uses_only_the_half_resolution_feature():
         Generator(SMALL, skip_connections="plain", skip_levels=3, **SMALL_KW)
 
 
+def test_residual_output_adds_to_the_input_in_artanh_space():
+    g = small_generator(output_mode="residual")
+    x, cond = small_inputs()
+    r = np.asarray(g.decoder([g.encode(x), g.affine_params(cond)]))
+    assert np.abs(r).max() > 0.1  # the raw conv, no tanh
+    clipped = np.clip(x, -RESIDUAL_CLIP, RESIDUAL_CLIP)
+    expected = np.tanh(np.arctanh(clipped) + r)
+    np.testing.assert_allclose(np.asarray(g((x, cond))), expected, rtol=1e-5, atol=1e-5)
+    # r = 0: every colour of the input comes back (beyond the clip bound)
+    g.decoder.to_rgb.kernel.assign(np.zeros(g.decoder.to_rgb.kernel.shape, "float32"))
+    g.decoder.to_rgb.bias.assign(np.zeros(3, "float32"))
+    np.testing.assert_allclose(np.asarray(g((x, cond))), clipped, atol=1e-5)
+    with pytest.raises(ValueError, match="--nohf_bypass"):
+        Generator(SMALL, output_mode="residual", hf_bypass=True, **SMALL_KW)
+
+
 def test_decode_needs_images_and_skips_when_the_options_do():
     x, cond = small_inputs()
     for options, missing in (
         ({"output_mode": "masked"}, "images"),
+        ({"output_mode": "residual"}, "images"),
         ({"hf_bypass": True}, "images"),
         ({"skip_connections": "gated"}, "skips"),
     ):

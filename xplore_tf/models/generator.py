@@ -38,7 +38,9 @@ from xplore_tf.models.layers import (
 _PACKAGE = "xplore_tf"
 CONDITION_MODES = ("mean_std", "mean", "onehot")
 UPSAMPLE_MODES = ("transpose", "resize_conv")
-OUTPUT_MODES = ("direct", "masked")
+OUTPUT_MODES = ("direct", "masked", "residual")
+# |x| bound before artanh in the residual output (artanh(0.995) = 2.99): keeps it finite
+RESIDUAL_CLIP = 0.995
 SKIP_MODES = ("none", "plain", "gated")
 ENCODER_NORMS = ("instance", "none")
 HF_KERNEL_SIZE = 5  # binomial blur of the high-frequency bypass (~ Gaussian, sigma = 1 px)
@@ -357,6 +359,10 @@ class Decoder(keras.layers.Layer):
       the input, which is left to the explicit mask loss (`losses.mask_loss`, lambda_A) so
       that the ablation of that weight is not confounded by the init. GANimation's code also
       uses the default (near-zero) init.
+      "residual" (learning residual images, Shen and Liu CVPR 2017): the conv7x7 output r
+      is returned as it is, unbounded, and the caller outputs tanh(artanh(x) + r)
+      (`Generator` does it): r = 0 gives back the input's every colour exactly, and the
+      output stays in (-1, 1) without clipping.
 
     Call:
         inputs: `[h, params]` for skip_connections="none"; `[h, params, skip_full,
@@ -366,14 +372,14 @@ class Decoder(keras.layers.Layer):
             the target conditioning vector s.
     Returns:
         "direct": images [N,4h,4w,3] in [-1, 1]. "masked": (color C [N,4h,4w,3] in
-        [-1, 1], mask A [N,4h,4w,1] in [0, 1]).
+        [-1, 1], mask A [N,4h,4w,1] in [0, 1]). "residual": r [N,4h,4w,3], unbounded.
 
     Args:
         base_channels: paper: 64.
         num_res_blocks: paper: 6.
         upsample: "transpose" (paper) or "resize_conv" (see `layers.Upsample`).
         noise_at_inference: see `layers.NoiseInjection`.
-        output_mode: "direct" (paper) or "masked".
+        output_mode: "direct" (paper), "masked" or "residual".
         skip_connections: "none" (paper), "plain" or "gated".
         skip_levels: 1 or 2 (see above); only used with skip_connections != "none".
         norm: "instance" (paper: ASIN blocks, instance norm after each upsampling) or
@@ -512,7 +518,10 @@ class Decoder(keras.layers.Layer):
             x = ops.relu(x if norm is None else norm(x))
             if i < len(self.skips):  # after up1: skip_half (extra[1]); up2: skip_full (extra[0])
                 x = self.skips[i]([x, extra[1 - i], *extra[2:]])
-        color = ops.tanh(ops.cast(self.to_rgb(x), "float32"))
+        color = ops.cast(self.to_rgb(x), "float32")
+        if self.output_mode == "residual":
+            return color
+        color = ops.tanh(color)
         if self.to_mask is None:
             return color
         return color, ops.sigmoid(ops.cast(self.to_mask(x), "float32"))
@@ -577,6 +586,11 @@ class Generator(keras.Model):
       adds no weights. With output_mode="masked" the band is added to the colour image C,
       i.e. output = A * clip(C + hf(x), -1, 1) + (1 - A) * x: the copied region already
       holds x's detail, so the band is not counted twice.
+    - `output_mode="residual"` (Shen and Liu, "Learning Residual Images for Face Attribute
+      Manipulation", CVPR 2017): G outputs tanh(artanh(x) + r), r the decoder's last conv:
+      the input's colours and detail come through wherever r is 0, so nothing has to be
+      re-painted through the bottleneck. It already carries x's high frequencies: with
+      `hf_bypass` it is a ValueError.
 
     Args:
         image_size: S (checked against the input; must be a multiple of 4).
@@ -589,7 +603,7 @@ class Generator(keras.Model):
         num_clusters: k; required for condition="onehot".
         upsample: "transpose" (paper) or "resize_conv".
         noise_at_inference: draw decoder noise at inference too (StyleGAN); default off.
-        output_mode: "direct" (paper) or "masked".
+        output_mode: "direct" (paper), "masked" or "residual".
         skip_connections: "none" (paper), "plain" or "gated".
         skip_levels: 2 = skips at 1/2 and full resolution, 1 = at 1/2 only (see `Decoder`).
         hf_bypass: add the input's high-frequency band to the output (default off).
@@ -619,6 +633,11 @@ class Generator(keras.Model):
         super().__init__(**kwargs)
         if image_size <= 0 or image_size % 4:
             raise ValueError(f"`image_size` must be a positive multiple of 4, got {image_size}.")
+        if output_mode == "residual" and hf_bypass:
+            raise ValueError(
+                "output_mode='residual' already passes the input's high frequencies through: "
+                "turn hf_bypass off (--nohf_bypass)."
+            )
         self.image_size = int(image_size)
         self.base_channels = int(base_channels)
         self.num_res_blocks = int(num_res_blocks)
@@ -668,8 +687,9 @@ class Generator(keras.Model):
 
     @property
     def needs_images_to_decode(self) -> bool:
-        """Whether decoding needs the input images (masked blend or high-frequency bypass)."""
-        return self.output_mode == "masked" or self.hf_bypass
+        """Whether decoding needs the input images (masked or residual output, high-frequency
+        bypass)."""
+        return self.output_mode != "direct" or self.hf_bypass
 
     def _check_images(self, shape) -> tuple:
         shape = _as_shape(shape)
@@ -783,7 +803,7 @@ class Generator(keras.Model):
     def decode(self, h, condition, training=None, *, images=None, skips=None):
         """Decoder(h, f(s)): h [N,S/4,S/4,4*base], condition [N,cond_dim] -> [N,S,S,3].
 
-        `images` (x [N,S,S,3]) is required when output_mode="masked" or hf_bypass=True;
+        `images` (x [N,S,S,3]) is required when output_mode is not "direct" or hf_bypass=True;
         `skips` (from `encode(x, return_skips=True)`) when skip_connections != "none".
         Use `forward` to also get the mask.
         """
@@ -813,6 +833,9 @@ class Generator(keras.Model):
             inputs.append(ops.cast(condition, "float32"))
         out = self.decoder(inputs, training=training)
         color, mask = out if self.output_mode == "masked" else (out, None)
+        if self.output_mode == "residual":
+            x = ops.clip(ops.cast(images, "float32"), -RESIDUAL_CLIP, RESIDUAL_CLIP)
+            color = ops.tanh(ops.arctanh(x) + color)
         if self.hf_bypass:
             band = high_frequency(images, kernel_size=HF_KERNEL_SIZE)
             color = ops.clip(color + band, -1.0, 1.0)

@@ -28,6 +28,30 @@ def test_wasserstein_losses():
     assert float(losses.wasserstein_generator_loss(np.array([1.0, 3.0]))) == pytest.approx(-2.0)
 
 
+def _softplus(v):
+    return math.log1p(math.exp(v))
+
+
+def test_nonsaturating_losses():
+    # Per-patch softplus, then the patch mean, then the batch mean.
+    real = (_softplus(-1), (_softplus(-1) + _softplus(-2) + _softplus(-3) + _softplus(-4)) / 4)
+    fake = (_softplus(0.5), (2 * _softplus(-3) + 2 * _softplus(0)) / 4)
+    d = losses.nonsaturating_discriminator_loss(REAL, FAKE)
+    assert float(d) == pytest.approx((sum(real) + sum(fake)) / 2, rel=1e-6)
+    g = losses.nonsaturating_generator_loss(FAKE)
+    assert float(g) == pytest.approx(
+        (_softplus(-0.5) + (2 * _softplus(3) + 2 * _softplus(0)) / 4) / 2
+    )
+    # Undecided logits (0): D pays 2 ln 2, G ln 2.
+    zeros = np.zeros(4, "float32")
+    assert float(losses.nonsaturating_discriminator_loss(zeros, zeros)) == pytest.approx(
+        2 * math.log(2)
+    )
+    assert float(losses.nonsaturating_generator_loss(zeros)) == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="gan_loss"):
+        losses.adversarial_losses("hinge")
+
+
 def test_global_batch_size_divides_the_local_sum():
     # Local batch of 2 out of a global batch of 4: (-(1 + 2.5) + (0.5 - 1.5)) / 4.
     value = losses.wasserstein_discriminator_loss(REAL, FAKE, global_batch_size=4)
@@ -139,6 +163,21 @@ def test_gradient_penalty_of_linear_critic(scale, expected):
     assert float(value) == pytest.approx(expected, abs=1e-5)
 
 
+@pytest.mark.parametrize("scale", [3.0, 1.0, 0.5])
+def test_r1_penalty_of_linear_critic_is_half_the_squared_weight_norm(scale):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(1, 3, 3, 2)).astype("float32")
+    w *= scale / np.linalg.norm(w)
+    real = rng.normal(size=(4, 3, 3, 2)).astype("float32")
+    value = losses.r1_penalty(linear_critic(w), real)
+    assert float(value) == pytest.approx(0.5 * scale**2, rel=1e-5)
+    # a patch map is summed before the gradient: two copies of D double it, R1 x4
+    doubled = losses.r1_penalty(lambda x: tf.stack([linear_critic(w)(x)] * 2, 1), real)
+    assert float(doubled) == pytest.approx(2 * scale**2, rel=1e-5)
+    with pytest.raises(ValueError, match="does not depend"):
+        losses.r1_penalty(lambda x: tf.zeros([4]), real)
+
+
 def test_gradient_penalty_uses_one_alpha_per_sample():
     # D(x) = 0.5 * sum(x^2) per sample: gradient = x_hat = alpha_i * real_i (fake = 0).
     # ||real_i|| = 2 (four ones) -> norms (0.5, 2.0) -> penalties (0.25, 1.0) -> mean 0.625.
@@ -212,6 +251,16 @@ def test_discriminator_loss_combines_named_terms():
     assert float(terms["D/gp"]) == pytest.approx(0.5)
     assert float(terms["D/cls"]) == pytest.approx(math.log(2))
     assert float(total) == pytest.approx(-2.25 + 5.0 + 2.0 * math.log(2), rel=1e-6)
+    _, r1_terms = losses.discriminator_loss(
+        real_scores=REAL,
+        fake_scores=FAKE,
+        real_logits=logits,
+        source_labels=np.array([0, 1]),
+        penalty=tf.constant(0.5),
+        gan_loss="r1",
+    )
+    expected = losses.nonsaturating_discriminator_loss(REAL, FAKE)
+    assert float(r1_terms["D/adv"]) == pytest.approx(float(expected))
 
 
 def test_generator_loss_combines_named_terms_with_default_weights():

@@ -329,6 +329,28 @@ def test_lazy_gradient_penalty_on_every_nth_d_step_weighted_n_times(tmp_path):
     assert paper._d_step_without_penalty is None  # gp_every 1: one D step function
 
 
+def test_r1_steps_use_the_nonsaturating_loss_and_the_penalty_on_real_images(tmp_path):
+    """--gan_loss=r1: D's terms are the logistic loss of its logits on the batch and R1 of
+    the real images (recomputed here from the discriminator as it was before the step);
+    G's step runs and reports the non-saturating G/adv (> 0)."""
+    import tensorflow as tf
+
+    from xplore_tf import losses
+
+    trainer, batch, _ = _blend_trainer(tmp_path, 0.0, gan_loss="r1", lambda_gp=1.0, n_critic=1)
+    rng = np.random.default_rng(1)
+    batch = {k: tf.constant(v[:4]) for k, v in batch.items()}
+    batch["image"] = tf.constant(rng.uniform(-1, 1, (4, 16, 16, 3)).astype("float32"))
+    d = trainer.discriminator
+    r1 = losses.r1_penalty(lambda x: d(x, training=True)[0], batch["image"])
+    s = trainer.train_step(0, batch)
+    assert s["D/gp"] == pytest.approx(float(r1), rel=1e-4)
+    assert s["D/adv"] > 0 and s["G/adv"] > 0  # softplus terms, never negative
+    t = trainer.config.train
+    expected = s["D/adv"] + s["D/gp"] + t.lambda_cls * s["D/cls"]
+    assert s["D/total"] == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.parametrize("lambda_self", [0.0, 10.0], ids=["paper", "self"])
 def test_shared_g_forward_is_the_d_then_g_update_on_one_fake(tmp_path, lambda_self):
     # --share_g_forward runs an iteration's D and G updates on one G(x, s_t). The plain D step

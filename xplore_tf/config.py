@@ -129,7 +129,8 @@ class TrainConfig:
     lr_decay_steps: int = 100_000  # linear decay to 0 over the last N steps
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
-    lambda_gp: float = 10.0
+    gan_loss: str = "wgan_gp"  # "wgan_gp" (paper) | "r1" (non-saturating + R1, StyleGAN2)
+    lambda_gp: float = 10.0  # the penalty's weight (R1: gamma)
     gp_every: int = 1  # gradient penalty on every N-th D step only, weighted N x; 1 = paper
     share_g_forward: bool = False  # one G(x, s_t) for an iteration's D and G steps
     lambda_lat: float = 10.0

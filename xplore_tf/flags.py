@@ -393,7 +393,19 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_float("lambda_cls", 1.0, "Weight of the cluster classification loss (paper: 1).")
 flags.DEFINE_float("lambda_rec", 10.0, "Weight of the L1 cycle reconstruction loss (10).")
-flags.DEFINE_float("lambda_gp", 10.0, "Weight of the WGAN gradient penalty (10).")
+flags.DEFINE_enum(
+    "gan_loss",
+    "wgan_gp",
+    ["wgan_gp", "r1"],
+    "Adversarial loss: 'wgan_gp' = WGAN with the gradient penalty on interpolates (paper); "
+    "'r1' = the non-saturating logistic loss with the R1 penalty on real images "
+    "(StyleGAN2, StarGAN v2; weigh it with --lambda_gp=1, StarGAN v2's gamma).",
+)
+flags.DEFINE_float(
+    "lambda_gp",
+    10.0,
+    "Weight of D's gradient penalty: WGAN-GP's (10, paper) or, with --gan_loss=r1, R1's gamma.",
+)
 flags.DEFINE_integer(
     "gp_every",
     1,

@@ -7,6 +7,10 @@ Objectives, with c the image's pseudo-label (source cluster) and t the target cl
           + lambda_rec * |x - G(G(x,s_t), s_c)|_1 + lambda_lat * ||h(x) - h(G(x,s_t))||_2^2
           [+ lambda_self * |x - G(x,s_c)|_1 + lambda_mask * L_A(A)]   (optional, default off)
 
+With gan_loss="r1" the two adversarial terms are the non-saturating logistic loss instead,
+E[softplus(-D_src(x))] + E[softplus(D_src(G(x,s_t)))] for D and E[softplus(-D_src(G(x,s_t)))]
+for G, and GP is the R1 penalty on real images (StyleGAN2, StarGAN v2).
+
 The optional terms serve the identity-preserving generator options: the self-reconstruction
 loss of FUNIT/TUNIT and an attention-mask regulariser L_A for output_mode="masked" (an area
 sparsity term, or GANimation's, which penalises the opposite area: `mask_loss`).
@@ -20,9 +24,9 @@ the latent loss), then over the batch:
   computes its share this way, so the replicas' losses (and gradients) *sum* to the
   global-batch mean — the scaling `MirroredStrategy` custom loops need (DESIGN.md §4).
 
-All functions except `gradient_penalty` use `keras.ops` only. `gradient_penalty` needs the
-gradient of the critic with respect to its input, so it is the one TensorFlow-specific loss
-(`tf.GradientTape`). Values are computed in float32 whatever the inputs' dtype.
+All functions except `gradient_penalty` and `r1_penalty` use `keras.ops` only. These two
+need the gradient of the critic with respect to its input, so they are the TensorFlow-specific
+losses (`tf.GradientTape`). Values are computed in float32 whatever the inputs' dtype.
 
 Loss weights default to StarGAN's (lambda_cls=1, lambda_gp=10, lambda_rec=10); the paper
 does not state its values. lambda_lat=10 is our default (no StarGAN counterpart; DESIGN.md §3).
@@ -35,6 +39,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+# "wgan_gp": WGAN-GP (paper §2.3); "r1": the non-saturating loss with the R1 penalty
+GAN_LOSSES = ("wgan_gp", "r1")
 LAMBDA_CLS = 1.0
 LAMBDA_GP = 10.0
 LAMBDA_REC = 10.0
@@ -94,6 +100,32 @@ def wasserstein_discriminator_loss(
 def wasserstein_generator_loss(fake_scores, *, global_batch_size: int | None = None):
     """-E[D(G(x))] (WGAN generator loss, paper §2.3). fake_scores: [N] or [N, h, w, 1]."""
     return -reduce_batch(_per_sample_mean(fake_scores), global_batch_size=global_batch_size)
+
+
+def nonsaturating_discriminator_loss(
+    real_scores, fake_scores, *, global_batch_size: int | None = None
+):
+    """E[softplus(-D(x))] + E[softplus(D(G(x)))]: the non-saturating logistic GAN loss
+    (Goodfellow et al. 2014) as StyleGAN2 and StarGAN v2 train with it. Scores are logits,
+    [N] or a patch map [N, h, w, 1] (softplus per patch, then the patch mean). Scalar float32."""
+    real = _per_sample_mean(ops.softplus(-ops.cast(real_scores, "float32")))
+    fake = _per_sample_mean(ops.softplus(ops.cast(fake_scores, "float32")))
+    return reduce_batch(real + fake, global_batch_size=global_batch_size)
+
+
+def nonsaturating_generator_loss(fake_scores, *, global_batch_size: int | None = None):
+    """E[softplus(-D(G(x)))] (the non-saturating G loss). fake_scores: [N] or [N, h, w, 1]."""
+    fake = _per_sample_mean(ops.softplus(-ops.cast(fake_scores, "float32")))
+    return reduce_batch(fake, global_batch_size=global_batch_size)
+
+
+def adversarial_losses(gan_loss: str):
+    """(D's, G's) adversarial loss functions of `gan_loss` (one of `GAN_LOSSES`)."""
+    if gan_loss == "wgan_gp":
+        return wasserstein_discriminator_loss, wasserstein_generator_loss
+    if gan_loss == "r1":
+        return nonsaturating_discriminator_loss, nonsaturating_generator_loss
+    raise ValueError(f"`gan_loss` must be one of {GAN_LOSSES}, got {gan_loss!r}.")
 
 
 def sample_interpolation_weights(batch_size, *, ndim: int = 4, seed=None):
@@ -156,6 +188,33 @@ def gradient_penalty(
     squared = tf.reduce_sum(tf.square(grads), axis=list(range(1, rank)))
     norms = tf.sqrt(squared + epsilon)
     return reduce_batch(tf.square(norms - 1.0), global_batch_size=global_batch_size)
+
+
+def r1_penalty(critic_fn, real, *, global_batch_size: int | None = None):
+    """R1 = 0.5 * E[||grad_x D(x)||^2] on real images (Mescheder et al., "Which Training
+    Methods for GANs do actually Converge?", ICML 2018; StyleGAN2 and StarGAN v2 weigh it by
+    gamma / 2 with the 0.5 here, StarGAN v2's gamma being 1). The gradient is that of the sum
+    of the critic's patch map, its squared norm taken per sample over all non-batch axes.
+
+    TensorFlow-specific, like `gradient_penalty`: call it inside the outer tape of the D step.
+
+    Args:
+        critic_fn: images [N, H, W, C] -> critic logits [N, ...] (D's `src` output).
+        real: [N, H, W, C].
+    Returns:
+        scalar float32.
+    """
+    real = tf.cast(real, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        total = tf.reduce_sum(tf.cast(critic_fn(real), tf.float32))
+    grads = tape.gradient(total, real)
+    if grads is None:
+        raise ValueError("r1_penalty: the critic's output does not depend on its input.")
+    squared = tf.reduce_sum(
+        tf.square(tf.cast(grads, tf.float32)), axis=list(range(1, len(real.shape)))
+    )
+    return reduce_batch(0.5 * squared, global_batch_size=global_batch_size)
 
 
 def cluster_classification_loss(logits, labels, *, global_batch_size: int | None = None):
@@ -286,6 +345,7 @@ def discriminator_loss(
     lambda_cls: float = LAMBDA_CLS,
     lambda_gp: float = LAMBDA_GP,
     global_batch_size: int | None = None,
+    gan_loss: str = "wgan_gp",
 ):
     """L_D = adv + lambda_gp * gp + lambda_cls * cls; returns (total, unweighted terms).
 
@@ -293,15 +353,15 @@ def discriminator_loss(
         real_scores, fake_scores: D's patch maps [N, h, w, 1] on real and translated images.
         real_logits: D's cluster logits on real images [N, k].
         source_labels: the real images' pseudo-labels c [N].
-        penalty: the scalar from `gradient_penalty` (already batch-reduced with the same
-            `global_batch_size`).
+        penalty: the scalar from `gradient_penalty` ("wgan_gp") or `r1_penalty` ("r1"),
+            already batch-reduced with the same `global_batch_size`.
+        gan_loss: one of `GAN_LOSSES`: which adversarial loss (`adversarial_losses`).
     Returns:
         (total scalar, {"D/adv", "D/gp", "D/cls"} unweighted scalars).
     """
+    d_adv, _ = adversarial_losses(gan_loss)
     terms = {
-        "D/adv": wasserstein_discriminator_loss(
-            real_scores, fake_scores, global_batch_size=global_batch_size
-        ),
+        "D/adv": d_adv(real_scores, fake_scores, global_batch_size=global_batch_size),
         "D/gp": ops.cast(penalty, "float32"),
         "D/cls": cluster_classification_loss(
             real_logits, source_labels, global_batch_size=global_batch_size
@@ -330,6 +390,7 @@ def generator_loss(
     lambda_mask: float = 0.0,
     mask_penalty: str = "edit",
     lambda_tv: float = LAMBDA_TV,
+    gan_loss: str = "wgan_gp",
 ):
     """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat
     [+ lambda_self * self] [+ lambda_mask * mask]; returns (total, terms).
@@ -348,6 +409,7 @@ def generator_loss(
             translation and the reconstruction).
         lambda_mask: GANimation's lambda_A (default 0; the paper uses 0.1).
         mask_penalty, lambda_tv: passed to `mask_loss` (`penalty`, `lambda_tv`).
+        gan_loss: one of `GAN_LOSSES`: which adversarial loss (`adversarial_losses`).
     Returns:
         (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars, plus
         "G/self" when `self_reconstructed` is given and "G/mask" when `mask` is given).
@@ -356,8 +418,9 @@ def generator_loss(
         raise ValueError("`lambda_self` is set but `self_reconstructed` is None.")
     if lambda_mask and mask is None:
         raise ValueError("`lambda_mask` is set but `mask` is None.")
+    _, g_adv = adversarial_losses(gan_loss)
     terms = {
-        "G/adv": wasserstein_generator_loss(fake_scores, global_batch_size=global_batch_size),
+        "G/adv": g_adv(fake_scores, global_batch_size=global_batch_size),
         "G/cls": cluster_classification_loss(
             fake_logits, target_labels, global_batch_size=global_batch_size
         ),

@@ -224,17 +224,7 @@ class Trainer:
             n = tf.shape(x)[0]
             src, cls = self.discriminator(tf.concat([x, tf.cast(fake, x.dtype)], 0), training=True)
             real_src, fake_src, real_cls = src[:n], src[n:], cls[:n]
-            gp = (
-                losses_lib.gradient_penalty(
-                    lambda images: self.discriminator(images, training=True)[0],
-                    x,
-                    fake,
-                    alpha,
-                    global_batch_size=t.batch_size,
-                )
-                if penalty
-                else tf.zeros([])
-            )
+            gp = self._penalty(x, fake, alpha) if penalty else tf.zeros([])
             total, terms = losses_lib.discriminator_loss(
                 real_scores=real_src,
                 fake_scores=fake_src,
@@ -244,6 +234,7 @@ class Trainer:
                 lambda_cls=t.lambda_cls,
                 lambda_gp=t.lambda_gp * t.gp_every if penalty else 0.0,
                 global_batch_size=t.batch_size,
+                gan_loss=t.gan_loss,
             )
             if not penalty:
                 del terms["D/gp"]
@@ -252,6 +243,17 @@ class Trainer:
         grads = tape.gradient(scaled, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables, strict=True))
         return {**terms, "D/total": total}
+
+    def _penalty(self, x, fake, alpha):
+        """D's gradient penalty: WGAN-GP's on interpolates, or R1 on the real images."""
+
+        def critic(images):
+            return self.discriminator(images, training=True)[0]
+
+        batch = self.config.train.batch_size
+        if self.config.train.gan_loss == "r1":
+            return losses_lib.r1_penalty(critic, x, global_batch_size=batch)
+        return losses_lib.gradient_penalty(critic, x, fake, alpha, global_batch_size=batch)
 
     def _g_conditions(self, batch):
         """A G update's (s_t, classification target, s_c): see `target`."""
@@ -291,6 +293,7 @@ class Trainer:
                 lambda_mask=t.lambda_mask,
                 mask_penalty=t.mask_penalty,
                 global_batch_size=t.batch_size,
+                gan_loss=t.gan_loss,
             )
             scaled = self._scaled(self.g_optimizer, total)
         variables = self.generator.trainable_variables

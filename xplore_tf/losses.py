@@ -441,14 +441,17 @@ def generator_loss(
         )
         total = total + lambda_self * terms["G/self"]
     if mask is not None:
-        masks = mask if isinstance(mask, (list, tuple)) else [mask]
-        if not masks:
-            raise ValueError("`mask` must be a tensor or a non-empty list of tensors.")
-        terms["G/mask"] = sum(
-            mask_loss(
-                m, penalty=mask_penalty, lambda_tv=lambda_tv, global_batch_size=global_batch_size
-            )
-            for m in masks
-        )
+        terms["G/mask"] = _masks_loss(mask, mask_penalty, lambda_tv, global_batch_size)
         total = total + lambda_mask * terms["G/mask"]
     return total, terms
+
+
+def _masks_loss(mask, penalty: str, lambda_tv: float, global_batch_size: int | None):
+    """`mask_loss` of one mask, or the sum over a list of them."""
+    masks = mask if isinstance(mask, (list, tuple)) else [mask]
+    if not masks:
+        raise ValueError("`mask` must be a tensor or a non-empty list of tensors.")
+    return sum(
+        mask_loss(m, penalty=penalty, lambda_tv=lambda_tv, global_batch_size=global_batch_size)
+        for m in masks
+    )

@@ -42,7 +42,13 @@ setup(
         ],
         # Identity preservation on real faces (xplore_tf.evaluate): dlib's face descriptor.
         # face_recognition_models still imports pkg_resources, removed in setuptools 81.
-        "eval": ["dlib-bin>=19.24", "face-recognition-models==0.3.0", "setuptools<81"],
+        # scikit-image: the HOG features of the edge judge.
+        "eval": [
+            "dlib-bin>=19.24",
+            "face-recognition-models==0.3.0",
+            "setuptools<81",
+            "scikit-image>=0.22",
+        ],
         # Real photos (xplore_tf.prepare, translate/client --paste_back): the MTCNN face
         # detector on TensorFlow, its weights inside the wheel (~2 MB; no torch, no CUDA).
         "prepare": ["mtcnn==1.0.0"],

@@ -194,6 +194,10 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
         assert r["rate_lacking"] > 0.9 and r["baseline_lacking"] < 0.1
         assert 50 < r["inputs_lacking"] < r["inputs"] == 100  # ~3/4 have another background
     assert perfect["transfer"]["mean_rate_lacking"] > 0.9
+    # The edge judge (HOG probe) rates the same targets, beside the main judge.
+    assert perfect["transfer"]["edge_judge"].startswith("logistic probe on HOG features")
+    edge = [r["attribute"] for r in perfect["transfer"]["edge_attributes"]]
+    assert edge == [r["attribute"] for r in perfect["transfer"]["attributes"]]
     # (Uniform noise is grey on average: the probe calls it at most two of the backgrounds.)
     assert noise["transfer"]["mean_rate_lacking"] <= 0.5
     assert (
@@ -288,9 +292,18 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
     text = pipeline.format_summary(perfect)
     assert "background_0" in text and "fd_pixels" in text and "geometry" in text
     assert "colour blotches (face patches off skin's hues): " in text
+    assert "edge judge (logistic probe on HOG features" in text
     assert "strength curve (100 held-out images into 4 attribute clusters" in text
     assert "reference groups (20 held-out images" in text
     assert "background_0+background_1" in text and "skipped (no transfer cluster" in text
+
+
+def test_without_scikit_image_the_edge_judge_says_why(monkeypatch):
+    from xplore_tf.evaluation import edges
+
+    monkeypatch.setattr(edges, "available", lambda: False)
+    reason = pipeline._edge_judge(None, None, None)
+    assert reason.startswith("skipped: scikit-image is not installed") and "[eval]" in reason
 
 
 def test_translate_fn_output_is_checked():

@@ -154,7 +154,30 @@ def _transfer_section(tr: TransferResult) -> str:
         "baseline lacking",
         "gain lacking",
     ]
-    return intro + "\n" + _table(header, rows)
+    return intro + "\n" + _table(header, rows) + _edge_judge_html(tr)
+
+
+def _edge_judge_html(tr: TransferResult) -> str:
+    if not tr.edge_attributes:
+        return f"<p>Edge judge: {_e(tr.edge_judge)}</p>" if tr.edge_judge else ""
+    rows = [
+        [
+            _e(r.attribute),
+            _num(r.judge_balanced_accuracy, ".2f"),
+            _num(r.rates.rate_lacking),
+            _num(r.rates.baseline_lacking),
+            _num(r.rates.gain_lacking, "+.3f"),
+        ]
+        for r in tr.edge_attributes
+    ]
+    return (
+        f"<p>The same translations by a second judge, {_e(tr.edge_judge)}: it sees edges, "
+        "not colour or shade, so a dark band where glasses sit does not pass for glasses.</p>"
+        + _table(
+            ["attribute", "judge bal. acc.", "rate lacking", "baseline lacking", "gain lacking"],
+            rows,
+        )
+    )
 
 
 def _identity_info(idn: IdentityResult) -> str:

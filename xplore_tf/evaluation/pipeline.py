@@ -40,6 +40,7 @@ from xplore_tf.evaluation import (
     blotches,
     clusters,
     droplets,
+    edges,
     html_report,
     identity,
     realism,
@@ -199,6 +200,7 @@ class _Translations:
     identity_into: dict[int, float]  # transfer cluster -> mean identity distance
     droplets_into: dict[int, float]  # transfer cluster -> droplet rate
     blotches_into: dict[int, float]  # transfer cluster -> colour blotch rate
+    edge_decisions_into: dict[int, np.ndarray]  # transfer cluster -> edge judge's bool [N, A]
     matrix_columns: dict[int, np.ndarray]  # matrix column's cluster -> uint8 [R, S, S, 3]
     x_random: np.ndarray  # uint8 [N, S, S, 3]: each into one random other cluster
 
@@ -219,6 +221,7 @@ def _translate_held_out(
     target_clusters: list[int],
     matrix: tuple[list[int], np.ndarray],
     judge: transfer.Judge,
+    edge_judge: transfer.Judge | str,
     embeddings: identity.HeldOutEmbeddings | None,
     num_clusters: int,
 ) -> _Translations:
@@ -231,11 +234,13 @@ def _translate_held_out(
     random_targets = (own_clusters + rng.integers(1, max(k, 2), size=len(own_clusters))) % k
     matrix_only = [c for c in columns if c not in target_clusters]
     progress = Progress(len(x_eval) * (len(target_clusters) + 1) + len(rows) * len(matrix_only))
-    out = _Translations({}, {}, {}, {}, {}, x_eval[:0])
+    out = _Translations({}, {}, {}, {}, {}, {}, x_eval[:0])
     for c in target_clusters:
         y = translate_all(translate_fn, x_eval, np.full(len(x_eval), c), batch_size=batch)
         progress.add(len(y), f"cluster {c}")
         out.decisions_into[c] = judge.decisions(y)
+        if isinstance(edge_judge, transfer.Judge):
+            out.edge_decisions_into[c] = edge_judge.decisions(y)
         out.droplets_into[c] = float(droplets.droplet_flags(x_eval, y).mean())
         out.blotches_into[c] = float((blotches.blotch_shares(x_eval, y) > 0).mean())
         if embeddings is not None:
@@ -325,13 +330,32 @@ def _transfer_result(
     config: Config,
     data: LabelledImages,
     split: HeldOutSplit,
-    judge: transfer.Judge,
+    judges: tuple[transfer.Judge, transfer.Judge | str],
     targets: list[transfer.TransferTarget],
     input_decisions: np.ndarray,
-    decisions_into: dict[int, np.ndarray],
+    translations: _Translations,
 ) -> transfer.TransferResult:
+    """The transfer section; `judges`: the main judge and the edge judge (or why none)."""
     labels, attrs = data.attributes[split.eval_idx], data.names
+    judge, edge_judge = judges
+
+    def rates(inputs: np.ndarray, decisions_into: dict, quality: dict):
+        return transfer.attribute_transfers(
+            targets,
+            attrs,
+            input_decisions=inputs,
+            decisions_into=decisions_into,
+            labels=labels,
+            quality=quality,
+        )
+
     quality = transfer.judge_quality(input_decisions, labels, attrs)
+    edge_name, edge_rates = edge_judge, ()
+    if isinstance(edge_judge, transfer.Judge):
+        edge_inputs = edge_judge.decisions(split.x_eval)
+        edge_name = edge_judge.name
+        edge_quality = transfer.judge_quality(edge_inputs, labels, attrs)
+        edge_rates = rates(edge_inputs, translations.edge_decisions_into, edge_quality)
     return transfer.TransferResult(
         judge=judge.name,
         min_precision=config.eval.transfer_min_precision,
@@ -340,17 +364,24 @@ def _transfer_result(
         split="by identity" if data.identities is not None else "by image",
         eval_source=split.source_note,
         eval_unseen_by_generator=split.unseen_by_generator,
-        attributes=transfer.attribute_transfers(
-            targets,
-            attrs,
-            input_decisions=input_decisions,
-            decisions_into=decisions_into,
-            labels=labels,
-            quality=quality,
-        ),
+        attributes=rates(input_decisions, translations.decisions_into, quality),
         judge_quality=quality,
-        side_effects=transfer.target_side_effects(targets, attrs, input_decisions, decisions_into),
+        side_effects=transfer.target_side_effects(
+            targets, attrs, input_decisions, translations.decisions_into
+        ),
+        edge_judge=edge_name,
+        edge_attributes=edge_rates,
     )
+
+
+def _edge_judge(config: Config, data: LabelledImages, split: HeldOutSplit) -> transfer.Judge | str:
+    """The edge judge (`edges.py`) fit on the training split, or why there is none."""
+    if not edges.available():
+        return 'skipped: scikit-image is not installed (pip install -e ".[eval]")'
+    if len(split.train_idx) < 4:
+        return f"skipped: only {len(split.train_idx)} labelled images to train it"
+    labels = data.attributes[split.train_idx]
+    return edges.edge_judge(split.x_train, labels, data.names, seed=config.seed)
 
 
 def _identity_result(
@@ -442,6 +473,7 @@ def _translation_metrics(
     f_eval, f_train = features(split.x_eval), features(split.x_train)
     judge = _judge(config, data, split, features, feature_space, f_train)
     input_decisions = judge.decisions(split.x_eval, f_eval)
+    edge_judge = _edge_judge(config, data, split)
     embeddings, no_identity = _embeddings(config, data, split)
     targets = transfer.transfer_targets(discovery.rows, min_precision=e.transfer_min_precision)
     target_clusters = sorted({t.cluster for t in targets})
@@ -456,12 +488,13 @@ def _translation_metrics(
         target_clusters=target_clusters,
         matrix=(columns, rows),
         judge=judge,
+        edge_judge=edge_judge,
         embeddings=embeddings,
         num_clusters=stats.num_clusters,
     )
     out: dict = {
         "transfer": _transfer_result(
-            config, data, split, judge, targets, input_decisions, translations.decisions_into
+            config, data, split, (judge, edge_judge), targets, input_decisions, translations
         ),
         "identity": Skipped(no_identity)
         if embeddings is None

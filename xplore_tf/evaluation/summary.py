@@ -67,7 +67,22 @@ def _transfer_lines(tr: TransferResult) -> list[str]:
         "  (judge = balanced accuracy on the untranslated held-out images; all/lacking = "
         "rate judged to have the attribute after translation, base = before)"
     )
-    return lines + _side_effect_lines(tr.side_effects)
+    return lines + _edge_judge_lines(tr) + _side_effect_lines(tr.side_effects)
+
+
+def _edge_judge_lines(tr: TransferResult) -> list[str]:
+    """The edge judge's gain per target beside the main judge's, or why it is missing."""
+    if not tr.edge_attributes:
+        return [f"  edge judge: {tr.edge_judge}"] if tr.edge_judge else []
+    main = {r.attribute: r.rates.gain_lacking for r in tr.attributes}
+    lines = [f"  edge judge ({tr.edge_judge}): gain among inputs lacking the attribute"]
+    for r in tr.edge_attributes:
+        lines.append(
+            f"    {r.attribute:<20} {_fmt(r.rates.gain_lacking, '+.3f'):>6} (judge "
+            f"{_fmt(r.judge_balanced_accuracy, '.2f')}; main judge "
+            f"{_fmt(main.get(r.attribute), '+.3f')})"
+        )
+    return lines
 
 
 def _side_effect_lines(table: SideEffects) -> list[str]:

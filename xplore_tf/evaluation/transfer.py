@@ -421,6 +421,9 @@ class TransferResult:
     attributes: tuple[AttributeTransfer, ...]
     judge_quality: dict[str, JudgeQuality]
     side_effects: side_effects_lib.SideEffects
+    # The edge judge (`edges.py`): its name, or why it is missing; its rates per target.
+    edge_judge: str = ""
+    edge_attributes: tuple[AttributeTransfer, ...] = ()
 
     status = "ok"
 
@@ -450,6 +453,8 @@ class TransferResult:
             **{f"mean_{k}": self._mean(k) for k in _MEAN_RATES},
             "judge_quality": {a: dataclasses.asdict(q) for a, q in self.judge_quality.items()},
             "side_effects": self.side_effects.to_json(),
+            "edge_judge": self.edge_judge,
+            "edge_attributes": [r.to_json() for r in self.edge_attributes],
         }
         if not self.attributes:
             out["reason"] = self.reason
@@ -462,6 +467,10 @@ class TransferResult:
             attributes=tuple(AttributeTransfer.from_json(r) for r in d["attributes"]),
             judge_quality={a: JudgeQuality(**q) for a, q in d["judge_quality"].items()},
             side_effects=side_effects_lib.SideEffects.from_json(d["side_effects"]),
+            edge_judge=d.get("edge_judge", ""),
+            edge_attributes=tuple(
+                AttributeTransfer.from_json(r) for r in d.get("edge_attributes", [])
+            ),
         )
 
 

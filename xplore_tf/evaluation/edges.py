@@ -19,7 +19,7 @@ import numpy as np
 from xplore_tf.evaluation import transfer
 
 CELLS = 8  # cells across the image: 8 px cells at 64 px, so the layout fits any size
-NAME = "logistic probe on HOG features (edges, no colour)"
+NAME = "logistic probe on HOG features"
 
 
 def available() -> bool:

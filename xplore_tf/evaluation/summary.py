@@ -75,7 +75,7 @@ def _edge_judge_lines(tr: TransferResult) -> list[str]:
     if not tr.edge_attributes:
         return [f"  edge judge: {tr.edge_judge}"] if tr.edge_judge else []
     main = {r.attribute: r.rates.gain_lacking for r in tr.attributes}
-    lines = [f"  edge judge ({tr.edge_judge}): gain among inputs lacking the attribute"]
+    lines = [f"  edge judge, blind to colour ({tr.edge_judge}): gain among inputs lacking it"]
     for r in tr.edge_attributes:
         lines.append(
             f"    {r.attribute:<20} {_fmt(r.rates.gain_lacking, '+.3f'):>6} (judge "

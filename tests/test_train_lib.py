@@ -535,6 +535,29 @@ SHRUNK_DEMO = [
 ]
 
 
+@pytest.mark.slow
+def test_ctrl_c_saves_and_exits_with_the_shells_code_for_a_signal(tmp_path):
+    """SIGINT: a checkpoint, the resume line, exit code 130 (so `train && evaluate` stops)."""
+    import signal
+
+    workdir = f"--workdir={tmp_path}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xplore_tf.train", *SHRUNK_DEMO, workdir, "--num_steps=100000"],
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 600
+    while not os.path.exists(tmp_path / "checkpoints" / "checkpoint") and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopped at step" in out and "the same command resumes from it" in out
+
+
 def test_demo_config_trains_exports_and_resumes_via_the_cli(tmp_path):
     workdir = [f"--workdir={tmp_path}", f"--export_dir={tmp_path / 'export'}"]
     first = run_binary("xplore_tf.train", *SHRUNK_DEMO, *workdir, "--num_steps=2")

@@ -2,12 +2,15 @@
 
 Runs the clustering stage first when WORKDIR/clusters is missing, then trains (resuming
 from WORKDIR/checkpoints by default), then exports G_ema when --export_dir is set (not after
-Ctrl-C). Watch it with `tensorboard --logdir WORKDIR/train`.
+Ctrl-C: that stops it at a checkpoint with the shell's exit code for a signal, 130, so a
+script's `train && evaluate` stops too). Watch it with `tensorboard --logdir WORKDIR/train`.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 from xplore_tf import startup  # noqa: E402
 
@@ -60,6 +63,10 @@ def main(argv: list[str]) -> None:
             print(f"already exported as {done}")
         else:
             print(f"exported {export_lib.export(config, checkpoint=result.checkpoint).path}")
+    if result.stopped_by_signal:
+        # The shell's code for a command a signal ended (130 after Ctrl-C): a script's
+        # `train && evaluate` must not go on to a half-trained model.
+        sys.exit(128 + (result.signal or signal.SIGTERM))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class TrainResult:
     target_accuracy: float  # D's cluster head picks the target cluster on G_ema outputs
     checkpoint: str
     stopped_by_signal: bool = False
+    signal: int = 0  # the signal that stopped this process (0: none, or another worker's)
     chief: bool = True  # this process writes the run's files (the only one but multi-worker)
     steps_run: int = 0  # iterations this call trained (0: the run had reached num_steps)
 
@@ -558,6 +559,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         target_accuracy=accuracy,
         checkpoint=state.checkpoint,
         stopped_by_signal=bool(state.stop_signal) or state.stop_agreed,
+        signal=state.stop_signal[0] if state.stop_signal else 0,
         chief=run.chief,
         steps_run=state.step - start,
     )

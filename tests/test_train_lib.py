@@ -549,9 +549,11 @@ def test_ctrl_c_saves_and_exits_with_the_shells_code_for_a_signal(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 600
-    while not os.path.exists(tmp_path / "checkpoints" / "checkpoint") and time.time() < deadline:
-        time.sleep(0.5)
+    deadline, checkpoints = time.time() + 600, tmp_path / "checkpoints"
+    while time.time() < deadline and not (
+        checkpoints.is_dir() and any(n.endswith(".index") for n in os.listdir(checkpoints))
+    ):
+        time.sleep(0.5)  # training has begun once its first checkpoint is written
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]

@@ -7,6 +7,7 @@
     python -m serving.client --image=a.jpg --cluster=12 --strength=0.5 --out=outdir/
     python -m serving.client --image=a.jpg --cluster=12:1.0,31:0.5 --out=outdir/
     python -m serving.client --image=a.jpg --reference_dir=blond_photos/ --out=outdir/
+    python -m serving.client --image=a.jpg --reference_dir=blond_photos/ --reference_edit=shared --out=outdir/
     python -m serving.client --image=a.jpg --cluster=blond --keep=men --out=outdir/
 
 It needs `tensorflow-serving-api` (gRPC stubs and protos), numpy and Pillow, and of
@@ -35,7 +36,8 @@ Beyond fixed clusters (docs/guide/beyond_clusters.md, `xplore_tf/common/beyond_c
 weights in `--cluster` become cluster weights (`translate_full`; at the model's resolution
 `translate_strength`, `translate_mix`), `--reference_dir` asks `reference_condition`
 for the folder's statistics (warning when the group lies far from every training cluster),
-then `translate_full_condition` (`translate_condition`), and `--keep` asks `mix_condition`
+then `translate_full_condition` (`translate_condition`) (with `--reference_edit=shared`,
+`shared_condition` gives each image's condition first), and `--keep` asks `mix_condition`
 for each image's condition without the kept clusters' directions, then the same.
 
 `--paste_back` (needs the face detector: `pip install "xplore_tf[prepare]"`) treats each
@@ -111,12 +113,13 @@ def _paste_back(
 
 def _check_beyond(args: argparse.Namespace) -> list[tuple[str, float]] | None:
     """Checks the beyond-clusters options; returns --cluster's weights (None: plain)."""
-    if args.reference_dir and (
-        args.cluster is not None or args.all_clusters or args.strength is not None
-    ):
-        raise ValueError(
-            "--reference_dir is the target: pass it without --cluster, --all_clusters and --strength"
-        )
+    bc.check_reference_options(
+        args.reference_dir,
+        args.reference_edit,
+        cluster=args.cluster is not None,
+        all_clusters=args.all_clusters,
+        strength=args.strength is not None,
+    )
     weights = bc.parse_cluster_weights(args.cluster) if args.cluster is not None else None
     args.keep = bc.parse_keep(
         args.keep, all_clusters=args.all_clusters, reference_dir=args.reference_dir
@@ -159,7 +162,10 @@ def _target(
         ref = bc.reference_condition(client.predict, group.encoded)
         if ref.far:
             print(f"serving.client: warning: {ref.warning(args.reference_dir)}", file=sys.stderr)
-        return bc.Target(bc.reference_label(args.reference_dir), condition=ref.condition), None
+        target = bc.reference_target(
+            args.reference_dir, ref, edit=args.reference_edit, strength=args.strength
+        )
+        return target, None
     if weights is not None:
         info = client.clusters()
         resolved = [(common.resolve_cluster(t, info), w) for t, w in weights]
@@ -302,13 +308,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=None,
         help="attribute strength toward --cluster: 0 = the input's own cluster, 1 = the "
-        f"target's, up to {sig.MAX_STRENGTH:g} extrapolates (default: the plain translation)",
+        f"target's, up to {sig.MAX_STRENGTH:g} extrapolates (default: the plain translation); "
+        "with --reference_edit=shared, how far to move by what the group shares",
     )
     p.add_argument(
         "--reference_dir",
         default="",
         help="translate toward the statistics of this folder's images (a reference group) "
         "instead of a cluster",
+    )
+    p.add_argument(
+        "--reference_edit",
+        default=bc.GROUP,
+        choices=bc.REFERENCE_EDITS,
+        help="with --reference_dir: group = take the group's whole statistics; shared = keep "
+        "each input's own and add only what the group's members have in common "
+        "(--strength scales it, default 1)",
     )
     p.add_argument(
         "--keep",

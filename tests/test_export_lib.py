@@ -466,6 +466,29 @@ def test_mix_condition_keeps_the_kept_clusters_directions(run, exported):
     )
 
 
+def test_shared_condition_is_the_space_code_and_strength_zero_the_inputs_own(run, exported):
+    """shared_condition = space.shared_conditions on each input's own cluster's row (the
+    source translate_mix finds); strength 0 gives exactly the input's own condition."""
+    from xplore_tf.clustering import space as space_lib
+
+    _, loaded = exported
+    stats = _stats(run)
+    table = np.asarray(
+        condition_vector(np.arange(4), stats.centroids, stats.stds, mode=run.model.condition)
+    )
+    pngs = _pngs(_images(3, seed=12))
+    group = np.repeat(table[[1]] + 0.3, 3, axis=0)
+    strength = np.array([1.0, 0.5, 0.0], np.float32)
+    out = _serve(loaded, sig.SHARED_CONDITION, image_bytes=pngs, condition=group, strength=strength)
+    mixed = _serve(loaded, sig.TRANSLATE_MIX, image_bytes=pngs, cluster_weights=np.zeros((3, 4)))
+    np.testing.assert_array_equal(out[sig.SOURCE_CLUSTER], mixed[sig.SOURCE_CLUSTER])
+    source = table[out[sig.SOURCE_CLUSTER]]
+    expected = space_lib.shared_conditions(source, group, table, strength, mean_dim=stats.dim)
+    np.testing.assert_allclose(out[sig.CONDITION], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[sig.CONDITION][2], source[2])
+    assert np.abs(out[sig.CONDITION][0] - source[0]).max() > 0
+
+
 def _module_signatures(run, **export):
     """The signatures of a ServingModule built in process with these ExportConfig fields."""
     from xplore_tf import translate_lib
@@ -560,6 +583,9 @@ def test_full_resolution_adds_the_edit_to_the_input_square_at_its_own_size(run, 
         ("keep", dict(keep_clusters=[[1, 0, 0, 0]]), "same batch size"),
         ("keep", dict(keep_clusters=[[np.inf, 0, 0, 0]] * 2), "keep_clusters must be finite"),
         ("keep", dict(cluster_weights=[[3, 0, 0, 0]] * 2), "sum to at most 2"),
+        ("shared", dict(strength=[0.5, 2.5]), r"strength must be in \[0, 2\]"),
+        ("shared", dict(strength=[0.5]), "same batch size"),
+        ("shared", dict(condition="nan"), "condition must be finite"),
     ],
 )
 def test_bad_beyond_cluster_requests_are_invalid_argument(run, exported, name, inputs, match):
@@ -589,6 +615,10 @@ def test_bad_beyond_cluster_requests_are_invalid_argument(run, exported, name, i
         "full_condition": (
             sig.TRANSLATE_FULL_CONDITION,
             dict(image_bytes=pngs, condition=condition),
+        ),
+        "shared": (
+            sig.SHARED_CONDITION,
+            dict(image_bytes=pngs, condition=condition, strength=[1.0, 1.0]),
         ),
     }[name]
     request.update({k: v for k, v in inputs.items() if k != "condition"})
@@ -638,6 +668,7 @@ def test_beyond_signatures_are_left_out_with_the_reason_when_the_extractor_is_mi
         sig.TRANSLATE_CONDITION,
         sig.TRANSLATE_FULL_CONDITION,
         sig.MIX_CONDITION,
+        sig.SHARED_CONDITION,
     }
 
 

@@ -421,6 +421,47 @@ def test_reference_dir_translates_toward_the_groups_statistics(
     assert ("lies far from every training cluster" in caplog.text) == far
 
 
+@pytest.mark.parametrize("resolution", ["input", "model"])
+def test_reference_edit_shared_asks_shared_condition_then_the_condition_signature(
+    run, saved_model, images, tmp_path, resolution
+):
+    """--reference_edit=shared: the group's condition (reference_condition), each image's
+    shared condition at --strength (shared_condition), then the condition signature."""
+    from tests_support import face
+
+    group = tmp_path / "blond"
+    group.mkdir()
+    for i in range(3):
+        (group / f"r{i}.png").write_bytes(common.png_bytes(face(40, 32, seed=40 + i)))
+    (path,) = translate_lib.translate_files(
+        run,
+        images[:1],
+        reference_dir=str(group),
+        reference_edit="shared",
+        strength=0.5,
+        out=str(tmp_path / "out"),
+        saved_model=saved_model,
+        output_resolution=resolution,
+    )
+    assert path == str(tmp_path / "out" / "a_ref_blond_shared_s0.5.png")
+    image_bytes = file_bytes(images[:1])
+    reference = call_signature(
+        saved_model,
+        sig.REFERENCE_CONDITION,
+        reference_bytes=file_bytes(sorted(str(p) for p in group.glob("*.png")))[None],
+    )[sig.CONDITION]
+    condition = call_signature(
+        saved_model,
+        sig.SHARED_CONDITION,
+        image_bytes=image_bytes,
+        condition=reference,
+        strength=np.array([0.5], np.float32),
+    )[sig.CONDITION]
+    signature = sig.TRANSLATE_FULL_CONDITION if resolution == "input" else sig.TRANSLATE_CONDITION
+    served = call_signature(saved_model, signature, image_bytes=image_bytes, condition=condition)
+    np.testing.assert_array_equal(_pixels(path), common.decode(served[sig.IMAGE_BYTES][0]))
+
+
 def test_bad_beyond_inputs_are_one_line(run, saved_model, images, tmp_path, parsed_flags):
     def translate(**options):
         return translate_lib.translate_files(
@@ -449,6 +490,15 @@ def test_bad_beyond_inputs_are_one_line(run, saved_model, images, tmp_path, pars
         (dict(cluster=1, keep="alpha,0"), "--keep: cluster 0 is given twice"),
         (dict(reference_dir=str(tmp_path), keep="0"), "--keep applies to a --cluster"),
         (dict(all_clusters=True, keep="0"), "--keep applies to a --cluster"),
+        (
+            dict(reference_dir=str(tmp_path), strength=0.5),
+            "--strength with --reference_dir needs --reference_edit=shared",
+        ),
+        (dict(cluster=1, reference_edit="shared"), "--reference_edit=shared needs --reference_dir"),
+        (
+            dict(reference_dir=str(tmp_path), reference_edit="half"),
+            "--reference_edit=half: expected one of group, shared",
+        ),
     ):
         with pytest.raises(ValueError, match=match) as info:
             translate(**options)

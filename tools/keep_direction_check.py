@@ -1,23 +1,32 @@
-"""Side effects with the edit's component along a kept cluster's direction projected out.
+"""Side effects on a kept attribute: edits that keep a cluster's direction, and reference groups.
 
     python -m tools.keep_direction_check --flagfile=configs/celeba10k_mobilenet.cfg \\
-        --workdir=RUN --keep=Male:10 --targets=Blond_Hair:47,Eyeglasses:34,Smiling:27
+        --workdir=RUN --keep=Male:10 --targets=Blond_Hair:47,Eyeglasses:34,Smiling:27 \\
+        [--reference_group=20 --shared_strengths=1,1.5]
 
 A cluster carries everything its members share: translating men toward a cluster of blond
 women makes them blond and female. `translate --keep` takes the edit's part along a kept
 cluster's direction out, at the edit's length (`xplore_tf.clustering.space.keep_directions`,
 the code the exported `mix_condition` runs); this compares it with the plain edit.
-Held-out labelled images (the run's --holdout)
-are translated both ways and judged by a logistic probe on the clustering extractor's
-features, trained on images of the training split; printed per target: the target's gain
-among inputs lacking it, and the share of inputs having the kept attribute (and of those
-lacking it) whose judged value stays.
+With --reference_group=N it also draws, for each target, N training-split images that have
+the target attribute, half of them with the kept attribute and half without (a group of
+blond men and women), and translates toward the group's whole statistics
+(`translate --reference_dir`) and toward what it shares (`--reference_edit=shared`,
+`space.shared_conditions`) at each --shared_strengths.
+
+Held-out labelled images (the run's --holdout) are translated and judged by a logistic probe
+on the clustering extractor's features, trained on other images of the training split;
+printed per target and edit: the target's gain among inputs lacking it, the share of all
+inputs whose judged kept attribute flips, and the share of inputs having (and lacking) the
+kept attribute whose judged value stays. The first row, each input into its own cluster,
+is the judge's floor: what re-rendering alone flips.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import sys
 
@@ -35,38 +44,52 @@ def _pairs(text: str) -> dict[str, int]:
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--flagfile", required=True, help="the run's flagfile")
-    p.add_argument("--workdir", required=True, help="the run's folder")
-    p.add_argument("--keep", required=True, help="ATTRIBUTE:CLUSTER to keep, e.g. Male:10")
-    p.add_argument("--targets", required=True, help="ATTRIBUTE:CLUSTER,... to translate into")
-    p.add_argument("--images", type=int, default=400, help="held-out images to translate")
-    p.add_argument("--probe_images", type=int, default=2000, help="training-split images")
-    args = p.parse_args(argv)
-    (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
+def _strengths(text: str) -> list[float]:
+    try:
+        return [float(v) for v in filter(None, text.split(","))]
+    except ValueError:
+        raise SystemExit(f"--shared_strengths: expected numbers, got {text!r}") from None
 
+
+@dataclasses.dataclass
+class Setup:
+    """The run, its held-out inputs and the probe that judges them."""
+
+    config: object
+    stats: object
+    images: list[str]
+    clusters: np.ndarray  # every image's assigned cluster
+    labels: dict  # image name -> labels.csv row
+    attrs: list[str]  # [kept, *targets]
+    pool: np.ndarray  # training-split images not used by the probe
+    held: np.ndarray  # the inputs' indices
+    x: np.ndarray  # uint8 [N, S, S, 3]
+    judge: object  # uint8 images -> bool [N, len(attrs)]
+    table: np.ndarray  # every cluster's condition [k, C]
+
+    def label(self, i: int, attribute: str) -> bool:
+        return int(self.labels[os.path.basename(self.images[i])][attribute]) > 0
+
+
+def _setup(args: argparse.Namespace, attrs: list[str]) -> Setup:
     from absl import flags
 
     from xplore_tf import features as features_lib
     from xplore_tf import flags as xflags
-    from xplore_tf.clustering import artifacts, space
+    from xplore_tf.clustering import artifacts
     from xplore_tf.data import sources
     from xplore_tf.evaluation import pipeline, realism, transfer
     from xplore_tf.models.generator import condition_vector
 
     flags.FLAGS(["keep", f"--flagfile={args.flagfile}", f"--workdir={args.workdir}"])
     config = xflags.config_from_flags()
-    clusters_dir = config.clusters_dir
     images, clusters, _ = artifacts.read_assignments(
-        os.path.join(clusters_dir, artifacts.ASSIGNMENTS)
+        os.path.join(config.clusters_dir, artifacts.ASSIGNMENTS)
     )
-    stats = artifacts.read_stats(os.path.join(clusters_dir, artifacts.STATS))
+    stats = artifacts.read_stats(os.path.join(config.clusters_dir, artifacts.STATS))
     with open(config.report.labels_csv, newline="") as f:
         rows = {r["image"]: r for r in csv.DictReader(f)}
-    attrs = [keep_name, *targets]
     train_idx, held = sources.split_holdout(images, config.train.holdout)
-    held = held[: args.images]
     probe_idx = np.random.default_rng(config.seed).choice(
         train_idx, min(args.probe_images, len(train_idx)), replace=False
     )
@@ -79,15 +102,12 @@ def main(argv=None) -> int:
             size=config.model.image_size,
             crop_size=config.data.crop_size,
         )
-        names = [os.path.basename(images[i]) for i in np.asarray(idx)[kept]]
-        return (
-            x,
-            np.array([[int(rows[n][a]) > 0 for a in attrs] for n in names]),
-            np.asarray(idx)[kept],
-        )
+        idx = np.asarray(idx)[kept]
+        names = [os.path.basename(images[i]) for i in idx]
+        return x, np.array([[int(rows[n][a]) > 0 for a in attrs] for n in names]), idx
 
     x_probe, y_probe, _ = load(probe_idx)
-    x_eval, _, held = load(held)
+    x_eval, _, held = load(held[: args.images])
     extractor = features_lib.build_extractor(
         stats.extractor, config.cluster.feature_weights or None
     )
@@ -98,46 +118,116 @@ def main(argv=None) -> int:
     probe = transfer.fit_logistic_probe(
         features(x_probe), y_probe, attributes=attrs, seed=config.seed
     )
-
-    def judge(x):
-        return probe.predict_proba(features(x)) >= 0.5
-
-    before = judge(x_eval)
-    generate = pipeline.checkpoint_generator_fns(config, None).condition
-    table = np.asarray(
-        condition_vector(
-            np.arange(stats.num_clusters), stats.centroids, stats.stds, mode=config.model.condition
-        ),
-        np.float32,
+    table = condition_vector(
+        np.arange(stats.num_clusters), stats.centroids, stats.stds, mode=config.model.condition
     )
-    source = table[clusters[held]]
-    std_from = stats.dim if config.model.condition == "mean_std" else None
-    keep = np.zeros((len(held), stats.num_clusters), np.float32)
-    keep[:, keep_cluster] = 1.0
+    return Setup(
+        config=config,
+        stats=stats,
+        images=images,
+        clusters=clusters,
+        labels=rows,
+        attrs=attrs,
+        pool=np.setdiff1d(train_idx, probe_idx),
+        held=held,
+        x=x_eval,
+        judge=lambda x: probe.predict_proba(features(x)) >= 0.5,
+        table=np.asarray(table, np.float32),
+    )
+
+
+def _group_condition(s: Setup, target: str, size: int) -> np.ndarray:
+    """The condition [C] of `size` pool images having `target`, half with the kept attribute."""
+    from xplore_tf.clustering import space
+    from xplore_tf.data import sources
+
+    kept = s.attrs[0]
+    rng = np.random.default_rng(s.config.seed)
+    members = []
+    for has, n in ((True, size // 2), (False, size - size // 2)):
+        found = [i for i in s.pool if s.label(i, target) and s.label(i, kept) == has]
+        if len(found) < n:
+            raise SystemExit(
+                f"{len(found)} training images are {target} and {kept}={has}; need {n}"
+            )
+        members += list(rng.choice(found, n, replace=False))
+    root = sources.prepare_inputs(s.config)
+    _, points = space.embed_files(s.config, s.stats, root, [s.images[i] for i in members])
+    mean, std = space.group_statistics_ops(points[None])
+    return np.asarray(space.group_condition_ops(mean, std, mode=s.config.model.condition))[0]
+
+
+def _edits(s: Setup, keep: int, target: int, group: np.ndarray | None, strengths) -> dict:
+    """{row name: conditions [N, C]} of the edits compared for one target cluster."""
+    from xplore_tf.clustering import space
+
+    n, k, d = len(s.held), s.stats.num_clusters, s.stats.dim
+    source = s.table[s.clusters[s.held]]
+    std_from = d if s.config.model.condition == "mean_std" else None
+    weights = np.zeros((n, k), np.float32)
+    weights[:, target] = 1.0
+    kept = np.zeros((n, k), np.float32)
+    kept[:, keep] = 1.0
+    edits = {
+        "own cluster": source,
+        "plain": space.blend_conditions(source, weights, s.table, std_from=std_from),
+        "keep": space.blend_conditions(source, weights, s.table, std_from=std_from, keep=kept),
+    }
+    if group is not None:
+        edits["group"] = np.repeat(group[None], n, axis=0)
+        for alpha in strengths:
+            edits[f"shared {alpha:g}"] = space.shared_conditions(
+                source, group[None], s.table, np.full(n, alpha, np.float32), mean_dim=d
+            )
+    return {name: np.asarray(c, np.float32) for name, c in edits.items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--flagfile", required=True, help="the run's flagfile")
+    p.add_argument("--workdir", required=True, help="the run's folder")
+    p.add_argument("--keep", required=True, help="ATTRIBUTE:CLUSTER to keep, e.g. Male:10")
+    p.add_argument("--targets", required=True, help="ATTRIBUTE:CLUSTER,... to translate into")
+    p.add_argument("--images", type=int, default=400, help="held-out images to translate")
+    p.add_argument("--probe_images", type=int, default=2000, help="training-split images")
+    p.add_argument(
+        "--reference_group",
+        type=int,
+        default=0,
+        help="also a reference group of this many images per target (0: none)",
+    )
+    p.add_argument("--shared_strengths", default="1", help="strengths of the group's shared part")
+    args = p.parse_args(argv)
+    (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
+    strengths = _strengths(args.shared_strengths)
+    s = _setup(args, [keep_name, *targets])
+
+    from xplore_tf.evaluation import pipeline
+
+    generate = pipeline.checkpoint_generator_fns(s.config, None).condition
+    before = s.judge(s.x)
     has = before[:, 0]
     print(
-        f"{len(x_eval)} held-out images; keep {keep_name} (cluster {keep_cluster}); "
+        f"{len(s.x)} held-out images; keep {keep_name} (cluster {keep_cluster}); "
         f"{int(has.sum())} judged {keep_name}"
     )
     print(
-        f"{'target':<14} {'edit':<10} {'gain':>7} {keep_name + ' kept':>12} {'not ' + keep_name + ' kept':>16}"
+        f"{'target':<14} {'edit':<12} {'gain':>7} {keep_name + ' changed':>14} "
+        f"{keep_name + ' kept':>12} {'not ' + keep_name + ' kept':>16} {'L1':>6}"
     )
     for name, target in targets.items():
-        j = attrs.index(name)
+        j = s.attrs.index(name)
         lacking = ~before[:, j]
-        for edit in ("plain", "keep"):
-            weights = np.zeros((len(held), stats.num_clusters), np.float32)
-            weights[:, target] = 1.0
-            condition = np.asarray(
-                space.blend_conditions(
-                    source, weights, table, std_from=std_from, keep=keep if edit == "keep" else None
-                )
-            )
-            after = judge(generate(x_eval, condition))
+        group = _group_condition(s, name, args.reference_group) if args.reference_group else None
+        for edit, condition in _edits(s, keep_cluster, target, group, strengths).items():
+            y = generate(s.x, condition)
+            after = s.judge(y)
             gain = after[lacking, j].mean() - before[lacking, j].mean()
+            l1 = np.abs(y.astype(np.float32) - s.x).mean() / 255.0
             print(
-                f"{name:<14} {edit:<10} {gain:+7.3f} {after[has, 0].mean():12.3f} "
-                f"{(~after[~has, 0]).mean():16.3f}"
+                f"{name:<14} {edit:<12} {gain:+7.3f} {np.mean(after[:, 0] != has):14.3f} "
+                f"{after[has, 0].mean():12.3f} {(~after[~has, 0]).mean():16.3f} {l1:6.3f}",
+                flush=True,
             )
     return 0
 

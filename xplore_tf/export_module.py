@@ -32,6 +32,8 @@ take a condition are left out of --condition=onehot models):
     translate_full_condition  image_bytes [N], condition [N,C] -> the same
     mix_condition        image_bytes [N], cluster_weights [N,k], keep_clusters float32 [N,k]
                          -> condition [N,C], source_cluster [N]
+    shared_condition     image_bytes [N], condition [N,C], strength [N]
+                         -> condition [N,C], source_cluster [N]
 
 The two `_full` signatures carry the generator's edit to the input's own resolution
 (`xplore_tf/edit.py`): any aligned face in, the same face back at its size.
@@ -274,6 +276,8 @@ class ServingModule(tf.Module):
         specs[sig.TRANSLATE_FULL_CONDITION] = [image_bytes, condition]
         keep = tf.TensorSpec([None, self.num_clusters], tf.float32, name=sig.KEEP_CLUSTERS)
         specs[sig.MIX_CONDITION] = [image_bytes, weights, keep]
+        strength = tf.TensorSpec([None], tf.float32, name=sig.STRENGTH)
+        specs[sig.SHARED_CONDITION] = [image_bytes, condition, strength]
         return specs
 
     def signatures(self) -> dict:
@@ -515,6 +519,15 @@ class ServingModule(tf.Module):
         with tf.control_dependencies(checks):
             return tf.identity(cluster_weights)
 
+    def _strength_checks(self, strength, n):
+        """Assertions on strength [N] given with N images: same N, in [0, MAX_STRENGTH]."""
+        message = f"strength must be in [0, {sig.MAX_STRENGTH:g}]"
+        return [
+            self._same_batch(strength, n, sig.STRENGTH),
+            tf.debugging.assert_greater_equal(strength, 0.0, message=message),
+            tf.debugging.assert_less_equal(strength, sig.MAX_STRENGTH, message=message),
+        ]
+
     def _condition_checks(self, image_bytes, condition):
         """Assertions on a condition [N,C] given with N images: same N, all finite."""
         return [
@@ -527,13 +540,7 @@ class ServingModule(tf.Module):
         """Into `cluster_id` with `strength` alpha in [0, MAX_STRENGTH]:
         -> {image_bytes: PNG [N], source_cluster int32 [N]}."""
         n = tf.shape(image_bytes)[0]
-        bound = sig.MAX_STRENGTH
-        message = f"strength must be in [0, {bound:g}]"
-        checks = self._check_ids(cluster_id, n) + [
-            self._same_batch(strength, n, sig.STRENGTH),
-            tf.debugging.assert_greater_equal(strength, 0.0, message=message),
-            tf.debugging.assert_less_equal(strength, bound, message=message),
-        ]
+        checks = self._check_ids(cluster_id, n) + self._strength_checks(strength, n)
         with tf.control_dependencies(checks):
             weights = tf.one_hot(cluster_id, self.num_clusters, dtype=tf.float32)
             weights = weights * strength[:, tf.newaxis]
@@ -601,6 +608,24 @@ class ServingModule(tf.Module):
         condition = self._blend(s_src, weights, keep=keep_clusters)
         return {
             sig.CONDITION: tf.ensure_shape(condition, [None, self.condition_dim]),
+            sig.SOURCE_CLUSTER: source,
+        }
+
+    @tf.function
+    def shared_condition(self, image_bytes, condition, strength):
+        """Each input's own condition moved by what the group with condition [N,C] (a
+        `reference_condition`) shares, `strength` [N] in [0, MAX_STRENGTH]
+        (`space.shared_conditions`): -> {condition [N,C], source_cluster int32 [N]}."""
+        checks = self._condition_checks(image_bytes, condition) + self._strength_checks(
+            strength, tf.shape(image_bytes)[0]
+        )
+        with tf.control_dependencies(checks):
+            _, source, s_src = self._source_of(image_bytes)
+        shared = space_lib.shared_conditions(
+            s_src, condition, self._conditions, strength, mean_dim=self._space_constants.dim
+        )
+        return {
+            sig.CONDITION: tf.ensure_shape(shared, [None, self.condition_dim]),
             sig.SOURCE_CLUSTER: source,
         }
 

@@ -594,7 +594,8 @@ flags.DEFINE_float(
     "`xplore_tf.translate`: attribute strength alpha toward --cluster: condition = s_src + "
     "alpha (s_target - s_src), s_src = the statistics of the input's nearest cluster; 0 = "
     f"the input's own cluster, 1 = the target's, up to {sig.MAX_STRENGTH:g} extrapolates. "
-    "Unset = the plain cluster translation (alpha = 1 without finding s_src).",
+    "Unset = the plain cluster translation (alpha = 1 without finding s_src). With "
+    "--reference_edit=shared: how far each input moves by what the group shares.",
     lower_bound=0.0,
     upper_bound=sig.MAX_STRENGTH,
 )
@@ -605,6 +606,17 @@ flags.DEFINE_string(
     "mean and std of this folder's images in the clustering space (computed as cluster "
     "statistics are), e.g. 20-50 photos showing one attribute. Warns when the group lies "
     "far from every training cluster.",
+)
+flags.DEFINE_enum(
+    "reference_edit",
+    "group",
+    ["group", "shared"],
+    "`xplore_tf.translate`: with --reference_dir, what the group gives each input: group = "
+    "its whole statistics (hair, gender, background and light together); shared = only what "
+    "its members have in common beyond the data set's spread: each input keeps its own "
+    "statistics and moves from the clusters' centre toward the group's mean, --strength "
+    "times a fixed length (default 1; a group of blond men and women gives blond hair and "
+    "keeps gender).",
 )
 flags.DEFINE_string(
     "keep",

@@ -10,7 +10,8 @@ aligned and translated, the edits are added back, and the whole photo is written
 (xplore_tf/translate_lib.py, xplore_tf/common/faces.py).
 Beyond fixed clusters (docs/guide/beyond_clusters.md): --strength=0.5 (half way from the input's own
 cluster), --cluster=12:1.0,31:0.5 (a weighted combination), --reference_dir=DIR (toward the
-statistics of a folder of photos), --keep=10 (the edit without cluster 10's direction).
+statistics of a folder of photos; with --reference_edit=shared only what they have in common),
+--keep=10 (the edit without cluster 10's direction).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main(argv: list[str]) -> None:
         reference_dir=os.path.abspath(os.path.expanduser(f.reference_dir))
         if f.reference_dir
         else "",
+        reference_edit=f.reference_edit,
         keep=f.keep,
         saved_model=os.path.abspath(os.path.expanduser(f.saved_model)) if f.saved_model else "",
         paste_back=config.prepare.paste_back,

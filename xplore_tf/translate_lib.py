@@ -145,6 +145,7 @@ def translate_files(
     all_clusters: bool = False,
     strength: float | None = None,
     reference_dir: str = "",
+    reference_edit: str = bc.GROUP,
     keep: str = "",
     saved_model: str = "",
     checkpoint: str | None = None,
@@ -154,43 +155,42 @@ def translate_files(
 ) -> list[str]:
     """Translates image files into `cluster` (id or name), or into every cluster as one grid.
 
-    Beyond fixed clusters (docs/guide/beyond_clusters.md): `strength` alpha in [0, MAX_STRENGTH] moves the
-    condition from the input's own cluster (0) to the target (1) and past it; `cluster` as
-    `12:1.0,31:0.5` is a weighted combination; `reference_dir` translates toward the
-    statistics of that folder's images instead of a cluster (warning when the group lies
-    far from every training cluster). `keep` (`10,men`: ids or names) takes the edit's part
-    along those clusters' directions out (`space.keep_directions`).
+    Beyond fixed clusters (docs/guide/beyond_clusters.md): `strength` alpha in [0, MAX_STRENGTH]
+    moves the condition from the input's own cluster (0) to the target (1) and past it;
+    `cluster` as `12:1.0,31:0.5` is a weighted combination; `reference_dir` translates toward
+    the statistics of that folder's images (a warning when they lie far from every cluster),
+    with `reference_edit` "shared" only by what they share, at `strength` (default 1;
+    `space.shared_conditions`). `keep` (`10,men`: ids or names) takes the edit's part along
+    those clusters' directions out (`space.keep_directions`).
 
     `output_resolution`: "input" (default) gives each image back at its own resolution with
-    the model's edit added (`translate_full*` signatures, xplore_tf/edit.py: the centre square
-    the model sees, at its size); "model" gives the model's output at its resolution S. A
-    model exported without those signatures falls back to "model" with a warning. The
-    `all_clusters` grid is always at the model's resolution.
+    the model's edit added (`translate_full*`, xplore_tf/edit.py: the centre square the model
+    sees, at its size); "model" gives the model's output at its resolution S. A model without
+    those signatures falls back to "model" with a warning; the grid is always at S.
 
     With `paste_back`, each file is a photo: its faces are detected and aligned
-    (`config.prepare`: detector, faces, aligned_size, min_face_size/score, paste_feather;
-    xplore_tf/common/faces.py), each aligned crop is translated and put back (its edit added to the
-    photo, or at "model" resolution the output blended in), and the whole photo is written
-    (unchanged, with a warning, when no face is found).
-
-    Inputs are read as `xplore_tf.common.pixels.read_image_bytes` (the client's rules): a file
-    the training pipeline could not decode is a ValueError (ImageError) naming it.
+    (`config.prepare`, xplore_tf/common/faces.py), each aligned crop is translated and its
+    edit added back (at "model" resolution the output blended in), and the whole photo is
+    written (unchanged, with a warning, when no face is found).
 
     Output naming (see `pixels.output_paths`): `out` is a folder
     (`<stem>_c<cluster:03d>.png`, `<stem>_c012_s0.5.png`, `<stem>_mix_c012x1_c031x0.5.png`,
-    `<stem>_ref_<folder>.png`; the grid is `all_clusters.png`), a .png file, or a pattern
-    with {stem}, {index}, {cluster}; empty = WORKDIR/translate. Returns the files written.
+    `<stem>_ref_<folder>[_shared].png`; the grid is `all_clusters.png`), a .png file, or a
+    pattern with {stem}, {index}, {cluster}; empty = WORKDIR/translate. Returns the files
+    written.
 
     Raises:
         ValueError: contradicting or malformed options (one line naming the flag), an
-            unreadable input, a reference folder without readable images, a request the
-            model refuses, or a model without the signature the options need.
+            input the training pipeline cannot decode (ImageError naming it; inputs are read
+            as `pixels.read_image_bytes`, the client's rules), a reference folder without
+            readable images, a request the model refuses, or a model without the signature.
         FileNotFoundError: an input file that does not exist.
     """
     paths = list(images)
     _check_inputs(paths)
+    reference_options = (reference_dir, reference_edit)
     weights, strength = _check_target(
-        cluster, strength, reference_dir, all_clusters=all_clusters, paste_back=paste_back
+        cluster, strength, reference_options, all_clusters=all_clusters, paste_back=paste_back
     )
     kept = bc.parse_keep(keep, all_clusters=all_clusters, reference_dir=reference_dir)
     common.check_output_resolution(output_resolution)
@@ -198,7 +198,7 @@ def translate_files(
     # Every input is decoded here first, by the training pipeline's rules: a file that
     # cannot be read is one ImageError line naming it, before any model is loaded.
     encoded = [common.read_image_bytes(p) for p in paths]
-    reference = _read_reference(reference_dir) if reference_dir else None
+    reference = (reference_dir, _read_reference(reference_dir), reference_edit)
     if paste_back:
         _check_detector(config)
     translator = _load_translator(config, saved_model, checkpoint)
@@ -206,7 +206,7 @@ def translate_files(
         return [_write_all_clusters_grid(translator, encoded, out, strength, max_batch)]
     full = _full_resolution(translator, output_resolution)
     translate_pngs, label = _translation(
-        translator, cluster, weights, strength, (reference_dir, reference), kept, max_batch, full
+        translator, cluster, weights, strength, reference, kept, max_batch, full
     )
     outputs = common.output_paths(out, paths, [label] * len(paths))
     if paste_back:
@@ -238,25 +238,28 @@ def _check_inputs(paths: list[str]) -> None:
 def _check_target(
     cluster: str | int | None,
     strength: float | None,
-    reference_dir: str,
+    reference: tuple[str, str],
     *,
     all_clusters: bool,
     paste_back: bool,
 ) -> tuple[list[tuple[str, float]] | None, float | None]:
-    """(cluster weights or None, checked strength) of the target options of `translate_files`.
+    """(cluster weights or None, checked strength) of the target options of `translate_files`;
+    `reference`: (--reference_dir, --reference_edit).
 
     Raises:
         ValueError: no target, two targets, or options that do not go together (one line
             naming the flags).
     """
+    reference_dir, reference_edit = reference
     has_cluster = cluster is not None and str(cluster).strip() != ""
-    if reference_dir:
-        if has_cluster or all_clusters or strength is not None:
-            raise ValueError(
-                "--reference_dir is the target: pass it without --cluster, --all_clusters "
-                "and --strength"
-            )
-    elif not all_clusters and not has_cluster:
+    bc.check_reference_options(
+        reference_dir,
+        reference_edit,
+        cluster=has_cluster,
+        all_clusters=all_clusters,
+        strength=strength is not None,
+    )
+    if not reference_dir and not all_clusters and not has_cluster:
         raise ValueError("pass --cluster=ID_OR_NAME, --all_clusters or --reference_dir=DIR")
     if all_clusters and has_cluster:
         raise ValueError(f"pass --cluster={cluster} or --all_clusters, not both")
@@ -314,10 +317,13 @@ def _full_resolution(translator: Translator, output_resolution: str) -> bool:
     return full
 
 
-def _read_reference(folder: str) -> bc.ReferenceImages:
-    """The reference folder's images, listed as the clustering stage lists a folder."""
+def _read_reference(folder: str) -> bc.ReferenceImages | None:
+    """The reference folder's images, listed as the clustering stage lists a folder (None
+    without a folder)."""
     from xplore_tf.clustering import space
 
+    if not folder:
+        return None
     listed = space.list_reference_images(folder)
     group = bc.read_reference_images(folder, listed)
     for rel, reason in group.skipped:
@@ -332,14 +338,14 @@ def _translation(
     cluster: str | int | None,
     weights: list[tuple[str, float]] | None,
     strength: float | None,
-    reference_group: tuple[str, bc.ReferenceImages | None],
+    reference_group: tuple[str, bc.ReferenceImages | None, str],
     keep: list[str],
     max_batch: int,
     full_resolution: bool,
 ) -> tuple[Callable[[list[bytes]], list[bytes]], int | str]:
     """(encoded images -> PNG bytes, output label) for the chosen target."""
     predict = translator.predict
-    reference_dir, reference = reference_group
+    reference_dir, reference, reference_edit = reference_group
     info = None
     if reference is not None:
         ref = bc.reference_condition(predict, reference.encoded)
@@ -353,7 +359,7 @@ def _translation(
         )
         if ref.far:
             logging.warning("%s", ref.warning(reference_dir))
-        target = bc.Target(bc.reference_label(reference_dir), condition=ref.condition)
+        target = bc.reference_target(reference_dir, ref, edit=reference_edit, strength=strength)
     elif weights is not None:
         info = translator.clusters()
         resolved = [(common.resolve_cluster(t, info), w) for t, w in weights]

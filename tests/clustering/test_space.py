@@ -98,6 +98,37 @@ def test_keeping_a_cluster_takes_its_direction_out_of_the_edit_at_the_same_lengt
     np.testing.assert_allclose(none, source, atol=1e-5)
 
 
+def test_shared_part_moves_each_input_from_the_centre_toward_the_groups_mean():
+    # Three clusters by hand: means (0, 0), (3, 0), (0, 4) -> centre (1, 4/3); distances
+    # between them 3, 4 and 5 -> mean 4, so the edit at strength 1 is SHARED_LENGTH * 4 long.
+    means = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]], np.float32)
+    stds = np.full((3, 2), 0.5, np.float32)
+    stds[1] = 0.25
+    table = np.concatenate([means, stds], axis=1)
+    length = space_lib.SHARED_LENGTH * 4.0
+    # The group's mean lies at centre + (3, 0): only its direction from the centre counts,
+    # not its std nor how far it lies.
+    group = np.array([[4.0, 4.0 / 3.0, 9.0, 9.0]], np.float32)
+    source = table[[0, 1, 1]]
+    strength = np.array([1.0, 0.5, 0.0], np.float32)
+    got = np.asarray(space_lib.shared_conditions(source, group, table, strength, mean_dim=2))
+    expected = source.copy()
+    expected[0, :2] += [length, 0.0]
+    expected[1, :2] += [0.5 * length, 0.0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_array_equal(got[2], source[2])  # strength 0: the input's own, exactly
+    np.testing.assert_array_equal(got[:, 2:], source[:, 2:])  # the std half stays the input's
+    # A group whose mean is the centre shares nothing that the data set does not.
+    centre = np.array([[1.0, 4.0 / 3.0, 0.1, 0.1]], np.float32)
+    still = np.asarray(space_lib.shared_conditions(source, centre, table, strength, mean_dim=2))
+    np.testing.assert_allclose(still, source, atol=1e-6)
+    # --condition=mean: the condition is the mean half alone.
+    only = np.asarray(
+        space_lib.shared_conditions(means[[0]], group[:, :2], means, strength[:1], mean_dim=2)
+    )
+    np.testing.assert_allclose(only, [[length, 0.0]], rtol=1e-5)
+
+
 def test_in_graph_statistics_equal_the_cluster_statistics_code():
     rng = np.random.default_rng(2)
     points = rng.normal(size=(3, 7, 4)).astype(np.float32)

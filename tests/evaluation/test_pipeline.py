@@ -15,6 +15,7 @@ from tests_support import TINY_MODEL_FLAGS, copy_of_tiny_run, run_binary
 
 from xplore_tf import config as config_lib
 from xplore_tf.clustering import artifacts, kmeans
+from xplore_tf.clustering import space as space_lib
 from xplore_tf.data import sources, synthetic
 from xplore_tf.evaluation import identity, pipeline
 
@@ -246,8 +247,18 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
     assert rg["status"] == "ok" and [g["attribute"] for g in rg["groups"]] == sorted(ta)
     group_condition = np.concatenate([np.zeros(8), np.full(8, kmeans.MIN_STD)])
     nearest = int(np.argmin(np.linalg.norm(stats.centroids, axis=1) / np.sqrt(8)))
-    recorded = np.concatenate(condition_fn.calls)  # in call order: groups, then the pair
-    np.testing.assert_allclose(recorded[: 4 * 80], np.tile(group_condition, (4 * 80, 1)))
+    # In call order: each group's condition and its shared part (80 rows each), then the pair.
+    recorded = np.concatenate(condition_fn.calls)
+    toward_group, toward_shared = recorded[: 8 * 80].reshape(4, 2, 80, -1).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(toward_group.reshape(-1, 16), np.tile(group_condition, (320, 1)))
+    # What the group shares: every input's own statistics (the nearest cluster's row, the
+    # space maps every image to 0) moved from the centroids' centre toward the group's mean.
+    shared = space_lib.shared_conditions(
+        table[[nearest]], group_condition[None], table, np.ones(1, np.float32), mean_dim=8
+    )
+    np.testing.assert_allclose(
+        toward_shared.reshape(-1, 16), np.tile(np.asarray(shared), (320, 1)), atol=1e-6
+    )
     for g in rg["groups"]:
         assert (g["group_images"], g["inputs"], g["nearest_cluster"]) == (20, 80, nearest)
         assert g["relative_distance"] == pytest.approx(
@@ -258,7 +269,7 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
 
     # Combinations: condition = s_src + (s_a - s_src) + (s_b - s_src), exactly; a face has
     # one background, so both never appear; an attribute without a cluster is skipped.
-    combined, only_a, only_b, halves = np.split(recorded[4 * 80 :], 4)
+    combined, only_a, only_b, halves = np.split(recorded[8 * 80 :], 4)
     ok, missing = perfect["combinations"]["pairs"]
     source = table[nearest]  # every image's nearest centroid (the space maps all to 0)
     expected = source + (table[0] - source) + (table[1] - source)
@@ -269,6 +280,12 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
     np.testing.assert_allclose(halves, np.tile(table[:2].mean(0), (len(halves), 1)), atol=1e-6)
     assert ok["inputs_lacking_both"] == len(combined) > 40
     assert ok["both_present"]["combined"] == 0.0 and ok["baseline_both_present"] == 0.0
+    # Each alone lands (the perfect renderer draws the cluster), so if the two landed
+    # independently both would be there nearly always: the product of the two rates.
+    alone = ok["alone_rates"]
+    assert set(alone) == {"background_0", "background_1"} and min(alone.values()) > 0.9
+    assert ok["independent"] == pytest.approx(alone["background_0"] * alone["background_1"])
+    assert set(ok["alone_identity_verified"]) == set(alone)
     assert missing == {
         "pair": "background_0+hair_pink",
         "status": "skipped",

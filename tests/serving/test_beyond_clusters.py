@@ -39,6 +39,16 @@ def test_cluster_weights_parse_or_say_what_was_expected():
         bc.weight_vector([(4, 1.0)], 4)
 
 
+def test_a_combination_does_not_depend_on_order_and_a_zero_weight_adds_nothing():
+    def vector(text):
+        return bc.weight_vector([(int(c), w) for c, w in bc.parse_cluster_weights(text)], 4)
+
+    np.testing.assert_array_equal(vector("1:1,3:0.5"), vector("3:0.5,1:1"))
+    # A zero weight gives the one-hot vector of the other cluster: the same request as the
+    # single translation (whose condition is that cluster's row exactly, tests/test_export_lib.py).
+    np.testing.assert_array_equal(vector("2:1,0:0"), np.eye(4, dtype=np.float32)[2])
+
+
 @pytest.mark.parametrize("value", [-0.1, 2.01, float("nan"), "strong"])
 def test_strength_out_of_bounds_is_one_line(value):
     with pytest.raises(ValueError, match=r"^--strength=.*(expected a number in \[0, 2\]|not a n)"):
@@ -208,6 +218,37 @@ def test_client_reference_group_warns_when_far(server, inputs, tmp_path, capsys)
     np.testing.assert_array_equal(_read(str(out / "in0_ref_group.png")), common.decode(expected))
 
 
+def test_client_reference_edit_shared_is_shared_condition_then_the_full_condition(
+    server, inputs, tmp_path
+):
+    address, base = server
+    group = tmp_path / "group"
+    group.mkdir()
+    for i in range(3):
+        (group / f"{i}.png").write_bytes(common.png_bytes(face(28, 28, seed=50 + i)))
+    args = [f"--server={address}", f"--image={','.join(inputs)}", f"--out={tmp_path / 'out'}"]
+    written = client_lib.run(
+        client_lib.parse_args([*args, f"--reference_dir={group}", "--reference_edit=shared"])
+    )
+    assert written[0] == str(tmp_path / "out" / "in0_ref_group_shared.png")
+    images = file_bytes(inputs)
+    reference = _local(
+        base,
+        sig.REFERENCE_CONDITION,
+        reference_bytes=file_bytes(sorted(str(p) for p in group.iterdir()))[None],
+    )[sig.CONDITION]
+    condition = _local(
+        base,
+        sig.SHARED_CONDITION,
+        image_bytes=images,
+        condition=np.repeat(reference, 2, axis=0),
+        strength=np.ones(2, np.float32),
+    )[sig.CONDITION]
+    served = _local(base, sig.TRANSLATE_FULL_CONDITION, image_bytes=images, condition=condition)
+    for path, png in zip(written, served[sig.IMAGE_BYTES], strict=True):
+        np.testing.assert_array_equal(_read(path), common.decode(png))
+
+
 def test_client_bad_beyond_inputs_are_one_line_and_exit_2(server, inputs, tmp_path, capsys):
     address, _ = server
     (tmp_path / "empty").mkdir()
@@ -221,6 +262,14 @@ def test_client_bad_beyond_inputs_are_one_line_and_exit_2(server, inputs, tmp_pa
         (["--cluster=1", "--strength=4"], "--strength=4.0: expected"),
         ([f"--reference_dir={tmp_path / 'empty'}"], "empty: no images found"),
         ([f"--reference_dir={tmp_path}", "--cluster=1"], "--reference_dir is the target"),
+        (
+            [f"--reference_dir={tmp_path}", "--strength=0.5"],
+            "--strength with --reference_dir needs --reference_edit=shared",
+        ),
+        (
+            ["--cluster=1", "--reference_edit=shared"],
+            "--reference_edit=shared needs --reference_dir",
+        ),
         (["--all_clusters", "--keep=1"], "--keep applies to a --cluster translation"),
         (["--cluster=1", "--keep=1,1"], "--keep=1,1: 1 given twice"),
         (["--cluster=1", "--keep=9"], "--keep: cluster 9 does not exist (ids are 0..3)"),

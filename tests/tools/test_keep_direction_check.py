@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tools import keep_direction_check as kdc
 
 
 def test_pairs_parse_names_and_clusters():
     assert kdc._pairs("Male:10,Blond_Hair:47") == {"Male": 10, "Blond_Hair": 47}
+
+
+def test_shared_strengths_parse_or_say_what_was_expected():
+    assert kdc._strengths("1,1.5") == [1.0, 1.5]
+    with pytest.raises(SystemExit, match="--shared_strengths: expected numbers"):
+        kdc._strengths("1,strong")

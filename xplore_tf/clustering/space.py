@@ -10,7 +10,10 @@ of that space are conditions too (docs/guide/beyond_clusters.md):
 - a *blend* (`blend_conditions`): condition = s_src + sum_i w_i (s_i - s_src), with s_src the
   statistics of the input's own cluster, its nearest centroid. One target with w = alpha is
   the strength alpha (0 = the input's own cluster, 1 = the target's, above 1 extrapolates, up
-  to `xplore_tf.common.signatures.MAX_STRENGTH`).
+  to `xplore_tf.common.signatures.MAX_STRENGTH`);
+- a group's *shared part* (`shared_conditions`): each input keeps its own statistics and moves
+  along the direction from the clusters' centre to the group's mean, what the group has in
+  common beyond the data set's spread.
 
 New images enter the space `cluster` fitted: the same extractor, weights, blocks, mirror
 averaging, framing, crop and input size (`pipeline.clustering_extractor`), then
@@ -389,7 +392,49 @@ def keep_directions(source, condition, table, keep):
     return condition - along + (scale - 1.0)[:, None] * rest
 
 
+# The shared part's length at strength 1, in mean distances between two centroids. A group's
+# mean lies much nearer the centre than a cluster's (its members differ in everything else);
+# on celeba10k a mixed-gender blond group needed about twice a typical translation's length to
+# move the generator as far as the blond cluster does
+# (docs/experiments/2026-12-06-combinations-reference-groups.md).
+SHARED_LENGTH = 2.0
+
+
+def shared_conditions(source, group, table, strength, *, mean_dim: int):
+    """Each input's own condition moved by what a reference group shares.
+
+    mean = mu_src + alpha * L * v / |v|, v = m_group - c: the direction from the centre c of
+    the clusters (the mean of the table's rows) to the group's mean. What the members do not
+    have in common averages out of v (a group of blond men and women lies at the centre's
+    gender), so the edit carries what they share and the input keeps the rest; the std half
+    (with `mean_std`) stays the input's own. L = SHARED_LENGTH x the mean distance between two
+    centroids. It is the "difference from the data set's mean" edit of attribute vectors
+    (Larsen et al. 2016, Upchurch et al. 2017) applied to ASIN's statistics.
+
+    Args:
+        source: s_src, float32 [N, C], each input's own cluster's condition.
+        group: float32 [N, C] (or [1, C]), the group's condition (`group_condition_ops`).
+        table: float32 [k, C], every cluster's condition.
+        strength: alpha, float32 [N], >= 0; 0 gives `source` exactly.
+        mean_dim: d, where the mean half ends (C for `mean` conditions).
+    Returns:
+        float32 [N, C]. A group whose mean is the centre leaves `source` unchanged.
+    """
+    from keras import ops
+
+    means = ops.cast(table[:, :mean_dim], "float32")
+    k = ops.cast(ops.shape(means)[0], "float32")
+    pairs = ops.sqrt(ops.maximum(squared_distances_ops(means, means), 0.0))
+    length = SHARED_LENGTH * ops.sum(pairs) / ops.maximum(k * (k - 1.0), 1.0)
+    v = ops.cast(group[:, :mean_dim], "float32") - ops.mean(means, axis=0, keepdims=True)
+    norm = ops.norm(v, axis=-1, keepdims=True)
+    unit = ops.where(norm > 0, v / ops.maximum(norm, 1e-30), 0.0)
+    step = ops.cast(strength, "float32")[:, None] * length * unit
+    return ops.concatenate([source[:, :mean_dim] + step, source[:, mean_dim:]], axis=-1)
+
+
 __all__ = [
+    "SHARED_LENGTH",
     "GroupStats",
     "blend_conditions",
     "check_same_space",
@@ -401,5 +446,6 @@ __all__ = [
     "group_statistics_ops",
     "keep_directions",
     "nearest_cluster_ops",
+    "shared_conditions",
     "to_space_ops",
 ]

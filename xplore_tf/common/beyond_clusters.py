@@ -7,7 +7,9 @@ served translation build the same requests and read the same answers:
 - strength: `--cluster=12 --strength=0.5` -> `translate_strength`;
 - combination: `--cluster=12:1.0,31:0.5` -> `translate_mix` with a weight vector [k];
 - reference group: `--reference_dir=DIR` -> `reference_condition` on the folder's images
-  (one group), then `translate_condition` with that condition.
+  (one group), then `translate_condition` with that condition; with
+  `--reference_edit=shared` (and an optional `--strength`), `shared_condition` first: each
+  input keeps its own statistics and takes only what the group shares.
 
 Every bad input is a ValueError with one line naming the flag and what was expected.
 """
@@ -27,6 +29,11 @@ from xplore_tf.common import signatures as sig
 
 # predict(signature name, {input key: numpy array}) -> {output key: numpy array}
 Predict = Callable[[str, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+# --reference_edit: the group's statistics replace the input's (GROUP), or each input moves by
+# what the group shares (SHARED, `shared_condition`).
+GROUP, SHARED = "group", "shared"
+REFERENCE_EDITS = (GROUP, SHARED)
 
 # What the reference folder lists: the clustering stage's image files.
 REFERENCE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -104,6 +111,45 @@ def weight_vector(
             raise ValueError(f"{flag}: cluster {cluster} is given twice")
         weights[cluster] = w
     return weights
+
+
+def check_reference_options(
+    reference_dir: str, edit: str, *, cluster: bool, all_clusters: bool, strength: bool
+) -> None:
+    """Checks --reference_dir against the other target options (`cluster`, `all_clusters`,
+    `strength`: whether each was given).
+
+    Raises:
+        ValueError: an unknown --reference_edit, a reference group with another target, or
+            --strength with the whole group (it has none); one line naming the flags.
+    """
+    if edit not in REFERENCE_EDITS:
+        raise ValueError(f"--reference_edit={edit}: expected one of {', '.join(REFERENCE_EDITS)}")
+    if not reference_dir:
+        if edit != GROUP:
+            raise ValueError(f"--reference_edit={edit} needs --reference_dir=DIR")
+        return
+    if cluster or all_clusters:
+        raise ValueError(
+            "--reference_dir is the target: pass it without --cluster and --all_clusters"
+        )
+    if strength and edit == GROUP:
+        raise ValueError(
+            f"--strength with --reference_dir needs --reference_edit={SHARED} (the whole "
+            "group's statistics have no strength)"
+        )
+
+
+def reference_target(
+    folder: str, ref: ReferenceCondition, *, edit: str = GROUP, strength: float | None = None
+) -> Target:
+    """The target of a reference group: its whole condition, or (SHARED) what it shares,
+    at `strength` (None: 1). Labels `ref_<folder>`, `ref_<folder>_shared[_s<strength>]`."""
+    label = reference_label(folder)
+    if edit == GROUP:
+        return Target(label, condition=ref.condition)
+    label += f"_{SHARED}" + ("" if strength is None else f"_s{strength:g}")
+    return Target(label, condition=ref.condition, strength=strength, shared=True)
 
 
 def parse_keep(text: str, *, all_clusters: bool = False, reference_dir: str = "") -> list[str]:
@@ -352,6 +398,23 @@ def translate_full_condition(
     return _each_image(predict, name, encoded, sig.CONDITION, condition, max_batch)[0]
 
 
+def _conditions(
+    predict: Predict, name: str, encoded: Sequence[bytes], inputs: dict, max_batch: int
+) -> np.ndarray:
+    """Signature `name`'s condition output for each encoded image, in batches; `inputs`
+    holds rows [C] or scalars that are the same for every image -> float32 [N, C]."""
+    rows = []
+    for chunk in common.batches(encoded, max_batch):
+        n = len(encoded[chunk])
+        tiled = {
+            k: np.tile(np.asarray(v, np.float32), (n,) + (1,) * np.ndim(v))
+            for k, v in inputs.items()
+        }
+        out = predict(name, {sig.IMAGE_BYTES: _strings(encoded[chunk]), **tiled})
+        rows.append(np.asarray(out[sig.CONDITION], np.float32))
+    return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+
+
 def mix_conditions(
     predict: Predict,
     encoded: Sequence[bytes],
@@ -362,19 +425,38 @@ def mix_conditions(
 ) -> np.ndarray:
     """Each encoded image's condition toward weights [k] with the directions of the clusters
     marked in keep [k] (> 0) taken out (`mix_condition`) -> float32 [N, C]."""
-    rows = []
-    for chunk in common.batches(encoded, max_batch):
-        n = len(encoded[chunk])
-        out = predict(
-            sig.MIX_CONDITION,
-            {
-                sig.IMAGE_BYTES: _strings(encoded[chunk]),
-                sig.CLUSTER_WEIGHTS: np.tile(np.asarray(weights, np.float32), (n, 1)),
-                sig.KEEP_CLUSTERS: np.tile(np.asarray(keep, np.float32), (n, 1)),
-            },
-        )
-        rows.append(np.asarray(out[sig.CONDITION], np.float32))
-    return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+    inputs = {sig.CLUSTER_WEIGHTS: weights, sig.KEEP_CLUSTERS: keep}
+    return _conditions(predict, sig.MIX_CONDITION, encoded, inputs, max_batch)
+
+
+def shared_conditions(
+    predict: Predict,
+    encoded: Sequence[bytes],
+    group: np.ndarray,
+    strength: float,
+    *,
+    max_batch: int = 16,
+) -> np.ndarray:
+    """Each encoded image's own condition moved by what the group with condition [C] shares,
+    at `strength` (`shared_condition`) -> float32 [N, C]."""
+    inputs = {sig.CONDITION: group, sig.STRENGTH: strength}
+    return _conditions(predict, sig.SHARED_CONDITION, encoded, inputs, max_batch)
+
+
+def _translate_each(
+    predict: Predict,
+    conditions_of: Callable[[list[bytes]], np.ndarray],
+    full_resolution: bool,
+    max_batch: int,
+) -> Callable[[list[bytes]], list[bytes]]:
+    """encoded images -> PNG bytes, each under its own condition `conditions_of(images)`."""
+    name = sig.TRANSLATE_FULL_CONDITION if full_resolution else sig.TRANSLATE_CONDITION
+
+    def run(pngs: list[bytes]) -> list[bytes]:
+        conditions = conditions_of(pngs)
+        return _run_batched(predict, name, pngs, {sig.CONDITION: conditions}, max_batch)[0]
+
+    return run
 
 
 def _translate_kept(
@@ -385,20 +467,21 @@ def _translate_kept(
     if weights is None:
         alpha = 1.0 if target.strength is None else target.strength
         weights = weight_vector([(target.cluster, alpha)], len(target.keep))
-    name = sig.TRANSLATE_FULL_CONDITION if full_resolution else sig.TRANSLATE_CONDITION
-
-    def run(pngs: list[bytes]) -> list[bytes]:
-        conditions = mix_conditions(predict, pngs, weights, target.keep, max_batch=max_batch)
-        return _run_batched(predict, name, pngs, {sig.CONDITION: conditions}, max_batch)[0]
-
-    return run
+    return _translate_each(
+        predict,
+        lambda pngs: mix_conditions(predict, pngs, weights, target.keep, max_batch=max_batch),
+        full_resolution,
+        max_batch,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Target:
     """What a translation moves toward, resolved: exactly one of a cluster id (with an
     optional strength), a weight vector [k], or a condition [C] (a reference group's); with
-    a cluster or weights, `keep` [k] (> 0) marks clusters whose direction the edit keeps."""
+    a cluster or weights, `keep` [k] (> 0) marks clusters whose direction the edit keeps;
+    with a condition, `shared` takes only what the group shares (`shared_condition`, at
+    `strength`, default 1)."""
 
     label: int | str  # for output names (`pixels.output_paths`)
     cluster: int | None = None
@@ -406,6 +489,7 @@ class Target:
     weights: np.ndarray | None = None
     condition: np.ndarray | None = None
     keep: np.ndarray | None = None
+    shared: bool = False
 
 
 def translation_function(
@@ -420,9 +504,19 @@ def translation_function(
     """encoded images -> PNG bytes toward `target`: at each input's own resolution
     (`translate_full*`) or at the model's (`plain(encoded, cluster_ids)` for a plain cluster,
     else the strength, mix and condition signatures). A target with `keep` asks
-    `mix_condition` for each image's condition first."""
+    `mix_condition` for each image's condition first, a `shared` one `shared_condition`."""
     if target.keep is not None:
         return _translate_kept(predict, target, full_resolution, max_batch)
+    if target.shared:
+        alpha = 1.0 if target.strength is None else target.strength
+        return _translate_each(
+            predict,
+            lambda pngs: shared_conditions(
+                predict, pngs, target.condition, alpha, max_batch=max_batch
+            ),
+            full_resolution,
+            max_batch,
+        )
     if full_resolution:
         if target.condition is not None:
             return lambda pngs: translate_full_condition(
@@ -451,10 +545,14 @@ def translation_function(
 
 
 __all__ = [
+    "GROUP",
+    "REFERENCE_EDITS",
+    "SHARED",
     "Target",
     "Predict",
     "ReferenceCondition",
     "ReferenceImages",
+    "check_reference_options",
     "check_strength",
     "list_reference_files",
     "keep_label",
@@ -466,6 +564,8 @@ __all__ = [
     "read_reference_images",
     "reference_condition",
     "reference_label",
+    "reference_target",
+    "shared_conditions",
     "strength_label",
     "translation_function",
     "translate_condition",

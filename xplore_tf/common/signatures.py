@@ -30,6 +30,9 @@ Beyond fixed clusters (docs/guide/beyond_clusters.md; C = the condition's width,
     mix_condition        image_bytes string [N], cluster_weights float32 [N,k],
                          keep_clusters float32 [N,k]
                          -> condition float32 [N,C], source_cluster int32 [N]
+    shared_condition     image_bytes string [N], condition float32 [N,C] (a group's),
+                         strength float32 [N]
+                         -> condition float32 [N,C], source_cluster int32 [N]
 
 At the input's own resolution (an aligned face of any size; P_i = the side of image i's
 centre square, the part the model sees: min(H_i, W_i), at most the export's crop_size):
@@ -57,6 +60,10 @@ the clusters marked in `keep_clusters` (> 0) taken out at the same length
 (`xplore_tf.clustering.space.keep_directions`): keeping the men's cluster keeps gender
 while moving toward a cluster of blond women; feed it to `translate_condition` or
 `translate_full_condition`. With no cluster kept it is the `translate_mix` condition.
+`shared_condition` keeps each input's own statistics and moves them by what a group (its
+`reference_condition`) shares beyond the clusters' centre, `strength` times a fixed length
+(`xplore_tf.clustering.space.shared_conditions`): a group of blond men and women gives blond
+hair without the group's gender mix; feed it to the same two signatures.
 Under TF Serving's --enable_batching, concurrent `reference_condition` requests batch only
 when their groups have the same M (inputs are concatenated along N, never padded).
 
@@ -80,6 +87,7 @@ TRANSLATE_CONDITION = "translate_condition"  # toward any condition (e.g. a refe
 TRANSLATE_FULL = "translate_full"  # cluster weights, the edit at the input's own resolution
 TRANSLATE_FULL_CONDITION = "translate_full_condition"  # a condition, at the input's resolution
 MIX_CONDITION = "mix_condition"  # translate_mix's condition, kept clusters' directions out
+SHARED_CONDITION = "shared_condition"  # each input moved by what a reference group shares
 # Every export has these...
 BASE_SIGNATURES = (SERVING_DEFAULT, TRANSLATE_BYTES, CLUSTERS, CLUSTERS_BATCHED)
 # ...and these when the clustering extractor could be built at export time (the two that
@@ -93,6 +101,7 @@ BEYOND_SIGNATURES = (
     TRANSLATE_FULL,
     TRANSLATE_FULL_CONDITION,
     MIX_CONDITION,
+    SHARED_CONDITION,
 )
 SIGNATURES = BASE_SIGNATURES + BEYOND_SIGNATURES
 

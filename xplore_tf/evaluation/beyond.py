@@ -303,7 +303,8 @@ class SkippedGroup:
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceGroup:
-    """Translation toward one attribute's reference group vs toward its nearest cluster."""
+    """Translation toward one attribute's reference group, toward what it shares
+    (`space.shared_conditions` at strength 1) and toward its nearest cluster."""
 
     attribute: str
     group_images: int
@@ -314,6 +315,7 @@ class ReferenceGroup:
     relative_distance: float  # that distance over the cluster's radius
     toward_group: HeldOutMeasure
     toward_nearest_cluster: HeldOutMeasure
+    toward_shared: HeldOutMeasure | None = None  # None: written before it was measured
 
     status = OK
 
@@ -328,9 +330,10 @@ class ReferenceGroup:
     def from_json(cls, d: dict) -> ReferenceGroup | SkippedGroup:
         if d["status"] != OK:
             return SkippedGroup(d["attribute"], d["reason"])
-        fields = {f.name: d[f.name] for f in dataclasses.fields(cls)}
-        for key in ("toward_group", "toward_nearest_cluster"):
-            fields[key] = HeldOutMeasure.from_json(d[key])
+        fields = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
+        for key in ("toward_group", "toward_nearest_cluster", "toward_shared"):
+            if fields.get(key) is not None:
+                fields[key] = HeldOutMeasure.from_json(d[key])
         return cls(**fields)
 
 
@@ -363,6 +366,9 @@ class ReferenceGroups:
             "mean_rate_lacking_nearest": mean_of(
                 [g.toward_nearest_cluster.rate_lacking for g in self.done]
             ),
+            "mean_rate_lacking_shared": mean_of(
+                [g.toward_shared.rate_lacking for g in self.done if g.toward_shared]
+            ),
         }
 
     @classmethod
@@ -377,8 +383,10 @@ def _reference_group(
     target: transfer.TransferTarget,
     members: np.ndarray,
     fns: tuple[TranslateFn, ConditionFn],
+    source: np.ndarray,
 ) -> ReferenceGroup:
-    """One attribute's group of held-out images `members` (int [G]), measured."""
+    """One attribute's group of held-out images `members` (int [G]), measured; `source`
+    int [N]: each held-out image's own cluster (s_src)."""
     from xplore_tf.clustering import space
 
     translate_fn, condition_fn = fns
@@ -397,6 +405,13 @@ def _reference_group(
     toward_nearest = translate_all(
         translate_fn, held.x[rows], np.full(len(rows), int(nearest)), batch_size=held.batch_size
     )
+    table = _condition_table(config, stats)
+    shared = space.shared_conditions(
+        table[source[rows]], condition, table, np.ones(len(rows), np.float32), mean_dim=stats.dim
+    )
+    toward_shared = _translate_conditions(
+        condition_fn, held.x[rows], np.asarray(shared), held.batch_size
+    )
     logging.info(
         "reference group %s: %d images, nearest cluster %d", target.attribute, len(kept), nearest
     )
@@ -410,6 +425,7 @@ def _reference_group(
         relative_distance=float(relative),
         toward_group=held.measure(target.attribute, toward_group, rows),
         toward_nearest_cluster=held.measure(target.attribute, toward_nearest, rows),
+        toward_shared=held.measure(target.attribute, toward_shared, rows),
     )
 
 
@@ -420,15 +436,19 @@ def reference_groups(
     targets: Sequence[transfer.TransferTarget],
     translate_fn: TranslateFn,
     condition_fn: ConditionFn,
+    source: np.ndarray,
 ) -> ReferenceGroups:
-    """Translation toward a reference group vs toward the group's nearest cluster.
+    """Translation toward a reference group, toward what it shares, and toward the group's
+    nearest cluster.
 
     For each transfer attribute, --reference_group_size held-out images that have it (by
     the labels, drawn with --seed) form a group. Its condition is computed as the exported
     model's `reference_condition` computes it (the clustering space's points of the files,
     then `space.group_statistics_ops` / `group_condition_ops`: a cluster's statistics code).
-    Every other held-out image is translated toward the group and toward the group's
-    nearest cluster (`distances_to_clusters_ops`); both are judged on that attribute.
+    Every other held-out image is translated toward the group, toward what the group
+    shares (`space.shared_conditions` at strength 1 from its own cluster, `source` int [N],
+    as `translate --reference_edit=shared`) and toward the group's nearest cluster
+    (`distances_to_clusters_ops`); all three are judged on that attribute.
     """
     size = config.eval.reference_group_size
     rng = np.random.default_rng(config.seed)
@@ -442,7 +462,7 @@ def reference_groups(
             continue
         members = np.sort(rng.choice(having, size, replace=False))
         fns = (translate_fn, condition_fn)
-        groups.append(_reference_group(config, stats, held, t, members, fns))
+        groups.append(_reference_group(config, stats, held, t, members, fns, source))
     return ReferenceGroups(size, tuple(groups))
 
 
@@ -471,21 +491,32 @@ class Combination:
     baseline_both_present: float
     combined_identity_verified: float | None
     combined_l1_to_input: float
+    # each attribute's rate among the same inputs translated into its cluster alone, and
+    # the identity of those translations (attribute -> value)
+    alone_rates: dict[str, float] = dataclasses.field(default_factory=dict)
+    alone_identity_verified: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
     status = OK
+
+    @property
+    def independent(self) -> float | None:
+        """The rate of both if each landed as it does alone, independently: the product of
+        `alone_rates` (None for results written before they were measured)."""
+        return float(np.prod(list(self.alone_rates.values()))) if self.alone_rates else None
 
     def to_json(self) -> dict:
         out = {"pair": self.pair, "status": OK}
         for f in dataclasses.fields(self)[1:]:
             out[f.name] = getattr(self, f.name)
         out["clusters"] = list(self.clusters)
+        out["independent"] = self.independent
         return out
 
     @classmethod
     def from_json(cls, d: dict) -> Combination | SkippedPair:
         if d["status"] != OK:
             return SkippedPair(d["pair"], d["reason"])
-        fields = {f.name: d[f.name] for f in dataclasses.fields(cls)}
+        fields = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
         return cls(**{**fields, "clusters": tuple(d["clusters"])})
 
 
@@ -531,7 +562,7 @@ def _combination(
         return SkippedPair(pair, "no input lacks both")
     table = _condition_table(config, stats)
     k, std_from = len(table), (stats.dim if config.model.condition == "mean_std" else None)
-    both = {}
+    both, alone = {}, {}
     for name, weights in (
         ("combined", {a: 1.0, b: 1.0}),
         (f"only {a}", {a: 1.0}),
@@ -549,6 +580,9 @@ def _combination(
         both[name] = float(np.mean(decided[:, ja] & decided[:, jb]))
         if name == "combined":
             combined = held.measure(a, y, lacking)
+        elif len(weights) == 1:  # one attribute alone
+            (attribute,) = weights
+            alone[attribute] = held.measure(attribute, y, lacking)
     inputs = held.input_decisions[lacking]
     return Combination(
         pair=pair,
@@ -558,6 +592,8 @@ def _combination(
         baseline_both_present=float(np.mean(inputs[:, ja] & inputs[:, jb])),
         combined_identity_verified=combined.identity_verified,
         combined_l1_to_input=combined.l1_to_input,
+        alone_rates={x: m.rate_all for x, m in alone.items()},
+        alone_identity_verified={x: m.identity_verified for x, m in alone.items()},
     )
 
 
@@ -574,7 +610,9 @@ def combinations(
 
     Reports, among held-out images lacking both attributes, how often the judge finds both
     in the combined translation, in the translations into a alone and b alone, and in the
-    interpolation with weights 0.5, 0.5 ("half each": the midpoint (s_a + s_b) / 2).
+    interpolation with weights 0.5, 0.5 ("half each": the midpoint (s_a + s_b) / 2); and
+    each attribute's own rate and identity when translated alone, whose product is what the
+    combination would reach if both landed independently (`Combination.independent`).
     """
     cluster_of = {t.attribute: t.cluster for t in targets}
     return Combinations(
@@ -631,7 +669,7 @@ def beyond_sections(
         )
     if REFERENCE_GROUPS in todo:
         out[REFERENCE_GROUPS] = reference_groups(
-            config, stats, held, targets, translate_fn, condition_fn
+            config, stats, held, targets, translate_fn, condition_fn, source
         )
     if COMBINATIONS in todo:
         out[COMBINATIONS] = combinations(config, stats, held, targets, condition_fn, source)

@@ -275,40 +275,42 @@ def _reference_groups_section(rg: beyond.ReferenceGroups) -> str:
             _e(g.attribute),
             g.group_images,
             f"{g.nearest_cluster} ({_num(g.relative_distance, '.2f')})",
-            _num(g.toward_group.rate_lacking),
-            _num(g.toward_nearest_cluster.rate_lacking),
-            _num(g.toward_group.identity_verified),
-            _num(g.toward_nearest_cluster.identity_verified),
+            " / ".join(_num(m.rate_lacking if m else None) for m in measures),
+            " / ".join(_num(m.identity_verified if m else None) for m in measures),
         ]
         for g in rg.done
+        for measures in [(g.toward_group, g.toward_shared, g.toward_nearest_cluster)]
     ]
     header = [
         "attribute",
         "group images",
         "nearest cluster (relative distance)",
-        "transfer toward group",
-        "transfer toward nearest cluster",
-        "identity (group)",
-        "identity (cluster)",
+        "transfer: group / shared part / nearest cluster",
+        "identity: group / shared part / nearest cluster",
     ]
     return (
         f"<p>For each transfer attribute, {rg.group_size} held-out images having it "
         "form a reference group; the other held-out images are translated toward the "
-        "group's statistics and toward the group's nearest cluster.</p>" + _table(header, rows)
+        "group's statistics, toward what the group shares (each input's own statistics "
+        "moved toward the group's mean, <code>--reference_edit=shared</code>) and toward "
+        "the group's nearest cluster.</p>" + _table(header, rows)
     )
 
 
 def _combination_row(p: beyond.Combination | beyond.SkippedPair) -> list[str]:
     if p.status != OK:
-        return [_e(p.pair), _e(p.reason), "", "", "", ""]
+        return [_e(p.pair), _e(p.reason), "", "", "", "", ""]
     alone = (*(f"only {x}" for x in p.pair.split("+")), "half each")
     return [
         _e(p.pair),
         p.inputs_lacking_both,
         _num(p.both_present["combined"]),
+        _num(p.independent),
         " / ".join(_num(p.both_present.get(key)) for key in alone),
         _num(p.baseline_both_present),
-        _num(p.combined_identity_verified),
+        " / ".join(
+            _num(v) for v in (p.combined_identity_verified, *p.alone_identity_verified.values())
+        ),
     ]
 
 
@@ -317,9 +319,10 @@ def _combinations_section(cb: beyond.Combinations) -> str:
         "pair",
         "inputs lacking both",
         "both present (combined)",
+        "if independent (rate of a alone x rate of b alone)",
         "both present (a alone / b alone / 0.5 a + 0.5 b)",
         "baseline",
-        "identity (combined)",
+        "identity (combined / a alone / b alone)",
     ]
     return (
         "<p>Inputs lacking both attributes, translated with condition "

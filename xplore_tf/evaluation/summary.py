@@ -146,18 +146,21 @@ def _strength_curve_lines(sc: beyond.StrengthCurve) -> list[str]:
 def _reference_group_lines(rg: beyond.ReferenceGroups) -> list[str]:
     lines = [
         f"reference groups ({rg.group_size} held-out images having the attribute; "
-        "transfer among the other inputs lacking it, toward the group vs its nearest cluster):"
+        "transfer among the other inputs lacking it, toward the group, what it shares "
+        "(--reference_edit=shared) and its nearest cluster):"
     ]
     for g in rg.groups:
         if g.status != OK:
             lines.append(f"  {g.attribute:<20} skipped ({g.reason})")
             continue
-        group, nearest = g.toward_group, g.toward_nearest_cluster
+        group, nearest, shared = g.toward_group, g.toward_nearest_cluster, g.toward_shared
         lines.append(
             f"  {g.attribute:<20} group {_fmt(group.rate_lacking)}  "
+            f"shared part {_fmt(shared.rate_lacking if shared else None)}  "
             f"nearest cluster {g.nearest_cluster} {_fmt(nearest.rate_lacking)}  (relative "
             f"distance {g.relative_distance:.2f}; identity {_fmt(group.identity_verified)}"
-            f" vs {_fmt(nearest.identity_verified)})"
+            f" / {_fmt(shared.identity_verified if shared else None)}"
+            f" / {_fmt(nearest.identity_verified)})"
         )
     return lines
 
@@ -175,6 +178,13 @@ def _combination_lines(cb: beyond.Combinations) -> list[str]:
             f"  {p.pair:<28} combined {_fmt(p.both_present['combined'])}  {alone}  "
             f"baseline {_fmt(p.baseline_both_present)}  ({p.inputs_lacking_both} inputs)"
         )
+        if p.independent is not None:
+            each = "  ".join(f"{x} alone {_fmt(v)}" for x, v in p.alone_rates.items())
+            identity = " / ".join(_fmt(v) for v in p.alone_identity_verified.values())
+            lines.append(
+                f"  {'':<28} if independent {_fmt(p.independent)} ({each}); identity "
+                f"combined {_fmt(p.combined_identity_verified)}, alone {identity}"
+            )
     return lines
 
 

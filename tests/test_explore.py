@@ -119,6 +119,16 @@ def test_a_reference_group_is_a_target(client, explorer):
     run = client.post("/api/photos/run/1").json()
     answer = client.post("/api/edit", json={"photo": run["id"], "face": -1, "group": group["id"]})
     assert answer.status_code == 200 and common.decode(answer.content).ndim == 3
+    # Only what the group's photos share: each face keeps its own statistics and moves by
+    # what they have in common (strength 0: the face's own cluster, not the group's).
+    request = {"photo": run["id"], "face": -1, "group": group["id"], "format": "png"}
+    whole = client.post("/api/edit", json=request)
+    shared = client.post("/api/edit", json={**request, "shared": 1.0})
+    assert shared.status_code == 200 and "group_shared_s1" in shared.headers["content-disposition"]
+    none = client.post("/api/edit", json={**request, "shared": 0})
+    assert not np.array_equal(common.decode(none.content), common.decode(whole.content))
+    bad = client.post("/api/edit", json={**request, "shared": 3})
+    assert bad.status_code == 400 and "expected a number in [0, 2]" in bad.json()["detail"]
 
 
 def _own_cluster(explorer, path: str) -> int:

@@ -15,7 +15,8 @@ an HTTP 400/413 whose JSON `detail` is one line the page shows; the server keeps
     POST /api/photos/run/{i}            the run's image i as a photo
     GET  /api/photos/{id}               the photo (JPEG; ?face=-1: what a whole-image edit shows)
     POST /api/groups                    multipart `files` -> a reference group
-    POST /api/edit                      {photo, face, clusters | group, format} -> the edit
+    POST /api/edit                      {photo, face, clusters | group [, shared], format}
+                                        -> the edit (shared: strength of what the group shares)
 """
 
 from __future__ import annotations
@@ -126,7 +127,9 @@ class _Routes:
 
     def edit(self, body: Annotated[dict, Body()]):
         photo_id = str(body.get("photo", ""))
-        target = self.explorer.target(body.get("clusters") or {}, str(body.get("group") or ""))
+        target = self.explorer.target(
+            body.get("clusters") or {}, str(body.get("group") or ""), body.get("shared")
+        )
         try:
             face = int(body.get("face", 0))
         except (TypeError, ValueError):

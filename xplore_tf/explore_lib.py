@@ -252,12 +252,19 @@ class Explorer:
         }
 
     # ------------------------------------------------------------------ edits
-    def target(self, clusters: dict, group: str = "") -> bc.Target:
-        """The edit's target from the page: {cluster id: strength}, or a group id."""
+    def target(self, clusters: dict, group: str = "", shared=None) -> bc.Target:
+        """The edit's target from the page: {cluster id: strength}, or a group id (with
+        `shared`, a strength: only what the group's photos have in common)."""
         if group:
             if group not in self.groups:
                 raise ExploreError("that reference group is no longer here: make it again")
-            return bc.Target("group", condition=self.groups[group].condition)
+            condition = self.groups[group].condition
+            if shared is None:
+                return bc.Target("group", condition=condition)
+            alpha = bc.check_strength(shared, "strength of what the group shares")
+            return bc.Target(
+                f"group_shared_s{alpha:g}", condition=condition, strength=alpha, shared=True
+            )
         if not clusters:
             raise ExploreError("choose a cluster (or a reference group) to move toward")
         pairs = []

@@ -2,7 +2,7 @@
 // over the JSON API of xplore_tf/explore_app.py; every error is shown in #error.
 "use strict";
 
-const state = { info: null, clusters: [], photo: null, face: 0, sliders: {}, group: "" };
+const state = { info: null, clusters: [], photo: null, face: 0, sliders: {}, group: "", shared: null };
 const $ = (id) => document.getElementById(id);
 
 function showError(message) {
@@ -161,7 +161,14 @@ function addSlider(id, strength = 1) {
   $("sliders").appendChild(row);
   state.group = "";
   $("group").textContent = "";
+  showShared(false);
   scheduleEdit();
+}
+
+function showShared(visible) {
+  $("shared-row").hidden = !visible;
+  $("shared-strength-row").hidden = !visible || !$("shared").checked;
+  state.shared = visible && $("shared").checked ? Number($("shared-strength").value) : null;
 }
 
 async function makeGroup(files) {
@@ -174,12 +181,16 @@ async function makeGroup(files) {
     state.group = group.id;
     $("group").textContent = `group of ${group.images}: nearest cluster ${group.nearest_cluster}` +
       (group.warning ? ` — ${group.warning}` : "") + " (sliders are ignored while a group is used)";
+    showShared(true);
     scheduleEdit();
   } catch (e) { showError(e.message); $("group").textContent = ""; }
 }
 
 function editRequest(format) {
-  return { photo: state.photo.id, face: state.face, clusters: state.sliders, group: state.group, format };
+  return {
+    photo: state.photo.id, face: state.face, clusters: state.sliders, group: state.group,
+    shared: state.group ? state.shared : null, format,
+  };
 }
 
 let pending = null;
@@ -229,6 +240,12 @@ async function start() {
   for (const tab of document.querySelectorAll(".tab")) tab.onclick = () => showView(tab.dataset.view);
   $("photo-file").onchange = (e) => { if (e.target.files[0]) uploadPhoto(e.target.files[0]); };
   $("group-files").onchange = (e) => { if (e.target.files.length) makeGroup(e.target.files); };
+  $("shared").onchange = () => { showShared(true); scheduleEdit(); };
+  $("shared-strength").oninput = () => {
+    $("shared-value").textContent = Number($("shared-strength").value).toFixed(2);
+    showShared(true);
+    scheduleEdit();
+  };
   $("add").onclick = () => addSlider(Number($("add-cluster").value));
   $("download").onclick = download;
   $("run-picker").ontoggle = () => { if ($("run-picker").open && !$("run-images").children.length) loadRunImages(); };

@@ -45,10 +45,25 @@ def _pairs(text: str) -> dict[str, int]:
 
 
 def _strengths(text: str) -> list[float]:
+    """'1,1.5' -> [1.0, 1.5]: each in [0, MAX_STRENGTH], at least one."""
+    from xplore_tf.common import signatures as sig
+
     try:
-        return [float(v) for v in filter(None, text.split(","))]
+        values = [float(v) for v in filter(None, text.split(","))]
     except ValueError:
         raise SystemExit(f"--shared_strengths: expected numbers, got {text!r}") from None
+    if not values or not all(0.0 <= v <= sig.MAX_STRENGTH for v in values):
+        raise SystemExit(
+            f"--shared_strengths={text}: expected numbers in [0, {sig.MAX_STRENGTH:g}]"
+        )
+    return values
+
+
+def _group_size(text: str) -> int:
+    """--reference_group's value: an integer >= 0."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
 
 
 @dataclasses.dataclass
@@ -61,6 +76,7 @@ class Setup:
     clusters: np.ndarray  # every image's assigned cluster
     labels: dict  # image name -> labels.csv row
     attrs: list[str]  # [kept, *targets]
+    root: str  # the images folder the run reads
     pool: np.ndarray  # training-split images not used by the probe
     held: np.ndarray  # the inputs' indices
     x: np.ndarray  # uint8 [N, S, S, 3]
@@ -128,6 +144,7 @@ def _setup(args: argparse.Namespace, attrs: list[str]) -> Setup:
         clusters=clusters,
         labels=rows,
         attrs=attrs,
+        root=root,
         pool=np.setdiff1d(train_idx, probe_idx),
         held=held,
         x=x_eval,
@@ -139,7 +156,6 @@ def _setup(args: argparse.Namespace, attrs: list[str]) -> Setup:
 def _group_condition(s: Setup, target: str, size: int) -> np.ndarray:
     """The condition [C] of `size` pool images having `target`, half with the kept attribute."""
     from xplore_tf.clustering import space
-    from xplore_tf.data import sources
 
     kept = s.attrs[0]
     rng = np.random.default_rng(s.config.seed)
@@ -151,8 +167,7 @@ def _group_condition(s: Setup, target: str, size: int) -> np.ndarray:
                 f"{len(found)} training images are {target} and {kept}={has}; need {n}"
             )
         members += list(rng.choice(found, n, replace=False))
-    root = sources.prepare_inputs(s.config)
-    _, points = space.embed_files(s.config, s.stats, root, [s.images[i] for i in members])
+    _, points = space.embed_files(s.config, s.stats, s.root, [s.images[i] for i in members])
     mean, std = space.group_statistics_ops(points[None])
     return np.asarray(space.group_condition_ops(mean, std, mode=s.config.model.condition))[0]
 
@@ -192,9 +207,10 @@ def main(argv=None) -> int:
     p.add_argument("--probe_images", type=int, default=2000, help="training-split images")
     p.add_argument(
         "--reference_group",
-        type=int,
+        type=_group_size,
         default=0,
-        help="also a reference group of this many images per target (0: none)",
+        metavar="N",
+        help="also a reference group of N images per target (0: none)",
     )
     p.add_argument("--shared_strengths", default="1", help="strengths of the group's shared part")
     args = p.parse_args(argv)

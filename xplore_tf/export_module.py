@@ -232,10 +232,12 @@ class ServingModule(tf.Module):
         self._space_constants = _SpaceConstants.of(stats) if space else None
         if space and condition == "onehot":
             logging.info(
-                "--condition=onehot: no %s/%s/%s signatures (a group has no cluster id)",
+                "--condition=onehot: no %s/%s/%s/%s/%s signatures (they take a condition)",
                 sig.REFERENCE_CONDITION,
                 sig.TRANSLATE_CONDITION,
                 sig.TRANSLATE_FULL_CONDITION,
+                sig.MIX_CONDITION,
+                sig.SHARED_CONDITION,
             )
 
     # ------------------------------------------------------------------ the signature map

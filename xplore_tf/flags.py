@@ -613,8 +613,8 @@ flags.DEFINE_enum(
     ["group", "shared"],
     "`xplore_tf.translate`: with --reference_dir, what the group gives each input: group = "
     "its whole statistics (hair, gender, background and light together); shared = only what "
-    "its members have in common beyond the data set's spread: each input keeps its own "
-    "statistics and moves from the clusters' centre toward the group's mean, --strength "
+    "its members have in common: each input keeps its own statistics and moves from the "
+    "clusters' centre (the mean of the centroids) toward the group's mean, --strength "
     "times a fixed length (default 1; a group of blond men and women gives blond hair and "
     "keeps gender).",
 )

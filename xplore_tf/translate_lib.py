@@ -175,7 +175,7 @@ def translate_files(
 
     Output naming (see `pixels.output_paths`): `out` is a folder
     (`<stem>_c<cluster:03d>.png`, `<stem>_c012_s0.5.png`, `<stem>_mix_c012x1_c031x0.5.png`,
-    `<stem>_ref_<folder>[_shared].png`; the grid is `all_clusters.png`), a .png file, or a
+    `<stem>_ref_<folder>[_shared[_s<strength>]].png`; the grid is `all_clusters.png`), a .png file, or a
     pattern with {stem}, {index}, {cluster}; empty = WORKDIR/translate. Returns the files
     written.
 

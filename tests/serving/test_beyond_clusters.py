@@ -228,9 +228,11 @@ def test_client_reference_edit_shared_is_shared_condition_then_the_full_conditio
         (group / f"{i}.png").write_bytes(common.png_bytes(face(28, 28, seed=50 + i)))
     args = [f"--server={address}", f"--image={','.join(inputs)}", f"--out={tmp_path / 'out'}"]
     written = client_lib.run(
-        client_lib.parse_args([*args, f"--reference_dir={group}", "--reference_edit=shared"])
+        client_lib.parse_args(
+            [*args, f"--reference_dir={group}", "--reference_edit=shared", "--strength=0.5"]
+        )
     )
-    assert written[0] == str(tmp_path / "out" / "in0_ref_group_shared.png")
+    assert written[0] == str(tmp_path / "out" / "in0_ref_group_shared_s0.5.png")
     images = file_bytes(inputs)
     reference = _local(
         base,
@@ -242,7 +244,7 @@ def test_client_reference_edit_shared_is_shared_condition_then_the_full_conditio
         sig.SHARED_CONDITION,
         image_bytes=images,
         condition=np.repeat(reference, 2, axis=0),
-        strength=np.ones(2, np.float32),
+        strength=np.full(2, 0.5, np.float32),
     )[sig.CONDITION]
     served = _local(base, sig.TRANSLATE_FULL_CONDITION, image_bytes=images, condition=condition)
     for path, png in zip(written, served[sig.IMAGE_BYTES], strict=True):

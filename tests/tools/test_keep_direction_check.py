@@ -15,3 +15,6 @@ def test_shared_strengths_parse_or_say_what_was_expected():
     assert kdc._strengths("1,1.5") == [1.0, 1.5]
     with pytest.raises(SystemExit, match="--shared_strengths: expected numbers"):
         kdc._strengths("1,strong")
+    for bad in ("", "2.5", "-1"):
+        with pytest.raises(SystemExit, match=r"expected numbers in \[0, 2\]"):
+            kdc._strengths(bad)

@@ -12,8 +12,8 @@ of that space are conditions too (docs/guide/beyond_clusters.md):
   the strength alpha (0 = the input's own cluster, 1 = the target's, above 1 extrapolates, up
   to `xplore_tf.common.signatures.MAX_STRENGTH`);
 - a group's *shared part* (`shared_conditions`): each input keeps its own statistics and moves
-  along the direction from the clusters' centre to the group's mean, what the group has in
-  common beyond the data set's spread.
+  along the direction from the clusters' centre (the unweighted mean of the centroids) to the
+  group's mean: what the group's members have in common.
 
 New images enter the space `cluster` fitted: the same extractor, weights, blocks, mirror
 averaging, framing, crop and input size (`pipeline.clustering_extractor`), then
@@ -408,8 +408,10 @@ def shared_conditions(source, group, table, strength, *, mean_dim: int):
     have in common averages out of v (a group of blond men and women lies at the centre's
     gender), so the edit carries what they share and the input keeps the rest; the std half
     (with `mean_std`) stays the input's own. L = SHARED_LENGTH x the mean distance between two
-    centroids. It is the "difference from the data set's mean" edit of attribute vectors
-    (Larsen et al. 2016, Upchurch et al. 2017) applied to ASIN's statistics.
+    centroids. It is the "difference from the average" edit of attribute vectors (Larsen et
+    al. 2016, Upchurch et al. 2017) applied to ASIN's statistics, with the centroids' mean as
+    the average. The length does not depend on how far the group's mean lies from c: a group
+    that shares nothing still moves each input, along its sampling noise.
 
     Args:
         source: s_src, float32 [N, C], each input's own cluster's condition.

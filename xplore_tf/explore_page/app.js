@@ -251,6 +251,7 @@ async function start() {
   $("run-picker").ontoggle = () => { if ($("run-picker").open && !$("run-images").children.length) loadRunImages(); };
   try {
     state.info = await (await api("GET", "/api/info")).json();
+    $("shared-strength").max = state.info.max_strength;
     $("model").textContent = `${state.info.clusters} clusters · model ${state.info.source}` +
       (state.info.full_resolution ? " · edits at the photo's resolution" : "");
     await loadClusters();

@@ -2,7 +2,7 @@
 
     python -m tools.keep_direction_check --flagfile=configs/celeba10k_mobilenet.cfg \\
         --workdir=RUN --keep=Male:10 --targets=Blond_Hair:47,Eyeglasses:34,Smiling:27 \\
-        [--reference_group=20 --shared_strengths=1,1.5]
+        [--reference_group=20 --shared_strengths=1,1.5] [--contrast_neighbors=5] [--judge=face]
 
 A cluster carries everything its members share: translating men toward a cluster of blond
 women makes them blond and female. `translate --keep` takes the edit's part along a kept
@@ -12,11 +12,16 @@ With --reference_group=N it also draws, for each target, N training-split images
 the target attribute, half of them with the kept attribute and half without (a group of
 blond men and women), and translates toward the group's whole statistics
 (`translate --reference_dir`) and toward what it shares (`--reference_edit=shared`,
-`space.shared_conditions`) at each --shared_strengths.
+`space.shared_conditions`) at each --shared_strengths. With --contrast_neighbors=M it adds
+the contrast edit toward what sets the target apart from its M nearest clusters
+(`space.contrast_conditions`, what `train --contrast_prob` trains on).
 
 Held-out labelled images (the run's --holdout) are translated and judged by a logistic probe
-on the clustering extractor's features, trained on other images of the training split;
-printed per target and edit: the target's gain among inputs lacking it, the share of all
+trained on other images of the training split, on the clustering extractor's features
+(`--judge=clustering`) or on dlib's face descriptors (`--judge=face`, from `[eval]`): a judge
+that a generator trained through the clustering extractor (`train --lambda_feat`) cannot
+have learnt to please. The judge's balanced accuracy on the real inputs is printed first;
+then per target and edit: the target's gain among inputs lacking it, the share of all
 inputs whose judged kept attribute flips, and the share of inputs having (and lacking) the
 kept attribute whose judged value stays. The first row, each input into its own cluster,
 is the judge's floor: what re-rendering alone flips.
@@ -59,7 +64,7 @@ def _strengths(text: str) -> list[float]:
     return values
 
 
-def _group_size(text: str) -> int:
+def _whole_number(text: str) -> int:
     """--reference_group's value: an integer >= 0."""
     if not text.strip().isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
@@ -81,6 +86,7 @@ class Setup:
     held: np.ndarray  # the inputs' indices
     x: np.ndarray  # uint8 [N, S, S, 3]
     judge: object  # uint8 images -> bool [N, len(attrs)]
+    truth: np.ndarray  # the inputs' labels, bool [N, len(attrs)]
     table: np.ndarray  # every cluster's condition [k, C]
 
     def label(self, i: int, attribute: str) -> bool:
@@ -123,13 +129,18 @@ def _setup(args: argparse.Namespace, attrs: list[str]) -> Setup:
         return x, np.array([[int(rows[n][a]) > 0 for a in attrs] for n in names]), idx
 
     x_probe, y_probe, _ = load(probe_idx)
-    x_eval, _, held = load(held[: args.images])
-    extractor = features_lib.build_extractor(
-        stats.extractor, config.cluster.feature_weights or None
-    )
+    x_eval, y_eval, held = load(held[: args.images])
+    if args.judge == "face":
+        from xplore_tf.evaluation import identity
 
-    def features(x):
-        return realism.extractor_features(extractor, x, batch_size=32)
+        features = identity.DlibFaceEmbedder().embed
+    else:
+        extractor = features_lib.build_extractor(
+            stats.extractor, config.cluster.feature_weights or None
+        )
+
+        def features(x):
+            return realism.extractor_features(extractor, x, batch_size=32)
 
     probe = transfer.fit_logistic_probe(
         features(x_probe), y_probe, attributes=attrs, seed=config.seed
@@ -149,6 +160,7 @@ def _setup(args: argparse.Namespace, attrs: list[str]) -> Setup:
         held=held,
         x=x_eval,
         judge=lambda x: probe.predict_proba(features(x)) >= 0.5,
+        truth=y_eval,
         table=np.asarray(table, np.float32),
     )
 
@@ -172,7 +184,9 @@ def _group_condition(s: Setup, target: str, size: int) -> np.ndarray:
     return np.asarray(space.group_condition_ops(mean, std, mode=s.config.model.condition))[0]
 
 
-def _edits(s: Setup, keep: int, target: int, group: np.ndarray | None, strengths) -> dict:
+def _edits(
+    s: Setup, keep: int, target: int, group: np.ndarray | None, strengths, neighbors: int
+) -> dict:
     """{row name: conditions [N, C]} of the edits compared for one target cluster."""
     from xplore_tf.clustering import space
 
@@ -188,6 +202,10 @@ def _edits(s: Setup, keep: int, target: int, group: np.ndarray | None, strengths
         "plain": space.blend_conditions(source, weights, s.table, std_from=std_from),
         "keep": space.blend_conditions(source, weights, s.table, std_from=std_from, keep=kept),
     }
+    if neighbors:
+        edits["contrast"] = space.contrast_conditions(
+            source, np.full(n, target), s.table, neighbors=neighbors, mean_dim=d
+        )
     if group is not None:
         edits["group"] = np.repeat(group[None], n, axis=0)
         for alpha in strengths:
@@ -195,6 +213,12 @@ def _edits(s: Setup, keep: int, target: int, group: np.ndarray | None, strengths
                 source, group[None], s.table, np.full(n, alpha, np.float32), mean_dim=d
             )
     return {name: np.asarray(c, np.float32) for name, c in edits.items()}
+
+
+def _balanced_accuracy(judged: np.ndarray, truth: np.ndarray) -> float:
+    """The mean of the true-positive and true-negative rates (nan for a missing class)."""
+    rates = [np.mean(judged[truth == c] == c) if (truth == c).any() else np.nan for c in (1, 0)]
+    return float(np.mean(rates))
 
 
 def main(argv=None) -> int:
@@ -207,12 +231,25 @@ def main(argv=None) -> int:
     p.add_argument("--probe_images", type=int, default=2000, help="training-split images")
     p.add_argument(
         "--reference_group",
-        type=_group_size,
+        type=_whole_number,
         default=0,
         metavar="N",
         help="also a reference group of N images per target (0: none)",
     )
     p.add_argument("--shared_strengths", default="1", help="strengths of the group's shared part")
+    p.add_argument(
+        "--contrast_neighbors",
+        type=_whole_number,
+        default=0,
+        metavar="M",
+        help="also the contrast edit against the target's M nearest clusters (0: none)",
+    )
+    p.add_argument(
+        "--judge",
+        choices=("clustering", "face"),
+        default="clustering",
+        help="the probe's features: the clustering extractor's, or dlib's face descriptors",
+    )
     args = p.parse_args(argv)
     (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
     strengths = _strengths(args.shared_strengths)
@@ -225,7 +262,11 @@ def main(argv=None) -> int:
     has = before[:, 0]
     print(
         f"{len(s.x)} held-out images; keep {keep_name} (cluster {keep_cluster}); "
-        f"{int(has.sum())} judged {keep_name}"
+        f"{int(has.sum())} judged {keep_name}; {args.judge} judge's balanced accuracy "
+        + ", ".join(
+            f"{a} {_balanced_accuracy(before[:, i], s.truth[:, i]):.2f}"
+            for i, a in enumerate(s.attrs)
+        )
     )
     print(
         f"{'target':<14} {'edit':<12} {'gain':>7} {keep_name + ' changed':>14} "
@@ -235,7 +276,8 @@ def main(argv=None) -> int:
         j = s.attrs.index(name)
         lacking = ~before[:, j]
         group = _group_condition(s, name, args.reference_group) if args.reference_group else None
-        for edit, condition in _edits(s, keep_cluster, target, group, strengths).items():
+        edits = _edits(s, keep_cluster, target, group, strengths, args.contrast_neighbors)
+        for edit, condition in edits.items():
             y = generate(s.x, condition)
             after = s.judge(y)
             gain = after[lacking, j].mean() - before[lacking, j].mean()

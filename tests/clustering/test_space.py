@@ -240,3 +240,28 @@ def test_other_feature_flags_or_missing_weights_are_refused(clustered, tmp_path)
     )
     with pytest.raises(FileNotFoundError, match="--feature_weights: .*w.npz' does not exist"):
         space_lib.check_same_space(missing, stats)
+
+
+def test_contrast_edit_moves_toward_what_sets_the_target_apart_from_its_neighbours():
+    # Four clusters by hand: means (0, 0), (1, 0), (3, 0), (0, 4).
+    means = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [0.0, 4.0]], np.float32)
+    table = np.concatenate([means, np.full((4, 2), 0.5, np.float32)], axis=1)
+    source = table[[3, 3, 2]].copy()
+    source[:, 2:] = [[0.2, 0.3], [0.2, 0.3], [0.7, 0.9]]  # the std half stays the input's
+    # Target 2: its nearest cluster is 1 (distance 1), so v = (3, 0) - (1, 0) points along x;
+    # from cluster 3 the plain edit is |(3, 0) - (0, 4)| = 5 long: mean (0, 4) + 5 (1, 0).
+    # Target 0 with 2 neighbours: clusters 1 and 2 (distances 1, 3; cluster 3 is 4 away),
+    # v = (0, 0) - (2, 0); the plain edit from cluster 3 is 4 long: (0, 4) + 4 (-1, 0).
+    # An input of the target's own cluster stays where it is.
+    got = np.asarray(
+        space_lib.contrast_conditions(source, np.array([2, 2, 2]), table, neighbors=1, mean_dim=2)
+    )
+    np.testing.assert_allclose(got[:, :2], [[5.0, 4.0], [5.0, 4.0], [3.0, 0.0]], rtol=1e-6)
+    np.testing.assert_array_equal(got[:, 2:], source[:, 2:])
+    got = np.asarray(
+        space_lib.contrast_conditions(source, np.array([0, 0, 2]), table, neighbors=2, mean_dim=2)
+    )
+    np.testing.assert_allclose(got[:2, :2], [[-4.0, 4.0], [-4.0, 4.0]], rtol=1e-6)
+    np.testing.assert_array_equal(got[2], source[2])
+    with pytest.raises(ValueError, match=r"neighbors=4: expected 1 <= neighbors < k = 4"):
+        space_lib.contrast_conditions(source, np.array([0, 0, 0]), table, neighbors=4, mean_dim=2)

@@ -400,9 +400,18 @@ def test_a_model_without_the_full_signatures_answers_at_its_resolution_with_a_wa
         out = tmp_path / "out.png"
         args = [f"--server=127.0.0.1:{port}", f"--image={inputs[0]}", "--cluster=1", f"--out={out}"]
         assert client_lib.main(args) == 0
+        warned = capsys.readouterr().err.strip()
+        # A reference group needs the extractor in the graph: one line, not a traceback.
+        reference = [*args[:2], f"--reference_dir={os.path.dirname(inputs[0])}", f"--out={out}"]
+        reference.append("--reference_edit=shared")
+        assert client_lib.main(reference) == 2
+        refused = capsys.readouterr().err.strip()
     finally:
         srv.stop(None)
-    err = capsys.readouterr().err.strip()
+    error = refused.splitlines()[-1]
+    assert error.startswith("serving.client: error: ")
+    assert "the served model has no reference_condition signature: it was exported" in error
+    err = warned
     assert err == (
         "serving.client: warning: the served model has no translate_full signature (exported "
         "before it existed or without its clustering extractor; export it again): output at "

@@ -435,12 +435,50 @@ def shared_conditions(source, group, table, strength, *, mean_dim: int):
     return ops.concatenate([source[:, :mean_dim] + step, source[:, mean_dim:]], axis=-1)
 
 
+def contrast_conditions(source, target, table, *, neighbors: int, mean_dim: int):
+    """Each input moved toward what sets cluster t apart from its nearest clusters.
+
+    mean = mu_src + L * v / |v|, v = mu_t - (the mean of the `neighbors` centroids nearest
+    mu_t, t excluded), L = |mu_t - mu_src| (the plain edit's length); the std half (with
+    `mean_std`) stays the input's own. A cluster's neighbours share most of what it is (the
+    clusters nearest a cluster of blond women are other women), so v keeps what t has that
+    they lack: an unsupervised stand-in for InterFaceGAN's conditional direction (Shen et al.,
+    CVPR 2020), with neighbouring clusters in place of labels.
+
+    Args:
+        source: s_src, float32 [N, C], each input's own cluster's condition.
+        target: int [N], the target clusters t.
+        table: float32 [k, C], every cluster's condition.
+        neighbors: how many nearest centroids make the contrast, 1 <= neighbors < k.
+        mean_dim: d, where the mean half ends (C for `mean` conditions).
+    Returns:
+        float32 [N, C]; an input of cluster t itself gets `source` unchanged (L = 0).
+    Raises:
+        ValueError: `neighbors` outside [1, k).
+    """
+    from keras import ops
+
+    k = int(table.shape[0])
+    if not 1 <= neighbors < k:
+        raise ValueError(f"neighbors={neighbors}: expected 1 <= neighbors < k = {k}")
+    means = ops.cast(table[:, :mean_dim], "float32")
+    distances = squared_distances_ops(means, means) + ops.eye(k) * 1e30  # t is not its own
+    _, nearest = ops.top_k(-distances, k=neighbors)  # [k, neighbors]
+    directions = means - ops.mean(ops.take(means, nearest, axis=0), axis=1)  # [k, d]
+    v = ops.take(directions, ops.cast(target, "int32"), axis=0)
+    mu_src = ops.cast(source[:, :mean_dim], "float32")
+    length = ops.norm(ops.take(means, ops.cast(target, "int32"), axis=0) - mu_src, axis=-1)
+    unit = v / ops.maximum(ops.norm(v, axis=-1, keepdims=True), 1e-30)
+    return ops.concatenate([mu_src + length[:, None] * unit, source[:, mean_dim:]], axis=-1)
+
+
 __all__ = [
     "SHARED_LENGTH",
     "GroupStats",
     "blend_conditions",
     "check_same_space",
     "cluster_radii",
+    "contrast_conditions",
     "distances_to_clusters_ops",
     "embed_files",
     "group_condition_ops",

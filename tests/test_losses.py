@@ -146,17 +146,6 @@ def test_latent_loss_is_mean_squared_error_over_elements():
     assert float(losses.latent_loss(h_real, h_fake)) == pytest.approx(2.75)
 
 
-def test_feature_offset_loss_is_the_squared_distance_summed_over_the_space():
-    moved = np.array([[1.0, 2.0], [0.0, 0.0]], "float32")
-    wanted = np.array([[0.0, 0.0], [0.0, 3.0]], "float32")
-    # per sample: 1 + 4 = 5 and 9 -> mean 7; over a global batch of 4: 14 / 4
-    assert float(losses.feature_offset_loss(moved, wanted)) == pytest.approx(7.0)
-    assert float(losses.feature_offset_loss(moved, wanted, global_batch_size=4)) == pytest.approx(
-        3.5
-    )
-    assert float(losses.feature_offset_loss(wanted, wanted)) == 0.0
-
-
 def linear_critic(w):
     """D(x) = sum(w * x) per sample; its input gradient is w everywhere."""
     return lambda x: tf.reduce_sum(x * w, axis=[1, 2, 3])
@@ -339,13 +328,6 @@ def test_generator_loss_optional_self_and_mask_terms():
         losses.generator_loss(**common, lambda_self=1.0)
     with pytest.raises(ValueError, match="mask"):
         losses.generator_loss(**common, lambda_mask=1.0)
-    # The feature-offset term: 7 (see its own test), weighed 2.
-    offsets = (np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([[0.0, 0.0], [0.0, 3.0]]))
-    total, terms = losses.generator_loss(**common, feature_offsets=offsets, lambda_feat=2.0)
-    assert float(terms["G/feat"]) == pytest.approx(7.0)
-    assert float(total) == pytest.approx(float(base_total) + 14.0, rel=1e-6)
-    with pytest.raises(ValueError, match="feature_offsets"):
-        losses.generator_loss(**common, lambda_feat=1.0)
 
 
 def test_replica_shares_sum_to_the_global_batch_mean():

@@ -94,21 +94,14 @@ def test_resume_equals_uninterrupted_across_strategies(tmp_path):
             },
             {"G/self"},
         ),
-        # StyleGAN2's demodulated decoder in bfloat16 (its demodulation runs in float32),
-        # with contrast edits and the feature-offset loss (its extractor in float32)
+        # StyleGAN2's demodulated decoder in bfloat16 (its demodulation runs in float32)
         (
             {"decoder_norm": "demod", "skip_connections": "plain", "skip_levels": 1},
-            {
-                "mixed_precision": "mixed_bfloat16",
-                "lambda_self": 3.0,
-                "lambda_feat": 1.0,
-                "contrast_prob": 0.5,
-                "contrast_neighbors": 2,
-            },
-            {"G/self", "G/feat"},
+            {"mixed_precision": "mixed_bfloat16", "lambda_self": 3.0},
+            {"G/self"},
         ),
     ],
-    ids=["masked-gated", "hf_bypass-bfloat16-blend-extrapolate", "demod-bfloat16-contrast"],
+    ids=["masked-gated", "hf_bypass-bfloat16-blend-extrapolate", "demod-bfloat16"],
 )
 def test_identity_options_train_two_steps(tmp_path, model, train, terms):
     cfg = tiny_config(tmp_path, num_steps=2, n_critic=1, summary_every=1, **train)
@@ -286,66 +279,6 @@ def test_blended_targets_are_convex_mixes_of_three_clusters(tmp_path, condition_
     order = np.arange(n)[::-1]
     again = trainer.target({key: v[order] for key, v in batch.items()})
     np.testing.assert_array_equal(np.asarray(again[1]), labels[order])
-
-
-def test_contrast_targets_have_no_classification_target(tmp_path):
-    from xplore_tf.clustering import space
-
-    trainer, batch, table = _blend_trainer(
-        tmp_path, 0.0, contrast_prob=0.5, lambda_feat=1.0, contrast_neighbors=2
-    )
-    condition, labels = (np.asarray(v) for v in trainer.target(batch))
-    k = table.shape[0]
-    contrast = ~labels.any(axis=1)  # zero rows: no cluster to classify into
-    assert 0.35 < contrast.mean() < 0.65
-    np.testing.assert_array_equal(labels[~contrast], np.eye(k)[batch["target"][~contrast]])
-    np.testing.assert_array_equal(condition[~contrast], table[batch["target"][~contrast]])
-    expected = space.contrast_conditions(
-        table[batch["cluster"]], batch["target"], table, neighbors=2, mean_dim=table.shape[1] // 2
-    )
-    np.testing.assert_allclose(condition[contrast], np.asarray(expected)[contrast], atol=1e-6)
-
-
-@pytest.mark.parametrize(
-    "train, condition, message",
-    [
-        ({"contrast_prob": 0.3}, "mean_std", r"--contrast_prob=0.3: .* pass --lambda_feat > 0"),
-        ({"lambda_feat": 1.0}, "onehot", r"--lambda_feat=1 .* --condition=onehot"),
-        (
-            {"lambda_feat": 1.0, "contrast_prob": 0.3, "contrast_neighbors": 5},
-            "mean_std",
-            r"--contrast_neighbors=5: expected 1 to 4 \(there are 5 clusters\)",
-        ),
-    ],
-)
-def test_feature_options_that_cannot_run_are_one_line(tmp_path, train, condition, message):
-    with pytest.raises(ValueError, match=message):
-        _blend_trainer(tmp_path, 0.0, condition, **train)
-
-
-def test_points_are_the_clustering_spaces(tmp_path):
-    """The training's points of images at the extractor's size are `pca.to_space` of the
-    extractor's features (no resize in between), and gradients reach the pixels."""
-    import tensorflow as tf
-
-    from xplore_tf.clustering import pca
-
-    trainer, _, _ = _blend_trainer(tmp_path, 0.0, lambda_feat=1.0)
-    rng = np.random.default_rng(1)
-    trainer.stats = dataclasses.replace(
-        trainer.stats,
-        pca_mean=rng.normal(size=768).astype("float32") * 0.01,
-        pca_matrix=rng.normal(size=(768, 6)).astype("float32"),
-    )
-    images = tf.constant(rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32"))
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        points = trainer.points(images)
-    feats = np.asarray(trainer.feature_extractor((images.numpy() + 1) * 127.5))
-    s = trainer.stats
-    expected = pca.to_space(feats, s.pca_mean, s.pca_matrix, l2_after=False)
-    np.testing.assert_allclose(points, expected, rtol=1e-4, atol=1e-5)
-    assert np.abs(tape.gradient(points, images)).sum() > 0
 
 
 def test_extrapolated_targets_lie_past_their_cluster_with_its_hard_label(tmp_path):

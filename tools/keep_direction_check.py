@@ -14,14 +14,13 @@ blond men and women), and translates toward the group's whole statistics
 (`translate --reference_dir`) and toward what it shares (`--reference_edit=shared`,
 `space.shared_conditions`) at each --shared_strengths. With --contrast_neighbors=M it adds
 the contrast edit toward what sets the target apart from its M nearest clusters
-(`space.contrast_conditions`, what `train --contrast_prob` trains on).
+(`space.contrast_conditions`).
 
 Held-out labelled images (the run's --holdout) are translated and judged by a logistic probe
 trained on other images of the training split, on the clustering extractor's features
-(`--judge=clustering`) or on dlib's face descriptors (`--judge=face`, from `[eval]`): a judge
-that a generator trained through the clustering extractor (`train --lambda_feat`) cannot
-have learnt to please. The judge's balanced accuracy on the real inputs is printed first;
-then per target and edit: the target's gain among inputs lacking it, the share of all
+(`--judge=clustering`) or on dlib's face descriptors (`--judge=face`, from `[eval]`): a
+judge independent of the features whose clusters the generator was trained toward. The
+judge's balanced accuracy on the real inputs is printed first; then per target and edit: the target's gain among inputs lacking it, the share of all
 inputs whose judged kept attribute flips, and the share of inputs having (and lacking) the
 kept attribute whose judged value stays. The first row, each input into its own cluster,
 is the judge's floor: what re-rendering alone flips.
@@ -215,12 +214,6 @@ def _edits(
     return {name: np.asarray(c, np.float32) for name, c in edits.items()}
 
 
-def _balanced_accuracy(judged: np.ndarray, truth: np.ndarray) -> float:
-    """The mean of the true-positive and true-negative rates (nan for a missing class)."""
-    rates = [np.mean(judged[truth == c] == c) if (truth == c).any() else np.nan for c in (1, 0)]
-    return float(np.mean(rates))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--flagfile", required=True, help="the run's flagfile")
@@ -255,7 +248,7 @@ def main(argv=None) -> int:
     strengths = _strengths(args.shared_strengths)
     s = _setup(args, [keep_name, *targets])
 
-    from xplore_tf.evaluation import pipeline
+    from xplore_tf.evaluation import pipeline, transfer
 
     generate = pipeline.checkpoint_generator_fns(s.config, None).condition
     before = s.judge(s.x)
@@ -264,7 +257,7 @@ def main(argv=None) -> int:
         f"{len(s.x)} held-out images; keep {keep_name} (cluster {keep_cluster}); "
         f"{int(has.sum())} judged {keep_name}; {args.judge} judge's balanced accuracy "
         + ", ".join(
-            f"{a} {_balanced_accuracy(before[:, i], s.truth[:, i]):.2f}"
+            f"{a} {transfer.balanced_accuracy(before[:, i], s.truth[:, i]):.2f}"
             for i, a in enumerate(s.attrs)
         )
     )

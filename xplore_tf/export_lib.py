@@ -12,6 +12,7 @@ polls the model folder) never sees a half-written model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -24,7 +25,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from xplore_tf import checkpoints, hardware, io_utils
+from xplore_tf import checkpoints, io_utils
 from xplore_tf.clustering import artifacts, contact_sheets, pipeline
 from xplore_tf.clustering import space as space_lib
 from xplore_tf.common import signatures as sig
@@ -73,6 +74,17 @@ class ExportResult:
     signatures: tuple[str, ...]
 
 
+@contextlib.contextmanager
+def _float32_policy():
+    """Builds inference models in float32 even after training set a mixed global policy."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def load_generator(
     config: Config, checkpoint: str | None = None, *, allow_untrained: bool | None = None
 ) -> LoadedGenerator:
@@ -92,7 +104,7 @@ def load_generator(
     if allow_untrained is None:
         allow_untrained = config.export.allow_untrained
     keras.utils.set_random_seed(config.seed)
-    with hardware.float32_policy():
+    with _float32_policy():
         generator = checkpoints.build_generator(config, stats)
     chosen = dataclasses.replace(
         config, export=dataclasses.replace(config.export, checkpoint=explicit or "")
@@ -137,7 +149,7 @@ def clustering_space(config: Config, stats: artifacts.ClusterStats) -> Clusterin
         ValueError, FileNotFoundError: flags that differ from the clusters', missing weights.
     """
     space_lib.check_same_space(config, stats)
-    with hardware.float32_policy():
+    with _float32_policy():
         extractor = pipeline.clustering_extractor(config)
     return ClusteringSpace(
         extractor, config.cluster.feature_framing, stats.crop_size, config.cluster.pca_l2

@@ -452,33 +452,6 @@ flags.DEFINE_float(
     upper_bound=1.0,
 )
 flags.DEFINE_float(
-    "lambda_feat",
-    0.0,
-    "Weight of the feature-offset loss: G(x, s) must move x in the clustering space (the "
-    "clustering extractor and PCA, run on the 64 px images) by the condition's mean minus the "
-    "input cluster's, ||(p(G(x, s)) - p(x)) - (mu_s - mu_src)||^2. Gives conditions that are "
-    "not clusters (--contrast_prob) a target; needs cluster statistics as the condition "
-    "(--condition=mean_std or mean) and the extractor's weights. 0 = off (paper).",
-    lower_bound=0.0,
-)
-flags.DEFINE_float(
-    "contrast_prob",
-    0.0,
-    "Fraction of training targets that are contrast edits: the "
-    "input moved from its own statistics toward what sets cluster t apart from its "
-    "--contrast_neighbors nearest clusters, at the plain edit's length. They carry no "
-    "classification target (t's cluster includes what its neighbours share): only "
-    "--lambda_feat pulls them, so it must be > 0. 0 = off (paper).",
-    lower_bound=0.0,
-    upper_bound=1.0,
-)
-flags.DEFINE_integer(
-    "contrast_neighbors",
-    5,
-    "How many nearest clusters (by centroid) a contrast edit of cluster t is taken against.",
-    lower_bound=1,
-)
-flags.DEFINE_float(
     "lambda_mask",
     0.0,
     "Weight of the attention-mask regulariser (--mask_penalty's mean + smoothness; "

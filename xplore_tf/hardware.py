@@ -14,7 +14,6 @@ kernels on a newer one) keeps float32.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 PRECISIONS = ("auto", "none", "mixed_float16", "mixed_bfloat16")
@@ -101,16 +100,3 @@ def resolve_mixed_precision(
 
 
 __all__ = ["ONEDNN_ISAS", "PRECISIONS", "cpu_flags", "onednn_isa_cap", "resolve_mixed_precision"]
-
-
-@contextlib.contextmanager
-def float32_policy():
-    """Builds models in float32 inside it, whatever mixed global policy training set."""
-    import keras
-
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)

@@ -371,24 +371,6 @@ def discriminator_loss(
     return total, terms
 
 
-def feature_offset_loss(moved, wanted, *, global_batch_size: int | None = None):
-    """Squared L2 distance between how far G moved an image in the clustering space and how
-    far its condition asked: ||(p(G(x, s)) - p(x)) - (mu_s - mu_src)||^2, summed over the
-    space's d dimensions (a squared distance there), averaged over the batch.
-
-    The paper trains G toward a condition only through D's cluster classifier, so a condition
-    between or beside the clusters has no target of its own; this loss gives every condition
-    one: the mean half of s read as a place in the space the statistics come from.
-
-    Args:
-        moved: p(G(x, s)) - p(x), float [N, d].
-        wanted: mu_s - mu_src, float [N, d].
-    """
-    _check_same_shape(moved, wanted, names="`moved` and `wanted`")
-    diff = ops.square(ops.cast(moved, "float32") - ops.cast(wanted, "float32"))
-    return reduce_batch(ops.sum(diff, axis=-1), global_batch_size=global_batch_size)
-
-
 def generator_loss(
     *,
     fake_scores,
@@ -409,11 +391,9 @@ def generator_loss(
     mask_penalty: str = "edit",
     lambda_tv: float = LAMBDA_TV,
     gan_loss: str = "wgan_gp",
-    feature_offsets=None,
-    lambda_feat: float = 0.0,
 ):
     """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat
-    [+ lambda_self * self] [+ lambda_mask * mask] [+ lambda_feat * feat]; returns (total, terms).
+    [+ lambda_self * self] [+ lambda_mask * mask]; returns (total, terms).
 
     Args:
         fake_scores: D's patch map on G(x, s_t) [N, h, w, 1].
@@ -430,44 +410,39 @@ def generator_loss(
         lambda_mask: GANimation's lambda_A (default 0; the paper uses 0.1).
         mask_penalty, lambda_tv: passed to `mask_loss` (`penalty`, `lambda_tv`).
         gan_loss: one of `GAN_LOSSES`: which adversarial loss (`adversarial_losses`).
-        feature_offsets: optional (moved, wanted), each [N, d] (`feature_offset_loss`).
-        lambda_feat: its weight (default 0).
     Returns:
         (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars, plus
-        "G/self" when `self_reconstructed` is given, "G/mask" when `mask` is given and
-        "G/feat" when `feature_offsets` is given).
+        "G/self" when `self_reconstructed` is given and "G/mask" when `mask` is given).
     """
-    optional = {
-        "lambda_self": (lambda_self, "self_reconstructed", self_reconstructed),
-        "lambda_mask": (lambda_mask, "mask", mask),
-        "lambda_feat": (lambda_feat, "feature_offsets", feature_offsets),
-    }
-    for weight_name, (weight, name, value) in optional.items():
-        if weight and value is None:
-            raise ValueError(f"`{weight_name}` is set but `{name}` is None.")
-    batch = global_batch_size
+    if lambda_self and self_reconstructed is None:
+        raise ValueError("`lambda_self` is set but `self_reconstructed` is None.")
+    if lambda_mask and mask is None:
+        raise ValueError("`lambda_mask` is set but `mask` is None.")
     _, g_adv = adversarial_losses(gan_loss)
     terms = {
-        "G/adv": g_adv(fake_scores, global_batch_size=batch),
-        "G/cls": cluster_classification_loss(fake_logits, target_labels, global_batch_size=batch),
-        "G/rec": cycle_reconstruction_loss(images, reconstructed, global_batch_size=batch),
-        "G/lat": latent_loss(h_real, h_fake, global_batch_size=batch),
+        "G/adv": g_adv(fake_scores, global_batch_size=global_batch_size),
+        "G/cls": cluster_classification_loss(
+            fake_logits, target_labels, global_batch_size=global_batch_size
+        ),
+        "G/rec": cycle_reconstruction_loss(
+            images, reconstructed, global_batch_size=global_batch_size
+        ),
+        "G/lat": latent_loss(h_real, h_fake, global_batch_size=global_batch_size),
     }
-    weights = {"G/cls": lambda_cls, "G/rec": lambda_rec, "G/lat": lambda_lat}
+    total = (
+        terms["G/adv"]
+        + lambda_cls * terms["G/cls"]
+        + lambda_rec * terms["G/rec"]
+        + lambda_lat * terms["G/lat"]
+    )
     if self_reconstructed is not None:
         terms["G/self"] = self_reconstruction_loss(
-            images, self_reconstructed, global_batch_size=batch
+            images, self_reconstructed, global_batch_size=global_batch_size
         )
-        weights["G/self"] = lambda_self
+        total = total + lambda_self * terms["G/self"]
     if mask is not None:
-        terms["G/mask"] = _masks_loss(mask, mask_penalty, lambda_tv, batch)
-        weights["G/mask"] = lambda_mask
-    if feature_offsets is not None:
-        terms["G/feat"] = feature_offset_loss(*feature_offsets, global_batch_size=batch)
-        weights["G/feat"] = lambda_feat
-    total = terms["G/adv"]
-    for name, weight in weights.items():
-        total = total + weight * terms[name]
+        terms["G/mask"] = _masks_loss(mask, mask_penalty, lambda_tv, global_batch_size)
+        total = total + lambda_mask * terms["G/mask"]
     return total, terms
 
 

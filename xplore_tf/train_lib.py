@@ -69,18 +69,7 @@ __all__ = [
     "writes_workdir",
 ]
 
-SCALARS = (
-    "D/adv",
-    "D/gp",
-    "D/cls",
-    "G/adv",
-    "G/cls",
-    "G/rec",
-    "G/lat",
-    "G/self",
-    "G/mask",
-    "G/feat",
-)
+SCALARS = ("D/adv", "D/gp", "D/cls", "G/adv", "G/cls", "G/rec", "G/lat", "G/self", "G/mask")
 
 
 class TrainingDivergedError(RuntimeError):

@@ -60,7 +60,6 @@ class Trainer:
                 f"--output_mode=masked; --output_mode={config.model.output_mode} has none: "
                 "pass --lambda_mask=0"
             )
-        self._check_feature_options()
         # Set every time (float32 included): the policy is process-global.
         self.precision = hardware.resolve_mixed_precision(config.train.mixed_precision)
         keras.mixed_precision.set_global_policy(self.precision)
@@ -93,7 +92,6 @@ class Trainer:
             )
         self.centroids = tf.constant(stats.centroids, tf.float32)
         self.stds = tf.constant(stats.stds, tf.float32)
-        self.feature_extractor = self._feature_extractor() if t.lambda_feat else None
         # The step functions, each traced once: with --gp_every > 1 the D steps between two
         # penalties skip it; with --share_g_forward the iterations that have a G step run
         # it fused with their D step.
@@ -109,51 +107,6 @@ class Trainer:
             else None
         )
         self._ema_update = tf.function(self._ema_cross_replica)
-
-    def _check_feature_options(self):
-        """ValueError naming the flag when --lambda_feat / --contrast_prob cannot run."""
-        t, condition = self.config.train, self.config.model.condition
-        if t.lambda_feat and condition not in ("mean_std", "mean"):
-            raise ValueError(
-                f"--lambda_feat={t.lambda_feat:g} reads the condition as a place in the "
-                f"clustering space; --condition={condition} is not one: use mean_std or mean"
-            )
-        if t.contrast_prob and not t.lambda_feat:
-            raise ValueError(
-                f"--contrast_prob={t.contrast_prob:g}: contrast edits have no classification "
-                "target, only --lambda_feat trains them: pass --lambda_feat > 0"
-            )
-        k = self.stats.num_clusters
-        if t.contrast_prob and not 1 <= t.contrast_neighbors < k:
-            raise ValueError(
-                f"--contrast_neighbors={t.contrast_neighbors}: expected 1 to {k - 1} "
-                f"(there are {k} clusters)"
-            )
-
-    def _feature_extractor(self):
-        """The clustering stage's extractor, frozen, in float32 (`pipeline.clustering_extractor`)."""
-        from xplore_tf.clustering import pipeline
-
-        with hardware.float32_policy(), self.strategy.scope():
-            extractor = pipeline.clustering_extractor(self.config)
-        extractor.model.trainable = False
-        return extractor
-
-    def points(self, images):
-        """Images [N,S,S,3] in [-1, 1] -> their points [N,d] in the clustering space:
-        resized (bilinear) to the extractor's input, its features, L2, PCA (`pca.to_space`).
-        Differentiable in `images`."""
-        import tensorflow as tf
-
-        e = self.feature_extractor.input_size
-        pixels = (tf.cast(images, tf.float32) + 1.0) * 127.5
-        feats = self.feature_extractor(tf.image.resize(pixels, [e, e], method="bilinear"))
-        return space.to_space_ops(
-            feats,
-            self.stats.pca_mean,
-            self.stats.pca_matrix,
-            l2_after=self.config.cluster.pca_l2,
-        )
 
     def _optimizer(self, lr: float, name: str):
         import keras
@@ -197,18 +150,15 @@ class Trainer:
         float [N, k]. With extrapolation, a fraction extrapolate_prob of the samples that are
         not blended gets s_c + beta (s_t - s_c), beta uniform on [1, MAX_STRENGTH] (the
         strengths past 1 that translate and the SavedModel accept), and keeps the hard label
-        t. With contrast edits, a fraction contrast_prob of the rest gets
-        `space.contrast_conditions` toward t and no classification target (a zero row).
-        Every sample's draws are a function of (seed, sample position): the D and G steps
+        t. Every sample's draws are a function of (seed, sample position): the D and G steps
         of an iteration, any number of replicas and a resumed run all see the same targets.
         """
         import tensorflow as tf
 
         t, c = batch["target"], batch["cluster"]
-        train = self.config.train
-        p, p_extra, p_contrast = train.blend_prob, train.extrapolate_prob, train.contrast_prob
+        p, p_extra = self.config.train.blend_prob, self.config.train.extrapolate_prob
         condition, labels = self.condition(t), t
-        if not p and not p_extra and not p_contrast:
+        if not p and not p_extra:
             return condition, labels
         k = int(self.centroids.shape[0])
         std_from = self.stats.dim if self.config.model.condition == "mean_std" else None
@@ -237,16 +187,6 @@ class Trainer:
             beyond = space.blend_conditions(source, beta * one_hot_t, table, std_from=std_from)
             chosen = (draws[:, 0] < p_extra) & ~blended_rows
             condition = tf.where(chosen[:, None], beyond, condition)
-            blended_rows = blended_rows | chosen
-        if p_contrast:
-            draws = self._sample_uniforms(batch["position"], stream=5, shape=[1])
-            contrast = space.contrast_conditions(
-                source, t, table, neighbors=train.contrast_neighbors, mean_dim=self.stats.dim
-            )
-            chosen = (draws[:, 0] < p_contrast) & ~blended_rows
-            condition = tf.where(chosen[:, None], contrast, condition)
-            soft = labels if p else one_hot_t
-            labels = soft * (1.0 - tf.cast(chosen, tf.float32))[:, None]
         return condition, labels
 
     def _step_function(self, replica_fn, **kwargs):
@@ -328,20 +268,11 @@ class Trainer:
             return self.generator.forward_each(x, [cond_t, cond_c], training=True)
         return self.generator.forward(x, cond_t, training=True), None
 
-    def _g_update(self, tape, batch, conditions, target_labels, translated, own):
-        """The rest of G's loss after its forward pass, recorded on `tape`, and G's update.
-        conditions: (s_t, s_c), each [N, C]."""
-        import tensorflow as tf
-
+    def _g_update(self, tape, batch, cond_c, target_labels, translated, own):
+        """The rest of G's loss after its forward pass, recorded on `tape`, and G's update."""
         t = self.config.train
         x = batch["image"]
-        cond_t, cond_c = conditions
         with tape:
-            offsets = None
-            if t.lambda_feat:
-                d = self.stats.dim
-                moved = self.points(translated.images) - tf.stop_gradient(self.points(x))
-                offsets = (moved, cond_t[:, :d] - cond_c[:, :d])
             cycled = self.generator.forward(translated.images, cond_c, training=True)
             masks = [o.mask for o in (translated, cycled, own) if o and o.mask is not None]
             fake_src, fake_cls = self.discriminator(translated.images, training=True)
@@ -363,8 +294,6 @@ class Trainer:
                 mask_penalty=t.mask_penalty,
                 global_batch_size=t.batch_size,
                 gan_loss=t.gan_loss,
-                feature_offsets=offsets,
-                lambda_feat=t.lambda_feat,
             )
             scaled = self._scaled(self.g_optimizer, total)
         variables = self.generator.trainable_variables
@@ -379,7 +308,7 @@ class Trainer:
         cond_t, target_labels, cond_c = self._g_conditions(batch)
         with tf.GradientTape() as tape:
             translated, own = self._g_forward(batch["image"], cond_t, cond_c)
-        return self._g_update(tape, batch, (cond_t, cond_c), target_labels, translated, own)
+        return self._g_update(tape, batch, cond_c, target_labels, translated, own)
 
     def _dg_replica_step(self, batch, penalty: bool = True):
         """A D update then a G update that share one G(x, s_t) (--share_g_forward).
@@ -399,7 +328,7 @@ class Trainer:
         with tf.GradientTape() as tape:
             translated, own = self._g_forward(batch["image"], cond_t, cond_c)
         d_terms = self._d_replica_step(batch, penalty, fake=translated.images)
-        g_terms = self._g_update(tape, batch, (cond_t, cond_c), target_labels, translated, own)
+        g_terms = self._g_update(tape, batch, cond_c, target_labels, translated, own)
         return {**d_terms, **g_terms}
 
     def _ema_cross_replica(self):

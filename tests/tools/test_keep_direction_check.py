@@ -1,8 +1,7 @@
-"""tools/keep_direction_check.py's argument parsing and scoring (its maths: tests/clustering/test_space.py)."""
+"""tools/keep_direction_check.py's argument parsing (its maths: tests/clustering/test_space.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from tools import keep_direction_check as kdc
@@ -19,10 +18,3 @@ def test_shared_strengths_parse_or_say_what_was_expected():
     for bad in ("", "2.5", "-1"):
         with pytest.raises(SystemExit, match=r"expected numbers in \[0, 2\]"):
             kdc._strengths(bad)
-
-
-def test_balanced_accuracy_weighs_both_classes_alike():
-    truth = np.array([1, 1, 1, 1, 0, 0], bool)
-    judged = np.array([1, 1, 1, 0, 0, 1], bool)  # 3/4 of positives, 1/2 of negatives
-    assert kdc._balanced_accuracy(judged, truth) == pytest.approx(0.625)
-    assert np.isnan(kdc._balanced_accuracy(judged[:4], truth[:4]))  # no negatives

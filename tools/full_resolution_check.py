@@ -33,8 +33,9 @@ judges a person the probe saw. Measures per photo and variant
   paste, detection excluded: detections are cached in OUT/detections.json).
 
 Writes OUT/results.json and prints the table (docs/experiments/2026-12-04-full-resolution.md
-holds one run's); `--figure=PATH` also draws the before/after
-figure of the README (docs/paste_back_real_photos.jpg) (one photo per --figure_attributes entry).
+holds one run's); `--figure=PATH` also draws a before/after figure (one photo per
+--figure_attributes entry). Keep it out of the repository: it shows CelebA photos (the
+README's docs/paste_back_astronaut.jpg is its astronaut rows alone).
 Needs the `[prepare]` (mtcnn) and `[eval]` (dlib) extras.
 """
 

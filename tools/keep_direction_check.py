@@ -20,9 +20,10 @@ Held-out labelled images (the run's --holdout) are translated and judged by a lo
 trained on other images of the training split, on the clustering extractor's features
 (`--judge=clustering`) or on dlib's face descriptors (`--judge=face`, from `[eval]`): a
 judge independent of the features whose clusters the generator was trained toward. The
-judge's balanced accuracy on the real inputs is printed first; then per target and edit: the target's gain among inputs lacking it, the share of all
-inputs whose judged kept attribute flips, and the share of inputs having (and lacking) the
-kept attribute whose judged value stays. The first row, each input into its own cluster,
+judge's balanced accuracy on the real inputs is printed first; then per target and edit:
+the target's gain among inputs lacking it, the share of all inputs whose judged kept
+attribute flips, and the share of inputs having (and lacking) the kept attribute whose
+judged value stays. The first row, each input into its own cluster,
 is the judge's floor: what re-rendering alone flips.
 """
 
@@ -64,7 +65,7 @@ def _strengths(text: str) -> list[float]:
 
 
 def _whole_number(text: str) -> int:
-    """--reference_group's value: an integer >= 0."""
+    """A count's value (--reference_group, --contrast_neighbors): an integer >= 0."""
     if not text.strip().isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return int(text)
@@ -132,6 +133,8 @@ def _setup(args: argparse.Namespace, attrs: list[str]) -> Setup:
     if args.judge == "face":
         from xplore_tf.evaluation import identity
 
+        if identity.dlib_unavailable_reason():
+            raise SystemExit(f"--judge=face: {identity.dlib_unavailable_reason()}")
         features = identity.DlibFaceEmbedder().embed
     else:
         extractor = features_lib.build_extractor(
@@ -247,6 +250,11 @@ def main(argv=None) -> int:
     (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
     strengths = _strengths(args.shared_strengths)
     s = _setup(args, [keep_name, *targets])
+    if args.contrast_neighbors >= s.stats.num_clusters:
+        raise SystemExit(
+            f"--contrast_neighbors={args.contrast_neighbors}: expected fewer than the run's "
+            f"{s.stats.num_clusters} clusters"
+        )
 
     from xplore_tf.evaluation import pipeline, transfer
 

@@ -13,7 +13,10 @@ of that space are conditions too (docs/guide/beyond_clusters.md):
   to `xplore_tf.common.signatures.MAX_STRENGTH`);
 - a group's *shared part* (`shared_conditions`): each input keeps its own statistics and moves
   along the direction from the clusters' centre (the unweighted mean of the centroids) to the
-  group's mean: what the group's members have in common.
+  group's mean: what the group's members have in common;
+- a *contrast* edit (`contrast_conditions`): each input moved toward what sets a cluster apart
+  from its nearest clusters (measured in docs/experiments/2026-12-06-combinations-reference-groups.md;
+  the generator, trained on clusters, barely follows it).
 
 New images enter the space `cluster` fitted: the same extractor, weights, blocks, mirror
 averaging, framing, crop and input size (`pipeline.clustering_extractor`), then

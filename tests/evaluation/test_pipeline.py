@@ -195,10 +195,21 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
         assert r["rate_lacking"] > 0.9 and r["baseline_lacking"] < 0.1
         assert 50 < r["inputs_lacking"] < r["inputs"] == 100  # ~3/4 have another background
     assert perfect["transfer"]["mean_rate_lacking"] > 0.9
-    # The edge judge (HOG probe) rates the same targets, beside the main judge.
-    assert perfect["transfer"]["edge_judge"].startswith("logistic probe on HOG features")
-    edge = [r["attribute"] for r in perfect["transfer"]["edge_attributes"]]
+    # The edge judge (HOG probe) rates the same targets, beside the main judge; the face
+    # judge needs dlib as the identity embedder, and synthetic faces use the geometry one.
+    second = perfect["transfer"]["second_judges"]
+    assert second["edges"]["name"].startswith("logistic probe on HOG features")
+    edge = [r["attribute"] for r in second["edges"]["attributes"]]
     assert edge == [r["attribute"] for r in perfect["transfer"]["attributes"]]
+    assert second["face"]["name"] == (
+        "skipped: needs dlib as the identity embedder (real faces); it is geometry"
+    )
+    # Side effects: into background_1 flips background_1 for the ~3/4 that lacked it;
+    # re-rendering into the own cluster (the floor) flips almost nothing.
+    changes = perfect["transfer"]["side_effects"]
+    b1 = changes["attributes"].index("background_1")
+    assert changes["targets"]["background_1 (cluster 1)"]["changed"][b1] > 0.5
+    assert max(changes["floor"]["changed"]) < 0.1
     # (Uniform noise is grey on average: the probe calls it at most two of the backgrounds.)
     assert noise["transfer"]["mean_rate_lacking"] <= 0.5
     assert (
@@ -309,7 +320,8 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
     text = pipeline.format_summary(perfect)
     assert "background_0" in text and "fd_pixels" in text and "geometry" in text
     assert "colour blotches (face patches off skin's hues): " in text
-    assert "edge judge, blind to colour (logistic probe on HOG features (" in text
+    assert "edges judge, blind to colour (logistic probe on HOG features (" in text
+    assert "face judge: skipped: needs dlib" in text and "(floor 0.0" in text
     assert "strength curve (100 held-out images into 4 attribute clusters" in text
     assert "reference groups (20 held-out images" in text
     assert "background_0+background_1" in text and "skipped (no transfer cluster" in text

@@ -18,6 +18,7 @@ def test_rate_change_kept_and_the_largest_other_attribute():
     row = table["targets"]["Blond_Hair"]
     assert row["rate_change"] == pytest.approx([-0.25, 1.0, 0.0])
     assert row["kept"] == [0.5, None, 1.0]  # 1 of 2 men kept; nobody was blond; both smiles
+    assert row["changed"] == pytest.approx([0.25, 1.0, 0.0])  # 1 of 4 flipped gender
     assert table["largest"]["Blond_Hair"] == {"attribute": "Male", "rate_change": -0.25}
 
 
@@ -28,3 +29,14 @@ def test_a_target_named_with_its_cluster_skips_its_own_attribute_and_shapes_are_
     assert table["largest"]["Male (cluster 10)"]["attribute"] == "Eyeglasses"
     with pytest.raises(ValueError, match="Male"):
         side_effects.side_effect_table(before, {"Male": np.zeros((3, 2), bool)}, ["a", "b"])
+
+
+def test_changed_counts_flips_both_ways_and_the_floor_is_its_own_row():
+    before = np.array([[1], [0], [1], [0]], bool)
+    swapped = np.array([[0], [1], [1], [0]], bool)  # one man out, one woman in: net 0
+    table = side_effects.side_effects(before, {"t": swapped}, ["Male"], floor=before)
+    assert table.targets["t"].rate_change == (0.0,) and table.targets["t"].changed == (0.5,)
+    assert table.floor.changed == (0.0,) and "own cluster" not in table.targets
+    assert side_effects.SideEffects.from_json(table.to_json()) == table
+    with pytest.raises(ValueError, match="own cluster"):
+        side_effects.side_effects(before, {}, ["Male"], floor=before[:2])

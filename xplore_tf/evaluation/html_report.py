@@ -22,7 +22,8 @@ from xplore_tf.evaluation.identity import IdentityResult
 from xplore_tf.evaluation.metrics import Metrics, as_metrics
 from xplore_tf.evaluation.realism import RealismResult
 from xplore_tf.evaluation.results import OK
-from xplore_tf.evaluation.transfer import TransferResult
+from xplore_tf.evaluation.side_effects import SideEffects
+from xplore_tf.evaluation.transfer import SecondJudge, TransferResult
 
 
 @dataclasses.dataclass
@@ -154,12 +155,27 @@ def _transfer_section(tr: TransferResult) -> str:
         "baseline lacking",
         "gain lacking",
     ]
-    return intro + "\n" + _table(header, rows) + _edge_judge_html(tr)
+    return (
+        intro
+        + "\n"
+        + _table(header, rows)
+        + _side_effects_html(tr.side_effects, tr.judge)
+        + "".join(_second_judge_html(key, j) for key, j in tr.second_judges.items())
+    )
 
 
-def _edge_judge_html(tr: TransferResult) -> str:
-    if not tr.edge_attributes:
-        return f"<p>Edge judge: {_e(tr.edge_judge)}</p>" if tr.edge_judge else ""
+# Why each second judge is there, for its paragraph.
+SECOND_JUDGES = {
+    "edges": "it sees edges, not colour or shade, so a dark band where glasses sit does not "
+    "pass for glasses",
+    "face": "a face-recognition network that never saw the clusters, so a tint or shade "
+    "the clustering features read as an attribute does not pass for it",
+}
+
+
+def _second_judge_html(key: str, judge: SecondJudge) -> str:
+    if not judge.attributes:
+        return f"<p>{_e(key.capitalize())} judge: {_e(judge.name)}</p>"
     rows = [
         [
             _e(r.attribute),
@@ -168,15 +184,35 @@ def _edge_judge_html(tr: TransferResult) -> str:
             _num(r.rates.baseline_lacking),
             _num(r.rates.gain_lacking, "+.3f"),
         ]
-        for r in tr.edge_attributes
+        for r in judge.attributes
+    ]
+    table = _table(
+        ["attribute", "judge bal. acc.", "rate lacking", "baseline lacking", "gain lacking"], rows
+    )
+    why = SECOND_JUDGES.get(key, "another judge")
+    changes = _side_effects_html(judge.side_effects, judge.name) if judge.side_effects else ""
+    return (
+        f"<p>The same translations by another judge, {_e(judge.name)}: {_e(why)}.</p>"
+        + table
+        + changes
+    )
+
+
+def _side_effects_html(table: SideEffects, judge: str) -> str:
+    """Every attribute's change per target: rate change, and the share flipped."""
+    if not table.targets:
+        return ""
+    rows = [
+        [_e(target)]
+        + [f"{c.rate_change[j]:+.3f} ({c.changed[j]:.3f})" for j in range(len(table.attributes))]
+        for target, c in [*table.targets.items(), ("own cluster (floor)", table.floor)]
+        if c is not None
     ]
     return (
-        f"<p>The same translations by a second judge, {_e(tr.edge_judge)}: it sees edges, "
-        "not colour or shade, so a dark band where glasses sit does not pass for glasses.</p>"
-        + _table(
-            ["attribute", "judge bal. acc.", "rate lacking", "baseline lacking", "gain lacking"],
-            rows,
-        )
+        f"<p>Side effects by {_e(judge)}: each attribute's judged rate after minus before "
+        "the translation, and in brackets the share of inputs whose decision flipped. The "
+        "last row re-renders each input into its own cluster: what translating alone flips."
+        "</p>" + _table(["into"] + [_e(a) for a in table.attributes], rows)
     )
 
 

@@ -17,7 +17,7 @@ from xplore_tf.evaluation.realism import RealismResult
 from xplore_tf.evaluation.results import Skipped, section_from_json
 from xplore_tf.evaluation.transfer import TransferResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SECTIONS = ("transfer", "identity", "realism")
 BEYOND = (beyond.STRENGTH_CURVE, beyond.REFERENCE_GROUPS, beyond.COMBINATIONS)
 

@@ -29,6 +29,7 @@ import os
 import time
 
 import numpy as np
+from absl import logging
 
 from xplore_tf import checkpoint_files, io_utils
 from xplore_tf import features as features_lib
@@ -41,6 +42,7 @@ from xplore_tf.evaluation import (
     clusters,
     droplets,
     edges,
+    face_judge,
     html_report,
     identity,
     realism,
@@ -192,17 +194,32 @@ def _write(out: str, metrics: Metrics, matrix: html_report.TranslationMatrix | N
 
 
 # ---------------------------------------------------------------- held-out translations
+MAIN, EDGES, FACE = "main", "edges", "face"  # the judges of transfer, by key
+
+
 @dataclasses.dataclass
 class _Translations:
     """What the sections read of the held-out images' translations."""
 
-    decisions_into: dict[int, np.ndarray]  # transfer cluster -> judge's bool [N, A]
+    decisions_into: dict[str, dict[int, np.ndarray]]  # judge -> transfer cluster -> [N, A]
+    decisions_own: dict[str, np.ndarray]  # judge -> bool [N, A] into each input's own cluster
     identity_into: dict[int, float]  # transfer cluster -> mean identity distance
     droplets_into: dict[int, float]  # transfer cluster -> droplet rate
     blotches_into: dict[int, float]  # transfer cluster -> colour blotch rate
-    edge_decisions_into: dict[int, np.ndarray]  # transfer cluster -> edge judge's bool [N, A]
     matrix_columns: dict[int, np.ndarray]  # matrix column's cluster -> uint8 [R, S, S, 3]
     x_random: np.ndarray  # uint8 [N, S, S, 3]: each into one random other cluster
+
+
+def _decide(
+    judges: dict[str, transfer.Judge | str], images: np.ndarray, known: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """{judge: bool [N, A]} of every judge there is (a str says why one is missing) on uint8
+    images [N, S, S, 3]; `known`: {judge: its features of these images, already computed}."""
+    return {
+        key: judge.decisions(images, known.get(key))
+        for key, judge in judges.items()
+        if isinstance(judge, transfer.Judge)
+    }
 
 
 def _matrix_columns(config: Config, stats, target_clusters: list[int]) -> list[int]:
@@ -220,32 +237,36 @@ def _translate_held_out(
     *,
     target_clusters: list[int],
     matrix: tuple[list[int], np.ndarray],
-    judge: transfer.Judge,
-    edge_judge: transfer.Judge | str,
+    judges: dict[str, transfer.Judge | str],
     embeddings: identity.HeldOutEmbeddings | None,
     num_clusters: int,
 ) -> _Translations:
-    """Every held-out image into each transfer cluster and one random other cluster, and
-    the matrix rows into the matrix's other columns (`matrix`: (columns, rows))."""
+    """Every held-out image into each transfer cluster, its own cluster and one random other
+    cluster, and the matrix rows into the matrix's other columns (`matrix`: (columns,
+    rows)). dlib's descriptors of a translation serve identity and the face judge alike."""
     batch = config.eval.batch_size
     columns, rows = matrix
     k = num_clusters
     rng = np.random.default_rng([config.seed, 5])
     random_targets = (own_clusters + rng.integers(1, max(k, 2), size=len(own_clusters))) % k
     matrix_only = [c for c in columns if c not in target_clusters]
-    progress = Progress(len(x_eval) * (len(target_clusters) + 1) + len(rows) * len(matrix_only))
-    out = _Translations({}, {}, {}, {}, {}, {}, x_eval[:0])
+    progress = Progress(len(x_eval) * (len(target_clusters) + 2) + len(rows) * len(matrix_only))
+    out = _Translations({key: {} for key in judges}, {}, {}, {}, {}, {}, x_eval[:0])
     for c in target_clusters:
         y = translate_all(translate_fn, x_eval, np.full(len(x_eval), c), batch_size=batch)
         progress.add(len(y), f"cluster {c}")
-        out.decisions_into[c] = judge.decisions(y)
-        if isinstance(edge_judge, transfer.Judge):
-            out.edge_decisions_into[c] = edge_judge.decisions(y)
+        known = {}
+        if embeddings is not None:
+            known[FACE] = embedded = embeddings.embedder.embed(y)
+            out.identity_into[c] = float(identity.row_distances(embeddings.inputs, embedded).mean())
+        for key, decisions in _decide(judges, y, known).items():
+            out.decisions_into[key][c] = decisions
         out.droplets_into[c] = float(droplets.droplet_flags(x_eval, y).mean())
         out.blotches_into[c] = float((blotches.blotch_shares(x_eval, y) > 0).mean())
-        if embeddings is not None:
-            out.identity_into[c] = float(embeddings.distances(y).mean())
         out.matrix_columns[c] = y[rows]
+    y = translate_all(translate_fn, x_eval, own_clusters, batch_size=batch)
+    progress.add(len(y), "own clusters")
+    out.decisions_own = _decide(judges, y, {})
     for c in matrix_only:
         out.matrix_columns[c] = translate_all(
             translate_fn, x_eval[rows], np.full(len(rows), c), batch_size=batch
@@ -330,47 +351,54 @@ def _transfer_result(
     config: Config,
     data: LabelledImages,
     split: HeldOutSplit,
-    judges: tuple[transfer.Judge, transfer.Judge | str],
+    judges: dict[str, transfer.Judge | str],
     targets: list[transfer.TransferTarget],
-    input_decisions: np.ndarray,
+    input_decisions: dict[str, np.ndarray],
     translations: _Translations,
 ) -> transfer.TransferResult:
-    """The transfer section; `judges`: the main judge and the edge judge (or why none)."""
+    """The transfer section: the main judge's rates and side effects, then each other
+    judge's (or why it is missing); `input_decisions`: {judge: bool [N, A]} on the inputs."""
     labels, attrs = data.attributes[split.eval_idx], data.names
-    judge, edge_judge = judges
 
-    def rates(inputs: np.ndarray, decisions_into: dict, quality: dict):
-        return transfer.attribute_transfers(
+    def judged(key: str):
+        quality = transfer.judge_quality(input_decisions[key], labels, attrs)
+        rates = transfer.attribute_transfers(
             targets,
             attrs,
-            input_decisions=inputs,
-            decisions_into=decisions_into,
+            input_decisions=input_decisions[key],
+            decisions_into=translations.decisions_into[key],
             labels=labels,
             quality=quality,
         )
+        changes = transfer.target_side_effects(
+            targets,
+            attrs,
+            input_decisions[key],
+            translations.decisions_into[key],
+            translations.decisions_own[key],
+        )
+        return quality, rates, changes
 
-    quality = transfer.judge_quality(input_decisions, labels, attrs)
-    edge_name, edge_rates = edge_judge, ()
-    if isinstance(edge_judge, transfer.Judge):
-        edge_inputs = edge_judge.decisions(split.x_eval)
-        edge_name = edge_judge.name
-        edge_quality = transfer.judge_quality(edge_inputs, labels, attrs)
-        edge_rates = rates(edge_inputs, translations.edge_decisions_into, edge_quality)
+    quality, rates, changes = judged(MAIN)
+    second = {
+        key: transfer.SecondJudge(judge.name, *judged(key)[1:])
+        if isinstance(judge, transfer.Judge)
+        else transfer.SecondJudge(judge)
+        for key, judge in judges.items()
+        if key != MAIN
+    }
     return transfer.TransferResult(
-        judge=judge.name,
+        judge=judges[MAIN].name,
         min_precision=config.eval.transfer_min_precision,
         eval_images=int(len(split.eval_idx)),
         train_images=int(len(split.train_idx)),
         split="by identity" if data.identities is not None else "by image",
         eval_source=split.source_note,
         eval_unseen_by_generator=split.unseen_by_generator,
-        attributes=rates(input_decisions, translations.decisions_into, quality),
+        attributes=rates,
         judge_quality=quality,
-        side_effects=transfer.target_side_effects(
-            targets, attrs, input_decisions, translations.decisions_into
-        ),
-        edge_judge=edge_name,
-        edge_attributes=edge_rates,
+        side_effects=changes,
+        second_judges=second,
     )
 
 
@@ -382,6 +410,25 @@ def _edge_judge(config: Config, data: LabelledImages, split: HeldOutSplit) -> tr
         return f"skipped: only {len(split.train_idx)} labelled images to train it"
     labels = data.attributes[split.train_idx]
     return edges.edge_judge(split.x_train, labels, data.names, seed=config.seed)
+
+
+def _face_judge(
+    config: Config,
+    data: LabelledImages,
+    split: HeldOutSplit,
+    embeddings: identity.HeldOutEmbeddings | None,
+) -> transfer.Judge | str:
+    """The face judge (`face_judge.py`) fit on the training split, or why there is none."""
+    if embeddings is None or embeddings.kind != "dlib":
+        kind = embeddings.kind if embeddings is not None else "none"
+        return f"skipped: needs dlib as the identity embedder (real faces); it is {kind}"
+    if len(split.train_idx) < 4:
+        return f"skipped: only {len(split.train_idx)} labelled images to train it"
+    labels = data.attributes[split.train_idx]
+    logging.info("face judge: dlib descriptors of %d training images", len(labels))
+    return face_judge.face_judge(
+        split.x_train, labels, data.names, embeddings.embedder, seed=config.seed
+    )
 
 
 def _identity_result(
@@ -471,10 +518,14 @@ def _translation_metrics(
         return _all_skipped(config, split), None
     feature_space, features = _feature_fn(config, stats)
     f_eval, f_train = features(split.x_eval), features(split.x_train)
-    judge = _judge(config, data, split, features, feature_space, f_train)
-    input_decisions = judge.decisions(split.x_eval, f_eval)
-    edge_judge = _edge_judge(config, data, split)
     embeddings, no_identity = _embeddings(config, data, split)
+    judges = {
+        MAIN: _judge(config, data, split, features, feature_space, f_train),
+        EDGES: _edge_judge(config, data, split),
+        FACE: _face_judge(config, data, split, embeddings),
+    }
+    known = {MAIN: f_eval, FACE: embeddings.inputs if embeddings is not None else None}
+    input_decisions = _decide(judges, split.x_eval, known)
     targets = transfer.transfer_targets(discovery.rows, min_precision=e.transfer_min_precision)
     target_clusters = sorted({t.cluster for t in targets})
     columns = _matrix_columns(config, stats, target_clusters)
@@ -487,14 +538,13 @@ def _translation_metrics(
         data.clusters[split.eval_idx],
         target_clusters=target_clusters,
         matrix=(columns, rows),
-        judge=judge,
-        edge_judge=edge_judge,
+        judges=judges,
         embeddings=embeddings,
         num_clusters=stats.num_clusters,
     )
     out: dict = {
         "transfer": _transfer_result(
-            config, data, split, (judge, edge_judge), targets, input_decisions, translations
+            config, data, split, judges, targets, input_decisions, translations
         ),
         "identity": Skipped(no_identity)
         if embeddings is None
@@ -505,8 +555,8 @@ def _translation_metrics(
         paths=[data.paths[i] for i in split.eval_idx],
         labels=data.attributes[split.eval_idx],
         attrs=data.names,
-        input_decisions=input_decisions,
-        judge=judge,
+        input_decisions=input_decisions[MAIN],
+        judge=judges[MAIN],
         embeddings=embeddings,
         threshold=getattr(out["identity"], "threshold", None),  # None when Skipped
         batch_size=e.batch_size,

@@ -19,6 +19,18 @@ class TargetChanges:
 
     rate_change: tuple[float, ...]  # rate judged positive after - before, over all inputs
     kept: tuple[float | None, ...]  # share judged positive before that still are (None: none)
+    changed: tuple[float, ...]  # share of all inputs whose decision flipped either way
+
+    def to_json(self) -> dict:
+        return {
+            "rate_change": list(self.rate_change),
+            "kept": list(self.kept),
+            "changed": list(self.changed),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> TargetChanges:
+        return cls(tuple(d["rate_change"]), tuple(d["kept"]), tuple(d["changed"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,63 +48,74 @@ class SideEffects:
     attributes: tuple[str, ...]
     targets: dict[str, TargetChanges]
     largest: dict[str, LargestChange]  # per target, when it has another attribute
+    # Each input re-rendered into its own cluster: what translating alone flips.
+    floor: TargetChanges | None = None
 
     def to_json(self) -> dict:
         return {
             "attributes": list(self.attributes),
-            "targets": {
-                t: {"rate_change": list(c.rate_change), "kept": list(c.kept)}
-                for t, c in self.targets.items()
-            },
-            "largest": {
-                t: {"attribute": w.attribute, "rate_change": w.rate_change}
-                for t, w in self.largest.items()
-            },
+            "targets": {t: c.to_json() for t, c in self.targets.items()},
+            "largest": {t: dataclasses.asdict(w) for t, w in self.largest.items()},
+            "floor": self.floor.to_json() if self.floor is not None else None,
         }
 
     @classmethod
     def from_json(cls, d: dict) -> SideEffects:
+        floor = d.get("floor")
         return cls(
             attributes=tuple(d["attributes"]),
-            targets={
-                t: TargetChanges(tuple(c["rate_change"]), tuple(c["kept"]))
-                for t, c in d["targets"].items()
-            },
+            targets={t: TargetChanges.from_json(c) for t, c in d["targets"].items()},
             largest={t: LargestChange(**w) for t, w in d["largest"].items()},
+            floor=TargetChanges.from_json(floor) if floor is not None else None,
         )
 
 
+def target_changes(before: np.ndarray, after: np.ndarray, name: str = "") -> TargetChanges:
+    """How decisions bool [N, A] move from `before` to `after`. Raises ValueError (naming
+    `name`) when the shapes differ."""
+    before, after = np.asarray(before, bool), np.asarray(after, bool)
+    if after.shape != before.shape:
+        raise ValueError(f"{name}: decisions {after.shape}, inputs {before.shape}")
+    change = after.mean(axis=0) - before.mean(axis=0)
+    had = before.sum(axis=0)
+    kept = [
+        float((after[:, j] & before[:, j]).sum() / had[j]) if had[j] else None
+        for j in range(before.shape[1])
+    ]
+    changed = (after != before).mean(axis=0)
+    return TargetChanges(
+        tuple(float(c) for c in change), tuple(kept), tuple(float(c) for c in changed)
+    )
+
+
 def side_effects(
-    before: np.ndarray, after: dict[str, np.ndarray], attributes: list[str]
+    before: np.ndarray,
+    after: dict[str, np.ndarray],
+    attributes: list[str],
+    *,
+    floor: np.ndarray | None = None,
 ) -> SideEffects:
     """The judged change of every attribute under each target's translation.
 
     before: bool [N, A], the judge's decisions on the inputs; after: {target name: bool
     [N, A]} on the same inputs translated toward it. Per target and attribute:
-    `rate_change` = rate judged positive after − before (over all N inputs) and `kept` =
-    the share of inputs judged positive before that still are (None when none were).
-    `largest` names, per target, the attribute other than the target itself (a target named
+    `rate_change` = rate judged positive after − before (over all N inputs), `kept` =
+    the share of inputs judged positive before that still are (None when none were) and
+    `changed` = the share of inputs whose decision flipped either way. `floor`: bool [N, A]
+    on the inputs re-rendered into their own clusters, the same changes for re-rendering
+    alone (a judge flips some decisions on any generated image). `largest` names, per target, the attribute other than the target itself (a target named
     "Male" or "Male (cluster 10)") whose rate moves most, with that change.
     Raises ValueError when a target's decisions do not have the inputs' shape.
     """
-    before = np.asarray(before, bool)
     targets, largest = {}, {}
     for target, decisions in after.items():
-        decisions = np.asarray(decisions, bool)
-        if decisions.shape != before.shape:
-            raise ValueError(f"{target}: decisions {decisions.shape}, inputs {before.shape}")
-        change = decisions.mean(axis=0) - before.mean(axis=0)
-        had = before.sum(axis=0)
-        kept = [
-            float((decisions[:, j] & before[:, j]).sum() / had[j]) if had[j] else None
-            for j in range(len(attributes))
-        ]
-        targets[target] = TargetChanges(tuple(float(c) for c in change), tuple(kept))
+        targets[target] = changes = target_changes(before, decisions, target)
         others = [j for j, a in enumerate(attributes) if target.split(" (")[0] != a]
         if others:
-            j = max(others, key=lambda k: abs(change[k]))
-            largest[target] = LargestChange(attributes[j], float(change[j]))
-    return SideEffects(tuple(attributes), targets, largest)
+            j = max(others, key=lambda k: abs(changes.rate_change[k]))
+            largest[target] = LargestChange(attributes[j], changes.rate_change[j])
+    floor_changes = None if floor is None else target_changes(before, floor, "own cluster")
+    return SideEffects(tuple(attributes), targets, largest, floor_changes)
 
 
 def side_effect_table(
@@ -102,4 +125,11 @@ def side_effect_table(
     return side_effects(before, after, attributes).to_json()
 
 
-__all__ = ["LargestChange", "SideEffects", "TargetChanges", "side_effect_table", "side_effects"]
+__all__ = [
+    "LargestChange",
+    "SideEffects",
+    "TargetChanges",
+    "side_effect_table",
+    "side_effects",
+    "target_changes",
+]

@@ -67,31 +67,56 @@ def _transfer_lines(tr: TransferResult) -> list[str]:
         "  (judge = balanced accuracy on the untranslated held-out images; all/lacking = "
         "rate judged to have the attribute after translation, base = before)"
     )
-    return lines + _edge_judge_lines(tr) + _side_effect_lines(tr.side_effects)
+    return lines + _side_effect_lines(tr.side_effects, "  ") + _second_judge_lines(tr)
 
 
-def _edge_judge_lines(tr: TransferResult) -> list[str]:
-    """The edge judge's gain per target beside the main judge's, or why it is missing."""
-    if not tr.edge_attributes:
-        return [f"  edge judge: {tr.edge_judge}"] if tr.edge_judge else []
+# What each second judge sees, for its heading.
+SECOND_JUDGES = {
+    "edges": "blind to colour",
+    "face": "a face-recognition network that never saw the clusters",
+}
+
+
+def _second_judge_lines(tr: TransferResult) -> list[str]:
+    """Each other judge's gain per target beside the main judge's and its side effects, or
+    why it is missing."""
     main = {r.attribute: r.rates.gain_lacking for r in tr.attributes}
-    lines = [f"  edge judge, blind to colour ({tr.edge_judge}): gain among inputs lacking it"]
-    for r in tr.edge_attributes:
+    lines = []
+    for key, judge in tr.second_judges.items():
+        if not judge.attributes:
+            lines.append(f"  {key} judge: {judge.name}")
+            continue
         lines.append(
-            f"    {r.attribute:<20} {_fmt(r.rates.gain_lacking, '+.3f'):>6} (judge "
-            f"{_fmt(r.judge_balanced_accuracy, '.2f')}; main judge "
-            f"{_fmt(main.get(r.attribute), '+.3f')})"
+            f"  {key} judge, {SECOND_JUDGES.get(key, 'another judge')} ({judge.name}): "
+            "gain among inputs lacking it"
         )
+        for r in judge.attributes:
+            lines.append(
+                f"    {r.attribute:<20} {_fmt(r.rates.gain_lacking, '+.3f'):>6} (judge "
+                f"{_fmt(r.judge_balanced_accuracy, '.2f')}; main judge "
+                f"{_fmt(main.get(r.attribute), '+.3f')})"
+            )
+        if judge.side_effects is not None:
+            lines += _side_effect_lines(judge.side_effects, "    ")
     return lines
 
 
-def _side_effect_lines(table: SideEffects) -> list[str]:
-    """The largest other change per target."""
+def _side_effect_lines(table: SideEffects, indent: str) -> list[str]:
+    """The largest other change per target, with the share of inputs it flipped and the
+    floor: the same share when each input is re-rendered into its own cluster."""
     if not table.largest:
         return []
-    lines = ["  side effects (the other attribute whose judged rate moves most):"]
+    lines = [
+        f"{indent}side effects (the other attribute whose judged rate moves most; changed = "
+        "inputs whose decision flipped; floor = the same re-rendered into their own cluster):"
+    ]
     for target, worst in table.largest.items():
-        lines.append(f"    into {target:<28} {worst.attribute:<20} {worst.rate_change:+.3f}")
+        j = table.attributes.index(worst.attribute)
+        floor = table.floor.changed[j] if table.floor is not None else None
+        lines.append(
+            f"{indent}  into {target:<28} {worst.attribute:<20} {worst.rate_change:+.3f}  "
+            f"changed {table.targets[target].changed[j]:.3f} (floor {_fmt(floor)})"
+        )
     return lines
 
 

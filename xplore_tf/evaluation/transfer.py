@@ -408,6 +408,32 @@ class AttributeTransfer:
 
 
 @dataclasses.dataclass(frozen=True)
+class SecondJudge:
+    """The same translations judged by another judge than the main one (`edges.py`,
+    `face_judge.py`): its rates per target and side effects, or why it is missing."""
+
+    name: str  # the judge's name, or why there is none ("skipped: ...")
+    attributes: tuple[AttributeTransfer, ...] = ()
+    side_effects: side_effects_lib.SideEffects | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "attributes": [r.to_json() for r in self.attributes],
+            "side_effects": self.side_effects.to_json() if self.side_effects else None,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> SecondJudge:
+        table = d.get("side_effects")
+        return cls(
+            d["name"],
+            tuple(AttributeTransfer.from_json(r) for r in d["attributes"]),
+            side_effects_lib.SideEffects.from_json(table) if table else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class TransferResult:
     """metrics.json's `transfer`: held-out images translated into each target's cluster."""
 
@@ -421,9 +447,8 @@ class TransferResult:
     attributes: tuple[AttributeTransfer, ...]
     judge_quality: dict[str, JudgeQuality]
     side_effects: side_effects_lib.SideEffects
-    # The edge judge (`edges.py`): its name, or why it is missing; its rates per target.
-    edge_judge: str = ""
-    edge_attributes: tuple[AttributeTransfer, ...] = ()
+    # Other judges of the same translations by name ("edges", "face").
+    second_judges: dict[str, SecondJudge] = dataclasses.field(default_factory=dict)
 
     status = "ok"
 
@@ -453,8 +478,7 @@ class TransferResult:
             **{f"mean_{k}": self._mean(k) for k in _MEAN_RATES},
             "judge_quality": {a: dataclasses.asdict(q) for a, q in self.judge_quality.items()},
             "side_effects": self.side_effects.to_json(),
-            "edge_judge": self.edge_judge,
-            "edge_attributes": [r.to_json() for r in self.edge_attributes],
+            "second_judges": {k: j.to_json() for k, j in self.second_judges.items()},
         }
         if not self.attributes:
             out["reason"] = self.reason
@@ -467,10 +491,9 @@ class TransferResult:
             attributes=tuple(AttributeTransfer.from_json(r) for r in d["attributes"]),
             judge_quality={a: JudgeQuality(**q) for a, q in d["judge_quality"].items()},
             side_effects=side_effects_lib.SideEffects.from_json(d["side_effects"]),
-            edge_judge=d.get("edge_judge", ""),
-            edge_attributes=tuple(
-                AttributeTransfer.from_json(r) for r in d.get("edge_attributes", [])
-            ),
+            second_judges={
+                k: SecondJudge.from_json(j) for k, j in d.get("second_judges", {}).items()
+            },
         )
 
 
@@ -510,10 +533,12 @@ def target_side_effects(
     attributes: Sequence[str],
     input_decisions: np.ndarray,
     decisions_into: dict[int, np.ndarray],
+    floor: np.ndarray | None = None,
 ) -> side_effects_lib.SideEffects:
-    """Every attribute's judged change under each target's translation (`side_effects`)."""
+    """Every attribute's judged change under each target's translation (`side_effects`);
+    `floor`: decisions on the inputs re-rendered into their own clusters."""
     after = {f"{t.attribute} (cluster {t.cluster})": decisions_into[t.cluster] for t in targets}
-    return side_effects_lib.side_effects(input_decisions, after, list(attributes))
+    return side_effects_lib.side_effects(input_decisions, after, list(attributes), floor=floor)
 
 
 __all__ = [
@@ -522,6 +547,7 @@ __all__ = [
     "JudgeQuality",
     "LogisticProbe",
     "TransferRates",
+    "SecondJudge",
     "TransferResult",
     "TransferTarget",
     "accuracy",

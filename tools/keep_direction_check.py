@@ -2,12 +2,15 @@
 
     python -m tools.keep_direction_check --flagfile=configs/celeba10k_mobilenet.cfg \\
         --workdir=RUN --keep=Male:10 --targets=Blond_Hair:47,Eyeglasses:34,Smiling:27 \\
-        [--reference_group=20 --shared_strengths=1,1.5] [--contrast_neighbors=5] [--judge=face]
+        [--keep_strengths=1,1.25] [--reference_group=20 --shared_strengths=1,1.5]
+        [--contrast_neighbors=5] [--judge=face]
 
 A cluster carries everything its members share: translating men toward a cluster of blond
 women makes them blond and female. `translate --keep` takes the edit's part along a kept
 cluster's direction out, at the edit's length (`xplore_tf.clustering.space.keep_directions`,
-the code the exported `mix_condition` runs); this compares it with the plain edit.
+the code the exported `mix_condition` runs); this compares it with the plain edit, at each
+--keep_strengths (above 1 it goes further toward the target, to win back the gain the kept
+direction took).
 With --reference_group=N it also draws, for each target, N training-split images that have
 the target attribute, half of them with the kept attribute and half without (a group of
 blond men and women), and translates toward the group's whole statistics
@@ -49,18 +52,16 @@ def _pairs(text: str) -> dict[str, int]:
     return out
 
 
-def _strengths(text: str) -> list[float]:
-    """'1,1.5' -> [1.0, 1.5]: each in [0, MAX_STRENGTH], at least one."""
+def _strengths(text: str, flag: str) -> list[float]:
+    """'1,1.5' -> [1.0, 1.5]: each in [0, MAX_STRENGTH], at least one (errors name `flag`)."""
     from xplore_tf.common import signatures as sig
 
     try:
-        values = [float(v) for v in filter(None, text.split(","))]
+        values = list(dict.fromkeys(float(v) for v in filter(None, text.split(","))))
     except ValueError:
-        raise SystemExit(f"--shared_strengths: expected numbers, got {text!r}") from None
+        raise SystemExit(f"--{flag}: expected numbers, got {text!r}") from None
     if not values or not all(0.0 <= v <= sig.MAX_STRENGTH for v in values):
-        raise SystemExit(
-            f"--shared_strengths={text}: expected numbers in [0, {sig.MAX_STRENGTH:g}]"
-        )
+        raise SystemExit(f"--{flag}={text}: expected numbers in [0, {sig.MAX_STRENGTH:g}]")
     return values
 
 
@@ -187,11 +188,18 @@ def _group_condition(s: Setup, target: str, size: int) -> np.ndarray:
 
 
 def _edits(
-    s: Setup, keep: int, target: int, group: np.ndarray | None, strengths, neighbors: int
+    s: Setup,
+    keep: int,
+    target: int,
+    group: np.ndarray | None,
+    strengths: tuple[list[float], list[float]],
+    neighbors: int,
 ) -> dict:
-    """{row name: conditions [N, C]} of the edits compared for one target cluster."""
+    """{row name: conditions [N, C]} of the edits compared for one target cluster;
+    `strengths`: (the kept edit's, the group's shared part's)."""
     from xplore_tf.clustering import space
 
+    keep_strengths, shared_strengths = strengths
     n, k, d = len(s.held), s.stats.num_clusters, s.stats.dim
     source = s.table[s.clusters[s.held]]
     std_from = d if s.config.model.condition == "mean_std" else None
@@ -202,15 +210,18 @@ def _edits(
     edits = {
         "own cluster": source,
         "plain": space.blend_conditions(source, weights, s.table, std_from=std_from),
-        "keep": space.blend_conditions(source, weights, s.table, std_from=std_from, keep=kept),
     }
+    for alpha in keep_strengths:
+        edits["keep" if alpha == 1 else f"keep {alpha:g}"] = space.blend_conditions(
+            source, alpha * weights, s.table, std_from=std_from, keep=kept
+        )
     if neighbors:
         edits["contrast"] = space.contrast_conditions(
             source, np.full(n, target), s.table, neighbors=neighbors, mean_dim=d
         )
     if group is not None:
         edits["group"] = np.repeat(group[None], n, axis=0)
-        for alpha in strengths:
+        for alpha in shared_strengths:
             edits[f"shared {alpha:g}"] = space.shared_conditions(
                 source, group[None], s.table, np.full(n, alpha, np.float32), mean_dim=d
             )
@@ -234,6 +245,12 @@ def main(argv=None) -> int:
     )
     p.add_argument("--shared_strengths", default="1", help="strengths of the group's shared part")
     p.add_argument(
+        "--keep_strengths",
+        default="1",
+        help="strengths of the edit without its part along --keep's direction (1 = the "
+        "plain edit's length)",
+    )
+    p.add_argument(
         "--contrast_neighbors",
         type=_whole_number,
         default=0,
@@ -248,7 +265,10 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
-    strengths = _strengths(args.shared_strengths)
+    strengths = (
+        _strengths(args.keep_strengths, "keep_strengths"),
+        _strengths(args.shared_strengths, "shared_strengths"),
+    )
     s = _setup(args, [keep_name, *targets])
     if args.contrast_neighbors >= s.stats.num_clusters:
         raise SystemExit(

@@ -320,8 +320,8 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
     text = pipeline.format_summary(perfect)
     assert "background_0" in text and "fd_pixels" in text and "geometry" in text
     assert "colour blotches (face patches off skin's hues): " in text
-    assert "edges judge, blind to colour (logistic probe on HOG features (" in text
-    assert "face judge: skipped: needs dlib" in text and "(floor 0.0" in text
+    assert "edge judge (logistic probe on HOG features (" in text
+    assert "face judge: skipped: needs dlib" in text and "(floor " in text
     assert "strength curve (100 held-out images into 4 attribute clusters" in text
     assert "reference groups (20 held-out images" in text
     assert "background_0+background_1" in text and "skipped (no transfer cluster" in text

@@ -36,7 +36,8 @@ def test_changed_counts_flips_both_ways_and_the_floor_is_its_own_row():
     swapped = np.array([[0], [1], [1], [0]], bool)  # one man out, one woman in: net 0
     table = side_effects.side_effects(before, {"t": swapped}, ["Male"], floor=before)
     assert table.targets["t"].rate_change == (0.0,) and table.targets["t"].changed == (0.5,)
-    assert table.floor.changed == (0.0,) and "own cluster" not in table.targets
+    assert table.floor == side_effects.target_changes(before, before)
+    assert table.floor.changed == (0.0,) and table.floor.kept == (1.0,)
     assert side_effects.SideEffects.from_json(table.to_json()) == table
     with pytest.raises(ValueError, match="own cluster"):
         side_effects.side_effects(before, {}, ["Male"], floor=before[:2])

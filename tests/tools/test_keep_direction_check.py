@@ -11,10 +11,10 @@ def test_pairs_parse_names_and_clusters():
     assert kdc._pairs("Male:10,Blond_Hair:47") == {"Male": 10, "Blond_Hair": 47}
 
 
-def test_shared_strengths_parse_or_say_what_was_expected():
-    assert kdc._strengths("1,1.5") == [1.0, 1.5]
-    with pytest.raises(SystemExit, match="--shared_strengths: expected numbers"):
-        kdc._strengths("1,strong")
+def test_strengths_parse_or_say_what_was_expected_naming_the_flag():
+    assert kdc._strengths("1,1.5,1.0", "shared_strengths") == [1.0, 1.5]  # one row each
+    with pytest.raises(SystemExit, match="--keep_strengths: expected numbers"):
+        kdc._strengths("1,strong", "keep_strengths")
     for bad in ("", "2.5", "-1"):
-        with pytest.raises(SystemExit, match=r"expected numbers in \[0, 2\]"):
-            kdc._strengths(bad)
+        with pytest.raises(SystemExit, match=r"--shared_strengths=.* expected numbers in \[0, 2\]"):
+            kdc._strengths(bad, "shared_strengths")

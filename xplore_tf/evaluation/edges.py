@@ -20,6 +20,10 @@ from xplore_tf.evaluation import transfer
 
 CELLS = 8  # cells across the image: 8 px cells at 64 px, so the layout fits any size
 NAME = "logistic probe on HOG features"
+TITLE = "edge judge"
+ROLE = (
+    "it sees edges, not colour or shade, so a dark band where glasses sit does not pass for glasses"
+)
 
 
 def available() -> bool:
@@ -67,4 +71,4 @@ def edge_judge(
     return transfer.Judge(f"{NAME} ({len(train_labels)} images)", probe.predict_proba, hog_features)
 
 
-__all__ = ["NAME", "available", "edge_judge", "hog_features"]
+__all__ = ["NAME", "ROLE", "TITLE", "available", "edge_judge", "hog_features"]

@@ -11,7 +11,8 @@ makes it the judge of side effects on real faces: whether translating toward blo
 changed who the face looks like, gender included.
 
 It exists only where dlib is the identity embedder (`identity.choose_embedder`: real faces);
-its descriptors of the translations are the ones identity already computes.
+evaluation hands it identity's descriptors of the translations into each transfer cluster
+instead of computing them twice.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ import numpy as np
 from xplore_tf.evaluation import identity, transfer
 
 NAME = "logistic probe on dlib face descriptors"
+TITLE = "face judge"
+ROLE = (
+    "a face-recognition network that never saw the clusters, so a tint or shade the "
+    "clustering features read as an attribute does not pass for it"
+)
 
 
 def face_judge(
@@ -44,4 +50,4 @@ def face_judge(
     )
 
 
-__all__ = ["NAME", "face_judge"]
+__all__ = ["NAME", "ROLE", "TITLE", "face_judge"]

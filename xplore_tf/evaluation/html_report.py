@@ -160,22 +160,13 @@ def _transfer_section(tr: TransferResult) -> str:
         + "\n"
         + _table(header, rows)
         + _side_effects_html(tr.side_effects, tr.judge)
-        + "".join(_second_judge_html(key, j) for key, j in tr.second_judges.items())
+        + "".join(_second_judge_html(j) for j in tr.second_judges.values())
     )
 
 
-# Why each second judge is there, for its paragraph.
-SECOND_JUDGES = {
-    "edges": "it sees edges, not colour or shade, so a dark band where glasses sit does not "
-    "pass for glasses",
-    "face": "a face-recognition network that never saw the clusters, so a tint or shade "
-    "the clustering features read as an attribute does not pass for it",
-}
-
-
-def _second_judge_html(key: str, judge: SecondJudge) -> str:
+def _second_judge_html(judge: SecondJudge) -> str:
     if not judge.attributes:
-        return f"<p>{_e(key.capitalize())} judge: {_e(judge.name)}</p>"
+        return f"<p>{_e(judge.title.capitalize())}: {_e(judge.name)}</p>"
     rows = [
         [
             _e(r.attribute),
@@ -189,12 +180,10 @@ def _second_judge_html(key: str, judge: SecondJudge) -> str:
     table = _table(
         ["attribute", "judge bal. acc.", "rate lacking", "baseline lacking", "gain lacking"], rows
     )
-    why = SECOND_JUDGES.get(key, "another judge")
     changes = _side_effects_html(judge.side_effects, judge.name) if judge.side_effects else ""
     return (
-        f"<p>The same translations by another judge, {_e(judge.name)}: {_e(why)}.</p>"
-        + table
-        + changes
+        f"<p>The same translations by the {_e(judge.title)}, {_e(judge.name)}: "
+        f"{_e(judge.role)}.</p>" + table + changes
     )
 
 

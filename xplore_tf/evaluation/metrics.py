@@ -66,6 +66,12 @@ class Metrics:
 
     @classmethod
     def from_json(cls, d: dict) -> Metrics:
+        """Raises ValueError for a metrics.json of another schema version (evaluate again)."""
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"metrics.json has schema version {d.get('schema_version')}, this version of "
+                f"xplore_tf reads {SCHEMA_VERSION}: run xplore_tf.evaluate again"
+            )
         return cls(
             workdir=d["workdir"],
             checkpoint=d["checkpoint"],

@@ -195,6 +195,7 @@ def _write(out: str, metrics: Metrics, matrix: html_report.TranslationMatrix | N
 
 # ---------------------------------------------------------------- held-out translations
 MAIN, EDGES, FACE = "main", "edges", "face"  # the judges of transfer, by key
+SECOND_JUDGES = {EDGES: edges, FACE: face_judge}  # the modules naming them (TITLE, ROLE)
 
 
 @dataclasses.dataclass
@@ -243,7 +244,8 @@ def _translate_held_out(
 ) -> _Translations:
     """Every held-out image into each transfer cluster, its own cluster and one random other
     cluster, and the matrix rows into the matrix's other columns (`matrix`: (columns,
-    rows)). dlib's descriptors of a translation serve identity and the face judge alike."""
+    rows)). Identity's descriptors of the translations into transfer clusters also serve
+    the face judge (the same dlib descriptors)."""
     batch = config.eval.batch_size
     columns, rows = matrix
     k = num_clusters
@@ -257,8 +259,10 @@ def _translate_held_out(
         progress.add(len(y), f"cluster {c}")
         known = {}
         if embeddings is not None:
-            known[FACE] = embedded = embeddings.embedder.embed(y)
+            embedded = embeddings.embedder.embed(y)
             out.identity_into[c] = float(identity.row_distances(embeddings.inputs, embedded).mean())
+            if embeddings.kind == "dlib":
+                known[FACE] = embedded
         for key, decisions in _decide(judges, y, known).items():
             out.decisions_into[key][c] = decisions
         out.droplets_into[c] = float(droplets.droplet_flags(x_eval, y).mean())
@@ -380,13 +384,15 @@ def _transfer_result(
         return quality, rates, changes
 
     quality, rates, changes = judged(MAIN)
-    second = {
-        key: transfer.SecondJudge(judge.name, *judged(key)[1:])
-        if isinstance(judge, transfer.Judge)
-        else transfer.SecondJudge(judge)
-        for key, judge in judges.items()
-        if key != MAIN
-    }
+    second = {}
+    for key, module in SECOND_JUDGES.items():
+        if isinstance(judges[key], str):
+            second[key] = transfer.SecondJudge(module.TITLE, module.ROLE, judges[key])
+        else:
+            _, judged_rates, judged_changes = judged(key)
+            second[key] = transfer.SecondJudge(
+                module.TITLE, module.ROLE, judges[key].name, judged_rates, judged_changes
+            )
     return transfer.TransferResult(
         judge=judges[MAIN].name,
         min_precision=config.eval.transfer_min_precision,
@@ -402,12 +408,18 @@ def _transfer_result(
     )
 
 
+def _too_few(split: HeldOutSplit) -> str:
+    """Why no probe can be fit on the training split ("" when one can)."""
+    count = len(split.train_idx)
+    return f"skipped: only {count} labelled images to train it" if count < 4 else ""
+
+
 def _edge_judge(config: Config, data: LabelledImages, split: HeldOutSplit) -> transfer.Judge | str:
     """The edge judge (`edges.py`) fit on the training split, or why there is none."""
     if not edges.available():
         return 'skipped: scikit-image is not installed (pip install -e ".[eval]")'
-    if len(split.train_idx) < 4:
-        return f"skipped: only {len(split.train_idx)} labelled images to train it"
+    if _too_few(split):
+        return _too_few(split)
     labels = data.attributes[split.train_idx]
     return edges.edge_judge(split.x_train, labels, data.names, seed=config.seed)
 
@@ -416,19 +428,22 @@ def _face_judge(
     config: Config,
     data: LabelledImages,
     split: HeldOutSplit,
-    embeddings: identity.HeldOutEmbeddings | None,
+    embeddings: tuple[identity.HeldOutEmbeddings | None, str],
 ) -> transfer.Judge | str:
-    """The face judge (`face_judge.py`) fit on the training split, or why there is none."""
-    if embeddings is None or embeddings.kind != "dlib":
-        kind = embeddings.kind if embeddings is not None else "none"
-        return f"skipped: needs dlib as the identity embedder (real faces); it is {kind}"
-    if len(split.train_idx) < 4:
-        return f"skipped: only {len(split.train_idx)} labelled images to train it"
+    """The face judge (`face_judge.py`) fit on the training split, or why there is none;
+    `embeddings`: identity's embedder and embeddings, or None and why. The judge embeds
+    with a dlib embedder of its own, so identity's face counts stay identity's."""
+    held, no_identity = embeddings
+    if held is None:
+        return f"skipped: no identity embedder ({no_identity})"
+    if held.kind != "dlib":
+        return f"skipped: needs dlib as the identity embedder (real faces); it is {held.kind}"
+    if _too_few(split):
+        return _too_few(split)
     labels = data.attributes[split.train_idx]
     logging.info("face judge: dlib descriptors of %d training images", len(labels))
-    return face_judge.face_judge(
-        split.x_train, labels, data.names, embeddings.embedder, seed=config.seed
-    )
+    embedder = identity.DlibFaceEmbedder()
+    return face_judge.face_judge(split.x_train, labels, data.names, embedder, seed=config.seed)
 
 
 def _identity_result(
@@ -522,9 +537,11 @@ def _translation_metrics(
     judges = {
         MAIN: _judge(config, data, split, features, feature_space, f_train),
         EDGES: _edge_judge(config, data, split),
-        FACE: _face_judge(config, data, split, embeddings),
+        FACE: _face_judge(config, data, split, (embeddings, no_identity)),
     }
-    known = {MAIN: f_eval, FACE: embeddings.inputs if embeddings is not None else None}
+    known = {MAIN: f_eval}
+    if embeddings is not None and embeddings.kind == "dlib":
+        known[FACE] = embeddings.inputs
     input_decisions = _decide(judges, split.x_eval, known)
     targets = transfer.transfer_targets(discovery.rows, min_precision=e.transfer_min_precision)
     target_clusters = sorted({t.cluster for t in targets})

@@ -61,7 +61,7 @@ class SideEffects:
 
     @classmethod
     def from_json(cls, d: dict) -> SideEffects:
-        floor = d.get("floor")
+        floor = d["floor"]
         return cls(
             attributes=tuple(d["attributes"]),
             targets={t: TargetChanges.from_json(c) for t, c in d["targets"].items()},
@@ -103,8 +103,9 @@ def side_effects(
     the share of inputs judged positive before that still are (None when none were) and
     `changed` = the share of inputs whose decision flipped either way. `floor`: bool [N, A]
     on the inputs re-rendered into their own clusters, the same changes for re-rendering
-    alone (a judge flips some decisions on any generated image). `largest` names, per target, the attribute other than the target itself (a target named
-    "Male" or "Male (cluster 10)") whose rate moves most, with that change.
+    alone (a judge flips some decisions on any generated image). `largest` names, per
+    target, the attribute other than the target itself (a target named "Male" or "Male
+    (cluster 10)") whose rate moves most, with that change.
     Raises ValueError when a target's decisions do not have the inputs' shape.
     """
     targets, largest = {}, {}

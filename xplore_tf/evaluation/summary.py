@@ -70,26 +70,19 @@ def _transfer_lines(tr: TransferResult) -> list[str]:
     return lines + _side_effect_lines(tr.side_effects, "  ") + _second_judge_lines(tr)
 
 
-# What each second judge sees, for its heading.
-SECOND_JUDGES = {
-    "edges": "blind to colour",
-    "face": "a face-recognition network that never saw the clusters",
-}
-
-
 def _second_judge_lines(tr: TransferResult) -> list[str]:
     """Each other judge's gain per target beside the main judge's and its side effects, or
     why it is missing."""
     main = {r.attribute: r.rates.gain_lacking for r in tr.attributes}
     lines = []
-    for key, judge in tr.second_judges.items():
+    for judge in tr.second_judges.values():
         if not judge.attributes:
-            lines.append(f"  {key} judge: {judge.name}")
+            lines.append(f"  {judge.title}: {judge.name}")
             continue
-        lines.append(
-            f"  {key} judge, {SECOND_JUDGES.get(key, 'another judge')} ({judge.name}): "
-            "gain among inputs lacking it"
-        )
+        lines += [
+            f"  {judge.title} ({judge.name}): gain among inputs lacking it",
+            f"    ({judge.role})",
+        ]
         for r in judge.attributes:
             lines.append(
                 f"    {r.attribute:<20} {_fmt(r.rates.gain_lacking, '+.3f'):>6} (judge "

@@ -319,8 +319,9 @@ def cluster_attribute_precision(
 # ---------------------------------------------------------------- the judge
 @dataclasses.dataclass(frozen=True)
 class Judge:
-    """Decides which attributes images show: a user's Keras classifier on the images, or the
-    logistic probe on their clustering-extractor features (`features`, None for Keras)."""
+    """Decides which attributes images show: a user's Keras classifier on the images, or a
+    logistic probe on features of them (`features`: the clustering extractor's, HOG, dlib's
+    face descriptors; None for Keras)."""
 
     name: str
     predict_proba: Callable[[np.ndarray], np.ndarray]  # images or features -> [N, A]
@@ -412,12 +413,16 @@ class SecondJudge:
     """The same translations judged by another judge than the main one (`edges.py`,
     `face_judge.py`): its rates per target and side effects, or why it is missing."""
 
+    title: str  # "edge judge"
+    role: str  # what it sees that the main judge does not
     name: str  # the judge's name, or why there is none ("skipped: ...")
     attributes: tuple[AttributeTransfer, ...] = ()
     side_effects: side_effects_lib.SideEffects | None = None
 
     def to_json(self) -> dict:
         return {
+            "title": self.title,
+            "role": self.role,
             "name": self.name,
             "attributes": [r.to_json() for r in self.attributes],
             "side_effects": self.side_effects.to_json() if self.side_effects else None,
@@ -425,8 +430,10 @@ class SecondJudge:
 
     @classmethod
     def from_json(cls, d: dict) -> SecondJudge:
-        table = d.get("side_effects")
+        table = d["side_effects"]
         return cls(
+            d["title"],
+            d["role"],
             d["name"],
             tuple(AttributeTransfer.from_json(r) for r in d["attributes"]),
             side_effects_lib.SideEffects.from_json(table) if table else None,
@@ -491,9 +498,7 @@ class TransferResult:
             attributes=tuple(AttributeTransfer.from_json(r) for r in d["attributes"]),
             judge_quality={a: JudgeQuality(**q) for a, q in d["judge_quality"].items()},
             side_effects=side_effects_lib.SideEffects.from_json(d["side_effects"]),
-            second_judges={
-                k: SecondJudge.from_json(j) for k, j in d.get("second_judges", {}).items()
-            },
+            second_judges={k: SecondJudge.from_json(j) for k, j in d["second_judges"].items()},
         )
 
 

@@ -52,6 +52,14 @@ def _pairs(text: str) -> dict[str, int]:
     return out
 
 
+def _cluster_ids(text: str) -> list[int]:
+    """'24,35' -> [24, 35] (--keep_also)."""
+    try:
+        return [int(v) for v in filter(None, text.split(","))]
+    except ValueError:
+        raise SystemExit(f"--keep_also: expected cluster ids like 24,35, got {text!r}") from None
+
+
 def _strengths(text: str, flag: str) -> list[float]:
     """'1,1.5' -> [1.0, 1.5]: each in [0, MAX_STRENGTH], at least one (errors name `flag`)."""
     from xplore_tf.common import signatures as sig
@@ -189,7 +197,7 @@ def _group_condition(s: Setup, target: str, size: int) -> np.ndarray:
 
 def _edits(
     s: Setup,
-    keep: int,
+    keep: list[int],
     target: int,
     group: np.ndarray | None,
     strengths: tuple[list[float], list[float]],
@@ -206,7 +214,7 @@ def _edits(
     weights = np.zeros((n, k), np.float32)
     weights[:, target] = 1.0
     kept = np.zeros((n, k), np.float32)
-    kept[:, keep] = 1.0
+    kept[:, keep] = 1.0  # every kept cluster's direction
     edits = {
         "own cluster": source,
         "plain": space.blend_conditions(source, weights, s.table, std_from=std_from),
@@ -234,6 +242,12 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", required=True, help="the run's folder")
     p.add_argument("--keep", required=True, help="ATTRIBUTE:CLUSTER to keep, e.g. Male:10")
     p.add_argument("--targets", required=True, help="ATTRIBUTE:CLUSTER,... to translate into")
+    p.add_argument(
+        "--keep_also",
+        default="",
+        help="more cluster ids whose directions the kept edit keeps, e.g. a women's cluster "
+        "beside --keep's men's cluster (comma-separated; judged attribute stays --keep's)",
+    )
     p.add_argument("--images", type=int, default=400, help="held-out images to translate")
     p.add_argument("--probe_images", type=int, default=2000, help="training-split images")
     p.add_argument(
@@ -265,6 +279,7 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
+    kept = [keep_cluster, *_cluster_ids(args.keep_also)]
     strengths = (
         _strengths(args.keep_strengths, "keep_strengths"),
         _strengths(args.shared_strengths, "shared_strengths"),
@@ -282,7 +297,7 @@ def main(argv=None) -> int:
     before = s.judge(s.x)
     has = before[:, 0]
     print(
-        f"{len(s.x)} held-out images; keep {keep_name} (cluster {keep_cluster}); "
+        f"{len(s.x)} held-out images; keep {keep_name} (clusters {kept}); "
         f"{int(has.sum())} judged {keep_name}; {args.judge} judge's balanced accuracy "
         + ", ".join(
             f"{a} {transfer.balanced_accuracy(before[:, i], s.truth[:, i]):.2f}"
@@ -297,7 +312,7 @@ def main(argv=None) -> int:
         j = s.attrs.index(name)
         lacking = ~before[:, j]
         group = _group_condition(s, name, args.reference_group) if args.reference_group else None
-        edits = _edits(s, keep_cluster, target, group, strengths, args.contrast_neighbors)
+        edits = _edits(s, kept, target, group, strengths, args.contrast_neighbors)
         for edit, condition in edits.items():
             y = generate(s.x, condition)
             after = s.judge(y)

@@ -18,3 +18,9 @@ def test_strengths_parse_or_say_what_was_expected_naming_the_flag():
     for bad in ("", "2.5", "-1"):
         with pytest.raises(SystemExit, match=r"--shared_strengths=.* expected numbers in \[0, 2\]"):
             kdc._strengths(bad, "shared_strengths")
+
+
+def test_keep_also_takes_cluster_ids_or_says_what_was_expected():
+    assert kdc._cluster_ids("24,35") == [24, 35] and kdc._cluster_ids("") == []
+    with pytest.raises(SystemExit, match="--keep_also: expected cluster ids"):
+        kdc._cluster_ids("women")

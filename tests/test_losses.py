@@ -104,6 +104,26 @@ def test_self_reconstruction_loss_is_the_same_l1():
 # Masks [2, 2, 2, 1]. Sample 0: constant 0.5 -> mean 0.5, TV 0.
 # Sample 1: rows [0, 1], [0, 1] -> mean 0.5; vertical differences (0, 0) -> 0;
 # horizontal differences (1, 1) -> squared mean 1; TV = 0 + 1 = 1.
+def test_chroma_loss_compares_block_means_of_cb_and_cr():
+    x = np.zeros((2, 8, 8, 3), "float32")
+    blue = x.copy()
+    blue[..., 2] = 0.4  # Cb = 0.5 * 0.4 = 0.2, Cr = -0.081312 * 0.4
+    assert float(losses.chroma_loss(x, blue)) == pytest.approx((0.2 + 0.4 * 0.081312) / 2)
+    grey = np.zeros_like(x)
+    grey[..., :] = np.linspace(-1, 1, 8, dtype="float32")[:, None, None]  # luma only
+    assert float(losses.chroma_loss(x, grey)) == pytest.approx(0.0, abs=1e-6)
+    # Red and green pixels that average to one colour in each 4 x 4 block: fine detail cancels.
+    stripes = np.zeros_like(x)
+    stripes[:, :, 0::2, 0] = 0.5
+    stripes[:, :, 1::2, 1] = 0.5
+    even = np.zeros_like(x)
+    even[..., :2] = 0.25
+    assert float(losses.chroma_loss(even, stripes)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.chroma_loss(even, stripes, pool=1)) > 0.1
+    with pytest.raises(ValueError, match="divisible by pool=3"):
+        losses.chroma_loss(x, x, pool=3)
+
+
 MASK = np.array([[0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]], "float32").reshape(2, 2, 2, 1)
 
 
@@ -326,6 +346,17 @@ def test_generator_loss_optional_self_and_mask_terms():
     assert float(total) == pytest.approx(float(base_total))
     with pytest.raises(ValueError, match="self_reconstructed"):
         losses.generator_loss(**common, lambda_self=1.0)
+    # The colour term: on the cycle reconstruction, plus the self one when given.
+    blue = np.zeros((2, 4, 4, 3), "float32")
+    blue[..., 2] = 0.4
+    colour = {**common, "images": np.zeros_like(blue), "reconstructed": blue}
+    one = (0.2 + 0.4 * 0.081312) / 2
+    plain_total, _ = losses.generator_loss(**colour)
+    total, terms = losses.generator_loss(**colour, lambda_chroma=2.0)
+    assert float(terms["G/chroma"]) == pytest.approx(one)
+    assert float(total) == pytest.approx(float(plain_total) + 2.0 * one, rel=1e-6)
+    _, terms = losses.generator_loss(**colour, self_reconstructed=blue, lambda_chroma=2.0)
+    assert float(terms["G/chroma"]) == pytest.approx(2 * one)
     with pytest.raises(ValueError, match="mask"):
         losses.generator_loss(**common, lambda_mask=1.0)
 

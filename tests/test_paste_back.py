@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from tests_support import tiny_export, tiny_trained_run
+from tests_support import load_translators_once, tiny_export, tiny_trained_run
 
 from serving import client as client_lib
 from xplore_tf import translate_lib
@@ -25,6 +25,11 @@ pytestmark = [
         not faces.detector_available("mtcnn"), reason="mtcnn not installed (xplore_tf[prepare])"
     ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _translators_load_once(monkeypatch):
+    load_translators_once(monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -684,9 +684,25 @@ def _tiny_cli_flags(workdir) -> list[str]:
     ]
 
 
-def test_train_cli_names_the_cluster_mismatch_in_one_line(tmp_path):
-    flags = _tiny_cli_flags(tmp_path)
-    assert run_binary("xplore_tf.train", *flags).returncode == 0
+@pytest.fixture(scope="module")
+def cli_trained_run(tmp_path_factory):
+    """A workdir the train binary trained with `_tiny_cli_flags` (shared: copy before use)."""
+    workdir = tmp_path_factory.mktemp("cli_trained_run")
+    res = run_binary("xplore_tf.train", *_tiny_cli_flags(workdir))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return workdir
+
+
+def _copy_of_cli_trained_run(cli_trained_run, workdir) -> list[str]:
+    """`cli_trained_run` copied into `workdir`: its binary flags pointing there."""
+    import shutil
+
+    shutil.copytree(cli_trained_run, workdir, dirs_exist_ok=True)
+    return _tiny_cli_flags(workdir)
+
+
+def test_train_cli_names_the_cluster_mismatch_in_one_line(tmp_path, cli_trained_run):
+    flags = _copy_of_cli_trained_run(cli_trained_run, tmp_path)
     flags = [f for f in flags if not f.startswith("--num_clusters")]
     assert run_binary("xplore_tf.cluster", *flags, "--num_clusters=3").returncode == 0
     res = run_binary("xplore_tf.train", *flags, "--num_clusters=3", "--num_steps=4")
@@ -815,9 +831,8 @@ def test_checkpoint_files_that_none_restore_stop_the_run_in_one_line(tmp_path, t
     assert sorted(os.listdir(cfg.checkpoint_dir)) == before  # nothing written over them
 
 
-def test_a_finished_training_run_again_says_there_is_nothing_to_do(tmp_path):
-    flags = _tiny_cli_flags(tmp_path)
-    assert run_binary("xplore_tf.train", *flags).returncode == 0
+def test_a_finished_training_run_again_says_there_is_nothing_to_do(tmp_path, cli_trained_run):
+    flags = _copy_of_cli_trained_run(cli_trained_run, tmp_path)
     again = run_binary("xplore_tf.train", *flags)
     assert again.returncode == 0
     assert again.stdout.strip().splitlines()[0] == (

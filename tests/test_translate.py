@@ -12,6 +12,7 @@ from tests_support import (
     call_signature,
     file_bytes,
     load_saved_model,
+    load_translators_once,
     tiny_export,
     tiny_trained_run,
 )
@@ -21,6 +22,11 @@ from xplore_tf.common import pixels as common
 from xplore_tf.common import signatures as sig
 
 pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
+
+
+@pytest.fixture(autouse=True)
+def _translators_load_once(monkeypatch):
+    load_translators_once(monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -132,6 +132,22 @@ def load_saved_model(path: str):
     return _SHARED["loaded", path]
 
 
+def load_translators_once(monkeypatch) -> None:
+    """`translate_lib.Translator.from_saved_model` loads each path once per test process
+    (through `load_saved_model`), for tests that translate with one SavedModel many times;
+    what they check is the translation or the refusal, not the load."""
+    from xplore_tf import translate_lib
+
+    real = translate_lib.Translator.from_saved_model.__func__
+
+    def once(cls, path):
+        if ("translator", path) not in _SHARED:
+            _SHARED["translator", path] = real(cls, path)
+        return _SHARED["translator", path]
+
+    monkeypatch.setattr(translate_lib.Translator, "from_saved_model", classmethod(once))
+
+
 def call_signature(path: str, name: str, **inputs) -> dict[str, np.ndarray]:
     """The SavedModel at `path` answering signature `name` in process: inputs cast to the
     signature's dtypes, outputs as numpy (what a server must return)."""

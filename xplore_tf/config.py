@@ -136,6 +136,7 @@ class TrainConfig:
     lambda_lat: float = 10.0
     lambda_self: float = 0.0  # |x - G(x, s_own)|_1 (FUNIT/TUNIT); 0 = off (paper)
     lambda_mask: float = 0.0  # weight of the mask regulariser (output_mode="masked")
+    lambda_chroma: float = 0.0  # low-resolution colour term on the reconstructions; 0 = off
     mask_penalty: str = "edit"  # "edit": mean(A), "keep": mean(1 - A) (GANimation's)
     blend_prob: float = 0.0  # fraction of targets that are random blends of clusters; 0 = paper
     extrapolate_prob: float = 0.0  # fraction of targets past the cluster (strength > 1); 0 = paper

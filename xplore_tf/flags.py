@@ -431,6 +431,14 @@ flags.DEFINE_float(
     lower_bound=0.0,
 )
 flags.DEFINE_float(
+    "lambda_chroma",
+    0.0,
+    "Weight of a colour term on the cycle and self reconstructions: the L1 of their chroma "
+    "(Cb, Cr) against the input's on 4 x 4 pixel block means, against colour casts (green "
+    "cheeks, purple lips) the per-pixel L1 weighs lightly; 0 = off (paper).",
+    lower_bound=0.0,
+)
+flags.DEFINE_float(
     "blend_prob",
     0.0,
     "Fraction of training targets that are random blends of conditions (docs/experiments/2026-12-01-beyond-clusters.md): "

@@ -5,7 +5,8 @@ Objectives, with c the image's pseudo-label (source cluster) and t the target cl
     L_D = -E[D_src(x)] + E[D_src(G(x,s_t))] + lambda_gp * GP + lambda_cls * CE(D_cls(x), c)
     L_G = -E[D_src(G(x,s_t))] + lambda_cls * CE(D_cls(G(x,s_t)), t)
           + lambda_rec * |x - G(G(x,s_t), s_c)|_1 + lambda_lat * ||h(x) - h(G(x,s_t))||_2^2
-          [+ lambda_self * |x - G(x,s_c)|_1 + lambda_mask * L_A(A)]   (optional, default off)
+          [+ lambda_self * |x - G(x,s_c)|_1 + lambda_mask * L_A(A)
+           + lambda_chroma * (C(x, G(G(x,s_t), s_c)) + C(x, G(x,s_c)))]   (optional, default off)
 
 With gan_loss="r1" the two adversarial terms are the non-saturating logistic loss instead,
 E[softplus(-D_src(x))] + E[softplus(D_src(G(x,s_t)))] for D and E[softplus(-D_src(G(x,s_t)))]
@@ -13,7 +14,9 @@ for G, and GP is the R1 penalty on real images (StyleGAN2, StarGAN v2).
 
 The optional terms serve the identity-preserving generator options: the self-reconstruction
 loss of FUNIT/TUNIT and an attention-mask regulariser L_A for output_mode="masked" (an area
-sparsity term, or GANimation's, which penalises the opposite area: `mask_loss`).
+sparsity term, or GANimation's, which penalises the opposite area: `mask_loss`), and a
+low-resolution colour term C on the reconstructions (`chroma_loss`) against colour casts
+that the per-pixel L1 weighs too lightly.
 
 Batch reduction. Every term is first reduced to one value per sample (the mean over the
 patch map for critic scores, over all pixels/channels for L1, over all feature elements for
@@ -30,7 +33,8 @@ losses (`tf.GradientTape`). Values are computed in float32 whatever the inputs' 
 
 Loss weights default to StarGAN's (lambda_cls=1, lambda_gp=10, lambda_rec=10); the paper
 does not state its values. lambda_lat=10 is our default (no StarGAN counterpart; DESIGN.md §3).
-lambda_self and lambda_mask default to 0 (off); GANimation uses lambda_A = 0.1 for the mask.
+lambda_self, lambda_mask and lambda_chroma default to 0 (off); GANimation uses lambda_A = 0.1
+for the mask.
 """
 
 from __future__ import annotations
@@ -50,6 +54,12 @@ LAMBDA_LAT = 10.0
 # each direction instead (resolution independent), so the same weighting relative to the
 # mean(A) sparsity term is 1e-4 * 127 * 128 = 1.6256.
 LAMBDA_TV = 1e-4 * 127 * 128
+# ITU-R BT.601's blue- and red-difference rows (Cb, Cr) of RGB: the colour without the luma.
+CHROMA_ROWS = (
+    (-0.168736, -0.331264, 0.5),
+    (0.5, -0.418688, -0.081312),
+)
+CHROMA_POOL = 4
 
 
 def _per_sample_mean(x):
@@ -265,6 +275,42 @@ def self_reconstruction_loss(images, reconstructed, *, global_batch_size: int | 
     return cycle_reconstruction_loss(images, reconstructed, global_batch_size=global_batch_size)
 
 
+def chroma_loss(images, reconstructed, *, pool: int = CHROMA_POOL, global_batch_size=None):
+    """Mean |Cb, Cr of avg_pool(x) - Cb, Cr of avg_pool(y)|: a colour term at low resolution.
+
+    The per-pixel L1 of the reconstruction losses weighs a colour cast over a patch of skin
+    (a green cheek, a purple lip) like a few pixels of misplaced edge: little. This term
+    compares only the chroma (ITU-R BT.601 Cb and Cr, `CHROMA_ROWS`; luma and its edges
+    are left to the L1) of `pool` x `pool` block means, where fine detail has cancelled out.
+
+    Args:
+        images, reconstructed: [N, H, W, 3] RGB in the same range; H and W divisible by
+            `pool`.
+        pool: the block side in pixels (4: a 64 px face is compared on a 16 x 16 grid).
+    Returns:
+        scalar float32 (`reduce_batch` of the per-sample mean over the grid and both
+        chroma channels).
+    Raises:
+        ValueError: shapes differ, there are not 3 channels, or H, W are not divisible by
+            `pool`.
+    """
+    _check_same_shape(images, reconstructed, names="`images` and `reconstructed`")
+    height, width, channels = images.shape[1:]
+    if channels != 3 or height % pool or width % pool:
+        raise ValueError(
+            f"chroma_loss needs [N, H, W, 3] with H and W divisible by pool={pool}; "
+            f"got {tuple(images.shape)}."
+        )
+    rows = ops.convert_to_tensor(CHROMA_ROWS, "float32")
+
+    def chroma(x):
+        blocks = ops.average_pool(ops.cast(x, "float32"), pool, strides=pool, padding="valid")
+        return ops.einsum("nhwc,kc->nhwk", blocks, rows)
+
+    diff = ops.abs(chroma(images) - chroma(reconstructed))
+    return reduce_batch(_per_sample_mean(diff), global_batch_size=global_batch_size)
+
+
 MASK_PENALTIES = ("edit", "keep")
 
 
@@ -391,9 +437,11 @@ def generator_loss(
     mask_penalty: str = "edit",
     lambda_tv: float = LAMBDA_TV,
     gan_loss: str = "wgan_gp",
+    lambda_chroma: float = 0.0,
 ):
     """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat
-    [+ lambda_self * self] [+ lambda_mask * mask]; returns (total, terms).
+    [+ lambda_self * self] [+ lambda_mask * mask] [+ lambda_chroma * chroma];
+    returns (total, terms).
 
     Args:
         fake_scores: D's patch map on G(x, s_t) [N, h, w, 1].
@@ -410,40 +458,42 @@ def generator_loss(
         lambda_mask: GANimation's lambda_A (default 0; the paper uses 0.1).
         mask_penalty, lambda_tv: passed to `mask_loss` (`penalty`, `lambda_tv`).
         gan_loss: one of `GAN_LOSSES`: which adversarial loss (`adversarial_losses`).
+        lambda_chroma: weight of `chroma_loss` on the cycle reconstruction plus, when given,
+            on `self_reconstructed` (default 0: not computed).
     Returns:
         (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars, plus
-        "G/self" when `self_reconstructed` is given and "G/mask" when `mask` is given).
+        "G/self" when `self_reconstructed` is given, "G/mask" when `mask` is given and
+        "G/chroma" when `lambda_chroma` is set).
     """
     if lambda_self and self_reconstructed is None:
         raise ValueError("`lambda_self` is set but `self_reconstructed` is None.")
     if lambda_mask and mask is None:
         raise ValueError("`lambda_mask` is set but `mask` is None.")
     _, g_adv = adversarial_losses(gan_loss)
-    terms = {
-        "G/adv": g_adv(fake_scores, global_batch_size=global_batch_size),
-        "G/cls": cluster_classification_loss(
-            fake_logits, target_labels, global_batch_size=global_batch_size
+    b = global_batch_size
+    weighted = {  # name: (weight, unweighted term)
+        "G/adv": (1.0, g_adv(fake_scores, global_batch_size=b)),
+        "G/cls": (
+            lambda_cls,
+            cluster_classification_loss(fake_logits, target_labels, global_batch_size=b),
         ),
-        "G/rec": cycle_reconstruction_loss(
-            images, reconstructed, global_batch_size=global_batch_size
+        "G/rec": (
+            lambda_rec,
+            cycle_reconstruction_loss(images, reconstructed, global_batch_size=b),
         ),
-        "G/lat": latent_loss(h_real, h_fake, global_batch_size=global_batch_size),
+        "G/lat": (lambda_lat, latent_loss(h_real, h_fake, global_batch_size=b)),
     }
-    total = (
-        terms["G/adv"]
-        + lambda_cls * terms["G/cls"]
-        + lambda_rec * terms["G/rec"]
-        + lambda_lat * terms["G/lat"]
-    )
     if self_reconstructed is not None:
-        terms["G/self"] = self_reconstruction_loss(
-            images, self_reconstructed, global_batch_size=global_batch_size
-        )
-        total = total + lambda_self * terms["G/self"]
+        own = self_reconstruction_loss(images, self_reconstructed, global_batch_size=b)
+        weighted["G/self"] = (lambda_self, own)
     if mask is not None:
-        terms["G/mask"] = _masks_loss(mask, mask_penalty, lambda_tv, global_batch_size)
-        total = total + lambda_mask * terms["G/mask"]
-    return total, terms
+        weighted["G/mask"] = (lambda_mask, _masks_loss(mask, mask_penalty, lambda_tv, b))
+    if lambda_chroma:
+        outputs = [reconstructed] + ([] if self_reconstructed is None else [self_reconstructed])
+        chroma = sum(chroma_loss(images, y, global_batch_size=b) for y in outputs)
+        weighted["G/chroma"] = (lambda_chroma, chroma)
+    total = sum(weight * term for weight, term in weighted.values())
+    return total, {name: term for name, (_, term) in weighted.items()}
 
 
 def _masks_loss(mask, penalty: str, lambda_tv: float, global_batch_size: int | None):

@@ -69,7 +69,18 @@ __all__ = [
     "writes_workdir",
 ]
 
-SCALARS = ("D/adv", "D/gp", "D/cls", "G/adv", "G/cls", "G/rec", "G/lat", "G/self", "G/mask")
+SCALARS = (
+    "D/adv",
+    "D/gp",
+    "D/cls",
+    "G/adv",
+    "G/cls",
+    "G/rec",
+    "G/lat",
+    "G/self",
+    "G/mask",
+    "G/chroma",
+)
 
 
 class TrainingDivergedError(RuntimeError):

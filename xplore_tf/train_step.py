@@ -294,6 +294,7 @@ class Trainer:
                 mask_penalty=t.mask_penalty,
                 global_batch_size=t.batch_size,
                 gan_loss=t.gan_loss,
+                lambda_chroma=t.lambda_chroma,
             )
             scaled = self._scaled(self.g_optimizer, total)
         variables = self.generator.trainable_variables

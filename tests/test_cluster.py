@@ -41,6 +41,15 @@ def test_cluster_then_evaluate_cli(tmp_path):
         rows = {r["attribute"]: r for r in json.load(f)["attributes"]}
     assert rows["red"]["best_precision"] == 1.0 and rows["red"]["best_size"] == 12
     assert rows["green"]["nmi"] > 0.5
+    # A side-effect attribute the labels do not have stops before any translation.
+    res = run_binary(
+        "xplore_tf.evaluate", f"--flagfile={flagfile}", "--side_effect_attributes=blue"
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == (
+        "xplore_tf.evaluate: error: --side_effect_attributes: blue is not a judged attribute "
+        "(expected some of green, red)"
+    )
 
 
 def test_cli_bad_input_is_one_line(tmp_path):

@@ -89,6 +89,7 @@ class EvalConfig:
     strengths: tuple[float, ...] = ()
     reference_group_size: int = 0  # held-out images per reference group; 0 = no groups
     combinations: tuple[str, ...] = ()  # "a+b" attribute pairs translated at once; () = none
+    side_effect_attributes: tuple[str, ...] = ()  # largest side effect among these; () = all
     report_images: int = 8  # rows of the translation matrix
     report_clusters: int = 10  # target-cluster columns of the translation matrix
 

@@ -883,6 +883,13 @@ flags.DEFINE_list(
     "present, beside translating into either alone and into the midpoint (s_a + s_b) / 2. "
     "Empty = off.",
 )
+flags.DEFINE_list(
+    "side_effect_attributes",
+    [],
+    "Side effects: the summary names, per target, the attribute whose judged rate moves most "
+    "among these (labels.csv column names, e.g. Male to watch gender). metrics.json keeps "
+    "every attribute's change either way. Empty = among all judged attributes.",
+)
 flags.DEFINE_integer(
     "eval_batch_size",
     32,

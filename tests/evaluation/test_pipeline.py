@@ -384,6 +384,7 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path, tmp_path_factory):
         "--strengths=1,0",
         "--reference_group_size=2",
         "--combinations=glasses+smile",
+        "--side_effect_attributes=smile",
     )
     assert res.returncode == 0, res.stderr[-3000:]
     with open(tmp_path / "eval" / "metrics.json") as f:
@@ -414,3 +415,6 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path, tmp_path_factory):
     }
     assert "Reference groups" in page and "Combined attributes" in page
     assert "reference groups (2 held-out" in res.stdout and "glasses+smile" in res.stdout
+    # The summary's side effects are chosen among the watched attributes.
+    assert metrics["transfer"]["side_effects"]["among"] == ["smile"]
+    assert "side effects (the other attribute among smile whose" in res.stdout

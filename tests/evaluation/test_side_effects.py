@@ -41,3 +41,30 @@ def test_changed_counts_flips_both_ways_and_the_floor_is_its_own_row():
     assert side_effects.SideEffects.from_json(table.to_json()) == table
     with pytest.raises(ValueError, match="own cluster"):
         side_effects.side_effects(before, {}, ["Male"], floor=before[:2])
+
+
+def test_among_picks_the_largest_from_the_watched_attributes_only():
+    attributes = ["Male", "Blond_Hair", "Black_Hair"]
+    before = np.array([[1, 0, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0]], bool)
+    # Into blond: every black-haired input loses it (-0.75), one man turns woman (-0.25).
+    blond = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0]], bool)
+    plain = side_effects.side_effects(before, {"Blond_Hair": blond}, attributes)
+    assert plain.largest["Blond_Hair"].attribute == "Black_Hair"
+    watched = side_effects.side_effects(before, {"Blond_Hair": blond}, attributes, among=["Male"])
+    assert watched.largest["Blond_Hair"] == side_effects.LargestChange("Male", -0.25)
+    assert watched.targets == plain.targets  # the table itself is unchanged
+    assert side_effects.SideEffects.from_json(watched.to_json()) == watched
+    # Into Male with only Male watched: no other attribute to name.
+    into_male = side_effects.side_effects(before, {"Male": before}, attributes, among=["Male"])
+    assert into_male.largest == {}
+    with pytest.raises(ValueError, match="^--side_effect_attributes: Smile is not a judged"):
+        side_effects.check_among(["Smile"], attributes, source="--side_effect_attributes")
+    with pytest.raises(ValueError, match="Smile"):
+        side_effects.side_effects(before, {}, attributes, among=["Smile"])
+
+
+def test_metrics_written_before_among_read_as_all_attributes():
+    before = np.zeros((2, 1), bool)
+    old = side_effects.side_effects(before, {"t": before}, ["Male"]).to_json()
+    del old["among"]
+    assert side_effects.SideEffects.from_json(old).among == ()

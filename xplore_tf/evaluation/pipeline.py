@@ -46,6 +46,7 @@ from xplore_tf.evaluation import (
     html_report,
     identity,
     realism,
+    side_effects,
     transfer,
 )
 from xplore_tf.evaluation.beyond import COMBINATIONS, REFERENCE_GROUPS, STRENGTH_CURVE
@@ -134,6 +135,9 @@ def evaluate(
         os.path.join(config.clusters_dir, contact_sheets.CLUSTER_NAMES)
     )
     data = labelled_images(discovery)
+    side_effects.check_among(
+        config.eval.side_effect_attributes, data.names, source="--side_effect_attributes"
+    )
     checkpoint, step = "translate_fn", None
     if translate_fn is None and _has_checkpoint(config):
         fns = checkpoint_generator_fns(config, None, batch_size=config.eval.batch_size)
@@ -380,6 +384,7 @@ def _transfer_result(
             input_decisions[key],
             translations.decisions_into[key],
             translations.decisions_own[key],
+            among=config.eval.side_effect_attributes,
         )
         return quality, rates, changes
 

@@ -9,6 +9,7 @@ CVPR 2021): the same judge scores every attribute before and after each translat
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class SideEffects:
     largest: dict[str, LargestChange]  # per target, when it has another attribute
     # Each input re-rendered into its own cluster: what translating alone flips.
     floor: TargetChanges | None = None
+    among: tuple[str, ...] = ()  # the attributes `largest` was chosen from; () = all
 
     def to_json(self) -> dict:
         return {
@@ -57,6 +59,7 @@ class SideEffects:
             "targets": {t: c.to_json() for t, c in self.targets.items()},
             "largest": {t: dataclasses.asdict(w) for t, w in self.largest.items()},
             "floor": self.floor.to_json() if self.floor is not None else None,
+            "among": list(self.among),
         }
 
     @classmethod
@@ -67,6 +70,7 @@ class SideEffects:
             targets={t: TargetChanges.from_json(c) for t, c in d["targets"].items()},
             largest={t: LargestChange(**w) for t, w in d["largest"].items()},
             floor=TargetChanges.from_json(floor) if floor is not None else None,
+            among=tuple(d.get("among", ())),  # absent in metrics.json written before it
         )
 
 
@@ -88,12 +92,23 @@ def target_changes(before: np.ndarray, after: np.ndarray, name: str = "") -> Tar
     )
 
 
+def check_among(among: Sequence[str], attributes: Sequence[str], *, source: str = "among"):
+    """Raises ValueError naming `source` when `among` has a name not in `attributes`."""
+    unknown = [a for a in among if a not in attributes]
+    if unknown:
+        raise ValueError(
+            f"{source}: {', '.join(unknown)} is not a judged attribute "
+            f"(expected some of {', '.join(attributes) or 'none: no labelled attributes'})"
+        )
+
+
 def side_effects(
     before: np.ndarray,
     after: dict[str, np.ndarray],
     attributes: list[str],
     *,
     floor: np.ndarray | None = None,
+    among: Sequence[str] = (),
 ) -> SideEffects:
     """The judged change of every attribute under each target's translation.
 
@@ -105,18 +120,22 @@ def side_effects(
     on the inputs re-rendered into their own clusters, the same changes for re-rendering
     alone (a judge flips some decisions on any generated image). `largest` names, per
     target, the attribute other than the target itself (a target named "Male" or "Male
-    (cluster 10)") whose rate moves most, with that change.
-    Raises ValueError when a target's decisions do not have the inputs' shape.
+    (cluster 10)") whose rate moves most, with that change; `among` restricts it to these
+    attributes (the side effects a user watches, e.g. gender), () = any.
+    Raises ValueError when a target's decisions do not have the inputs' shape, or when
+    `among` names an attribute not in `attributes`.
     """
+    check_among(among, attributes)
+    candidates = [j for j, a in enumerate(attributes) if not among or a in among]
     targets, largest = {}, {}
     for target, decisions in after.items():
         targets[target] = changes = target_changes(before, decisions, target)
-        others = [j for j, a in enumerate(attributes) if target.split(" (")[0] != a]
+        others = [j for j in candidates if target.split(" (")[0] != attributes[j]]
         if others:
             j = max(others, key=lambda k: abs(changes.rate_change[k]))
             largest[target] = LargestChange(attributes[j], changes.rate_change[j])
     floor_changes = None if floor is None else target_changes(before, floor, "own cluster")
-    return SideEffects(tuple(attributes), targets, largest, floor_changes)
+    return SideEffects(tuple(attributes), targets, largest, floor_changes, tuple(among))
 
 
 def side_effect_table(
@@ -130,6 +149,7 @@ __all__ = [
     "LargestChange",
     "SideEffects",
     "TargetChanges",
+    "check_among",
     "side_effect_table",
     "side_effects",
     "target_changes",

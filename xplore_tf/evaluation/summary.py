@@ -99,9 +99,11 @@ def _side_effect_lines(table: SideEffects, indent: str) -> list[str]:
     floor: the same share when each input is re-rendered into its own cluster."""
     if not table.largest:
         return []
+    among = f" among {', '.join(table.among)}" if table.among else ""
     lines = [
-        f"{indent}side effects (the other attribute whose judged rate moves most; changed = "
-        "inputs whose decision flipped; floor = the same re-rendered into their own cluster):"
+        f"{indent}side effects (the other attribute{among} whose judged rate moves most; "
+        "changed = inputs whose decision flipped; floor = the same re-rendered into their own "
+        "cluster):"
     ]
     for target, worst in table.largest.items():
         j = table.attributes.index(worst.attribute)

@@ -539,11 +539,15 @@ def target_side_effects(
     input_decisions: np.ndarray,
     decisions_into: dict[int, np.ndarray],
     floor: np.ndarray | None = None,
+    among: Sequence[str] = (),
 ) -> side_effects_lib.SideEffects:
     """Every attribute's judged change under each target's translation (`side_effects`);
-    `floor`: decisions on the inputs re-rendered into their own clusters."""
+    `floor`: decisions on the inputs re-rendered into their own clusters; `among`: the
+    attributes the largest side effect is chosen from (() = all)."""
     after = {f"{t.attribute} (cluster {t.cluster})": decisions_into[t.cluster] for t in targets}
-    return side_effects_lib.side_effects(input_decisions, after, list(attributes), floor=floor)
+    return side_effects_lib.side_effects(
+        input_decisions, after, list(attributes), floor=floor, among=among
+    )
 
 
 __all__ = [

@@ -306,50 +306,6 @@ def test_extrapolated_targets_lie_past_their_cluster_with_its_hard_label(tmp_pat
     assert not np.any(np.all(condition[hard] == table[batch["target"][hard]], axis=1))
 
 
-def test_contrast_targets_move_the_own_statistics_with_half_labels(tmp_path):
-    from xplore_tf import train_step
-
-    trainer, batch, table = _blend_trainer(tmp_path, 0.0, contrast_prob=0.5, contrast_neighbors=2)
-    condition, labels = (np.asarray(v) for v in trainer.target(batch))
-    k, d = table.shape[0], trainer.stats.dim
-    c, t = batch["cluster"], batch["target"]
-    plain = np.all(labels == np.eye(k, dtype="float32")[t], axis=1)
-    assert 0.35 < plain.mean() < 0.65
-    np.testing.assert_array_equal(condition[plain], table[t[plain]])
-    # The others: label half t, half c; the std half is c's own; the mean half moved from
-    # mu_c by |mu_t - mu_c| toward mu_t minus the mean of t's 2 nearest centroids.
-    assert train_step.CONTRAST_LABEL == 0.5
-    rows = np.flatnonzero(~plain)
-    np.testing.assert_allclose(labels[rows, t[rows]], 0.5)
-    np.testing.assert_allclose(labels[rows, c[rows]], 0.5)
-    np.testing.assert_array_equal(condition[rows, d:], table[c[rows], d:])
-    means = table[:, :d]
-    for i in rows[:5]:
-        gaps = np.linalg.norm(means - means[t[i]], axis=1)
-        gaps[t[i]] = np.inf
-        v = means[t[i]] - means[np.argsort(gaps)[:2]].mean(0)
-        length = np.linalg.norm(means[t[i]] - means[c[i]])
-        expected = means[c[i]] + length * v / np.linalg.norm(v)
-        np.testing.assert_allclose(condition[i, :d], expected, atol=1e-5)
-    # Extrapolated rows are never also contrast edits.
-    trainer, batch, table = _blend_trainer(
-        tmp_path, 0.0, extrapolate_prob=1.0, contrast_prob=1.0, contrast_neighbors=2
-    )
-    np.testing.assert_array_equal(np.asarray(trainer.target(batch)[1]).argmax(1), batch["target"])
-
-
-def test_contrast_edits_need_fewer_neighbours_than_clusters(tmp_path):
-    import tensorflow as tf
-
-    trainer, _, _ = _blend_trainer(tmp_path, 0.0)
-    cfg = dataclasses.replace(
-        trainer.config,
-        train=dataclasses.replace(trainer.config.train, contrast_prob=0.3, contrast_neighbors=5),
-    )
-    with pytest.raises(ValueError, match=r"--contrast_neighbors=5: expected fewer than the 5"):
-        train_lib.Trainer(cfg, trainer.stats, tf.distribute.OneDeviceStrategy("/cpu:0"))
-
-
 def test_lazy_gradient_penalty_on_every_nth_d_step_weighted_n_times(tmp_path):
     # --gp_every=2 (StyleGAN2's lazy regularisation): D steps 0 and 2 add 2 * lambda_gp * gp,
     # steps 1 and 3 no penalty at all. n_critic 100: only D steps here.

@@ -141,8 +141,6 @@ class TrainConfig:
     mask_penalty: str = "edit"  # "edit": mean(A), "keep": mean(1 - A) (GANimation's)
     blend_prob: float = 0.0  # fraction of targets that are random blends of clusters; 0 = paper
     extrapolate_prob: float = 0.0  # fraction of targets past the cluster (strength > 1); 0 = paper
-    contrast_prob: float = 0.0  # fraction of targets that are contrast edits; 0 = paper
-    contrast_neighbors: int = 5  # the nearest clusters a contrast edit is taken against
     ema_decay: float = 0.999
     random_flip: bool = True
     holdout: int = 0  # last N images (sorted paths) kept out of training, for evaluation

@@ -460,24 +460,6 @@ flags.DEFINE_float(
     upper_bound=1.0,
 )
 flags.DEFINE_float(
-    "contrast_prob",
-    0.0,
-    "Fraction of training targets that are contrast edits (`space.contrast_conditions`): the "
-    "input's own condition moved toward what sets cluster t apart from its "
-    "--contrast_neighbors nearest clusters, at the plain edit's length, with half t, half "
-    "the input's cluster c as the target of G's classification loss: an edit that adds what "
-    "t has that its neighbours lack and keeps the rest of the input; 0 = off (paper).",
-    lower_bound=0.0,
-    upper_bound=1.0,
-)
-flags.DEFINE_integer(
-    "contrast_neighbors",
-    5,
-    "With --contrast_prob: how many of the target's nearest clusters (centroid distance) a "
-    "contrast edit is taken against; fewer than --num_clusters.",
-    lower_bound=1,
-)
-flags.DEFINE_float(
     "lambda_mask",
     0.0,
     "Weight of the attention-mask regulariser (--mask_penalty's mean + smoothness; "

@@ -22,10 +22,6 @@ from xplore_tf.common import signatures as sig
 from xplore_tf.config import Config
 from xplore_tf.models.generator import condition_vector
 
-# A contrast edit's classification target: this much of its target cluster, the rest the
-# input's own cluster (`Trainer._contrast_targets`).
-CONTRAST_LABEL = 0.5
-
 
 def learning_rate(base: float, step, num_steps: int, decay_steps: int):
     """Constant, then linear decay to 0 over the last `decay_steps` (StarGAN schedule)."""
@@ -63,16 +59,6 @@ class Trainer:
                 f"--lambda_mask={t.lambda_mask:g} weighs the attention mask of "
                 f"--output_mode=masked; --output_mode={config.model.output_mode} has none: "
                 "pass --lambda_mask=0"
-            )
-        if t.contrast_prob and config.model.condition == "onehot":
-            raise ValueError(
-                f"--contrast_prob={t.contrast_prob:g} moves cluster statistics; "
-                "--condition=onehot has none: pass --contrast_prob=0"
-            )
-        if t.contrast_prob and not t.contrast_neighbors < len(stats.sizes):
-            raise ValueError(
-                f"--contrast_neighbors={t.contrast_neighbors}: expected fewer than the "
-                f"{len(stats.sizes)} clusters"
             )
         # Set every time (float32 included): the policy is process-global.
         self.precision = hardware.resolve_mixed_precision(config.train.mixed_precision)
@@ -164,8 +150,7 @@ class Trainer:
         float [N, k]. With extrapolation, a fraction extrapolate_prob of the samples that are
         not blended gets s_c + beta (s_t - s_c), beta uniform on [1, MAX_STRENGTH] (the
         strengths past 1 that translate and the SavedModel accept), and keeps the hard label
-        t. With contrast_prob, a fraction of the remaining samples gets a contrast edit
-        (`_contrast_targets`). Every sample's draws are a function of (seed, sample position): the D and G steps
+        t. Every sample's draws are a function of (seed, sample position): the D and G steps
         of an iteration, any number of replicas and a resumed run all see the same targets.
         """
         import tensorflow as tf
@@ -173,7 +158,7 @@ class Trainer:
         t, c = batch["target"], batch["cluster"]
         p, p_extra = self.config.train.blend_prob, self.config.train.extrapolate_prob
         condition, labels = self.condition(t), t
-        if not p and not p_extra and not self.config.train.contrast_prob:
+        if not p and not p_extra:
             return condition, labels
         k = int(self.centroids.shape[0])
         std_from = self.stats.dim if self.config.model.condition == "mean_std" else None
@@ -196,44 +181,13 @@ class Trainer:
             labels = tf.where(
                 blended_rows[:, None], weights + simplex[:, :1] * tf.one_hot(c, k), one_hot_t
             )
-        taken = blended_rows
         if p_extra:
             draws = self._sample_uniforms(batch["position"], stream=4, shape=[2])
             beta = 1.0 + (sig.MAX_STRENGTH - 1.0) * draws[:, 1:2]
             beyond = space.blend_conditions(source, beta * one_hot_t, table, std_from=std_from)
-            chosen = (draws[:, 0] < p_extra) & ~taken
+            chosen = (draws[:, 0] < p_extra) & ~blended_rows
             condition = tf.where(chosen[:, None], beyond, condition)
-            taken = taken | chosen
-        if self.config.train.contrast_prob:
-            condition, labels = self._contrast_targets(batch, condition, labels, table, ~taken)
         return condition, labels
-
-    def _contrast_targets(self, batch, condition, labels, table, free):
-        """`target` with a fraction contrast_prob of the `free` rows [N] (neither blended nor
-        extrapolated) turned into contrast edits toward t (`space.contrast_conditions`, against
-        t's contrast_neighbors nearest clusters) with the label CONTRAST_LABEL onehot(t) +
-        (1 - CONTRAST_LABEL) onehot(c): the image should gain what sets t apart and stay of the
-        input's kind, not become t's whole cluster. Labels come back float [N, k]."""
-        import tensorflow as tf
-
-        t, c = batch["target"], batch["cluster"]
-        k = int(self.centroids.shape[0])
-        draws = self._sample_uniforms(batch["position"], stream=5, shape=[])
-        chosen = (draws < self.config.train.contrast_prob) & free
-        contrast = space.contrast_conditions(
-            self.condition(c),
-            t,
-            table,
-            neighbors=self.config.train.contrast_neighbors,
-            mean_dim=self.stats.dim,
-        )
-        if len(labels.shape) == 1:
-            labels = tf.one_hot(labels, k)
-        mixed = CONTRAST_LABEL * tf.one_hot(t, k) + (1.0 - CONTRAST_LABEL) * tf.one_hot(c, k)
-        return (
-            tf.where(chosen[:, None], contrast, condition),
-            tf.where(chosen[:, None], mixed, labels),
-        )
 
     def _step_function(self, replica_fn, **kwargs):
         """tf.function(batch -> per-replica scalars) running replica_fn(batch, **kwargs)."""

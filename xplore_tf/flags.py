@@ -899,7 +899,8 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "report_images",
     8,
-    "Rows (input images) of the translation matrix in WORKDIR/eval/report.html.",
+    "Rows (input images) of the translation matrix in WORKDIR/eval/report.html; the report "
+    "also shows the first 2 x this many translations the droplet detector flagged.",
     lower_bound=1,
 )
 flags.DEFINE_integer(

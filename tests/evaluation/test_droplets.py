@@ -73,3 +73,37 @@ def test_two_dark_lenses_mirrored_at_one_height_are_not_droplets():
     assert droplets.droplets(face, lenses) == []
     one_lens_and_a_droplet = _disk(_disk(face, 30, 20, 4), 50, 50, 4)
     assert len(droplets.droplets(face, one_lens_and_a_droplet)) == 2
+
+
+def test_first_flagged_lists_the_translations_with_a_droplet_in_order_up_to_a_limit():
+    face = _face()
+    outputs = [face, _disk(face, 40, 20, 3.5), face, _disk(face, 30, 44, 3.5)]
+    inputs = np.stack([face] * 4)
+    found = droplets.first_flagged(inputs, np.stack(outputs), limit=5)
+    assert [i for i, _ in found] == [1, 3]
+    assert found[1][1][0][:2] == pytest.approx((30, 44), abs=0.5)
+    assert [i for i, _ in droplets.first_flagged(inputs, np.stack(outputs), limit=1)] == [1]
+
+
+def test_the_report_shows_each_flagged_translation_beside_its_input_with_the_droplet_boxed():
+    from xplore_tf.evaluation import html_report
+
+    face = _face()
+    out = _disk(face, 40, 20, 3.5)
+    flagged = html_report.FlaggedTranslations(
+        inputs=face[None], outputs=out[None], marks=[droplets.droplets(face, out)], looked_at=9
+    )
+    image = flagged.image(zoom=3)
+    assert image.shape == (192, 2 * 192 + 2, 3)  # input | 2 px | output, 3 x larger
+    np.testing.assert_array_equal(image[:, :192], np.repeat(np.repeat(face, 3, 0), 3, 1))
+    red = np.all(image == (255, 0, 0), axis=-1)
+    rows, cols = np.nonzero(red)
+    assert not red[:, :194].any()  # boxes on the output only
+    # A square around the droplet at (40, 20), half-side sqrt(area) ~ 6 px, zoomed 3 x.
+    assert rows.min() < 40 * 3 < rows.max() and cols.min() < 194 + 20 * 3 < cols.max()
+    assert 30 <= rows.max() - rows.min() <= 45
+    page = html_report._droplets_section(flagged)
+    assert "The first 1 of the 9 translations" in page and "data:image/png" in page
+    none = np.zeros((0, 64, 64, 3), np.uint8)
+    empty = html_report.FlaggedTranslations(none, none, [], looked_at=9)
+    assert "flagged none of 9" in html_report._droplets_section(empty)

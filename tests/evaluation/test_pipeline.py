@@ -403,6 +403,7 @@ def test_evaluate_binary_on_a_tiny_trained_run(tmp_path, tmp_path_factory):
     assert at_one == {r["attribute"]: r["rate_all"] for r in metrics["transfer"]["attributes"]}
     page = (tmp_path / "eval" / "report.html").read_text()
     assert "strength curve (" in res.stdout and "Strength curve" in page
+    assert "droplet detector flagged" in page  # the flagged translations, or that there are none
     # Reference groups and combinations run through the checkpoint's G as well.
     groups = [g for g in metrics["reference_groups"]["groups"] if g["status"] == "ok"]
     assert groups and all(g["group_images"] == 2 for g in groups)

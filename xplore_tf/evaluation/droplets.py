@@ -94,6 +94,20 @@ def droplet_flags(inputs: np.ndarray, outputs: np.ndarray, rule: DropletRule = D
     return np.array([bool(droplets(x, y, rule)) for x, y in zip(inputs, outputs, strict=True)])
 
 
+def first_flagged(
+    inputs: np.ndarray, outputs: np.ndarray, limit: int, rule: DropletRule = DropletRule()
+) -> list[tuple[int, list[tuple]]]:
+    """Up to `limit` translations carrying a droplet, in order: (index, its droplets as
+    `droplets` gives them). uint8 [N, H, W, 3] each; for a person to check the detector."""
+    found = []
+    for i, (x, y) in enumerate(zip(inputs, outputs, strict=True)):
+        if len(found) >= limit:
+            break
+        if blobs := droplets(x, y, rule):
+            found.append((i, blobs))
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class DropletRates:
     """metrics.json's `realism.droplets`: the share of translations carrying a droplet."""
@@ -114,4 +128,11 @@ class DropletRates:
         return cls(d["rate_random"], dict(d["per_cluster"]), DropletRule(**d["rule"]))
 
 
-__all__ = ["DropletRates", "DropletRule", "droplet_flags", "droplets", "luminance"]
+__all__ = [
+    "DropletRates",
+    "DropletRule",
+    "droplet_flags",
+    "droplets",
+    "first_flagged",
+    "luminance",
+]

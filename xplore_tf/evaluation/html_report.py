@@ -50,6 +50,47 @@ class TranslationMatrix:
         return out
 
 
+@dataclasses.dataclass
+class FlaggedTranslations:
+    """Translations a detector flagged, shown so that a person can judge it: inputs and
+    outputs uint8 [E,S,S,3]; marks: per example, (row, column, area in px) of each find."""
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    marks: list[list[tuple]]
+    looked_at: int  # how many translations the detector went through
+
+    def image(self, zoom: int = 2, per_row: int = 4) -> np.ndarray:
+        """Each example as input | output, `zoom` x larger, a red square around each find on
+        the output; `per_row` examples to a row, 6 px apart. uint8 [H, W, 3]."""
+        pairs = [self._pair(i, zoom) for i in range(len(self.inputs))]
+        if not pairs:
+            return np.zeros((1, 1, 3), np.uint8)
+        h, w = pairs[0].shape[:2]
+        rows = -(-len(pairs) // per_row)
+        gap = 6
+        width = min(len(pairs), per_row) * (w + gap) - gap
+        out = np.full((rows * (h + gap) - gap, width, 3), 255, np.uint8)
+        for k, pair in enumerate(pairs):
+            r, c = divmod(k, per_row)
+            out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = pair
+        return out
+
+    def _pair(self, i: int, zoom: int) -> np.ndarray:
+        s = self.inputs.shape[1]
+        big = [
+            np.repeat(np.repeat(im, zoom, 0), zoom, 1) for im in (self.inputs[i], self.outputs[i])
+        ]
+        out = big[1].copy()
+        for row, col, area in self.marks[i]:
+            half = max(2.0, float(np.sqrt(area))) * zoom
+            top, left = (max(0, int(v * zoom - half)) for v in (row, col))
+            bottom, right = (min(s * zoom - 1, int(v * zoom + half)) for v in (row, col))
+            out[top : bottom + 1, [left, right]] = (255, 0, 0)
+            out[[top, bottom], left : right + 1] = (255, 0, 0)
+        return np.concatenate([big[0], np.full((s * zoom, 2, 3), 255, np.uint8), out], 1)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """uint8 image [H, W, 3] as PNG file bytes."""
     buf = io.BytesIO()
@@ -442,9 +483,29 @@ _STYLE = (
 )
 
 
-def render(metrics: Metrics | dict, *, matrix: TranslationMatrix | None = None) -> str:
+def _droplets_section(flagged: FlaggedTranslations) -> str:
+    shown = len(flagged.inputs)
+    if not shown:
+        return f"<p>The droplet detector flagged none of {flagged.looked_at} translations.</p>"
+    return (
+        f"<h3>What the droplet detector flagged</h3><p>The first {shown} of the "
+        f"{flagged.looked_at} translations into random clusters it flagged: input, then the "
+        "translation with each droplet boxed. Judge by eye whether they are droplets (a "
+        "solid dark blob the input did not have) or something darker the input had, such as "
+        "clothing.</p>"
+        f'<img src="{_data_uri(flagged.image())}" alt="translations with a droplet">'
+    )
+
+
+def render(
+    metrics: Metrics | dict,
+    *,
+    matrix: TranslationMatrix | None = None,
+    droplets: FlaggedTranslations | None = None,
+) -> str:
     """The HTML page of an evaluation (a Metrics, or metrics.json's dict as written by
-    `pipeline.run_evaluation`), with the translation matrix when given."""
+    `pipeline.run_evaluation`), with the translation matrix and the translations the
+    droplet detector flagged when given."""
     m = as_metrics(metrics)
     parts = [_header(m), "<h2>Translation matrix</h2>", _matrix_section(matrix)]
     for name, heading, section_html in _SECTIONS:
@@ -452,6 +513,8 @@ def render(metrics: Metrics | dict, *, matrix: TranslationMatrix | None = None) 
         if section is not None:
             parts.append(f"<h2>{heading}</h2>")
             parts.append(section_html(section) if section.status == OK else _skipped(section))
+            if name == "realism" and droplets is not None and section.status == OK:
+                parts.append(_droplets_section(droplets))
     parts += ["<h2>Attribute discovery</h2>", _discovery_section(m.discovery)]
     parts += ["<h2>Clusters</h2>", _clusters_section(m)]
     parts.append(
@@ -465,4 +528,4 @@ def render(metrics: Metrics | dict, *, matrix: TranslationMatrix | None = None) 
     )
 
 
-__all__ = ["TranslationMatrix", "png_bytes", "render"]
+__all__ = ["FlaggedTranslations", "TranslationMatrix", "png_bytes", "render"]

@@ -143,12 +143,12 @@ def evaluate(
         fns = checkpoint_generator_fns(config, None, batch_size=config.eval.batch_size)
         translate_fn, strength_fn, condition_fn = fns.translate, fns.strength, fns.condition
         checkpoint, step = fns.checkpoint, fns.step
-    matrix = None
+    pictures = None, None
     if translate_fn is None:
         checkpoint, sections = None, _all_skipped(config, _no_checkpoint_reason(config))
     else:
         fns = (translate_fn, strength_fn, condition_fn)
-        sections, matrix = _translation_metrics(config, discovery, stats, data, fns, names=names)
+        sections, pictures = _translation_metrics(config, discovery, stats, data, fns, names=names)
     out = config.eval_dir
     metrics = Metrics(
         workdir=config.workdir,
@@ -168,9 +168,9 @@ def evaluate(
         ),
         seconds=round(time.perf_counter() - start, 2),
         report_html=os.path.join(out, REPORT),
-        translation_matrix=os.path.join(out, MATRIX) if matrix is not None else None,
+        translation_matrix=os.path.join(out, MATRIX) if pictures[0] is not None else None,
     )
-    _write(out, metrics, matrix)
+    _write(out, metrics, *pictures)
     return metrics
 
 
@@ -189,11 +189,17 @@ def _all_skipped(config: Config, reason: str) -> dict[str, Skipped]:
     return {name: Skipped(reason) for name in _sections(config.eval)}
 
 
-def _write(out: str, metrics: Metrics, matrix: html_report.TranslationMatrix | None) -> None:
+def _write(
+    out: str,
+    metrics: Metrics,
+    matrix: html_report.TranslationMatrix | None,
+    flagged: html_report.FlaggedTranslations | None,
+) -> None:
     """metrics.json, report.html and (with translations) translation_matrix.png."""
     if matrix is not None:
         io_utils.write_bytes(os.path.join(out, MATRIX), html_report.png_bytes(matrix.image()))
-    io_utils.write_text(os.path.join(out, REPORT), html_report.render(metrics, matrix=matrix))
+    page = html_report.render(metrics, matrix=matrix, droplets=flagged)
+    io_utils.write_text(os.path.join(out, REPORT), page)
     io_utils.write_json(os.path.join(out, METRICS), metrics.to_json())
 
 
@@ -530,12 +536,14 @@ def _translation_metrics(
     fns: tuple[TranslateFn, StrengthFn | None, ConditionFn | None],
     *,
     names: dict[int, str],
-) -> tuple[dict, html_report.TranslationMatrix | None]:
-    """{section name: result or Skipped} of every section that translates, and the matrix."""
+) -> tuple[dict, tuple]:
+    """{section name: result or Skipped} of every section that translates, and the report's
+    pictures: (the translation matrix, the translations the droplet detector flagged), each
+    None without held-out translations."""
     e = config.eval
     split = held_out_split(config, discovery, data)
     if isinstance(split, str):
-        return _all_skipped(config, split), None
+        return _all_skipped(config, split), (None, None)
     feature_space, features = _feature_fn(config, stats)
     f_eval, f_train = features(split.x_eval), features(split.x_train)
     embeddings, no_identity = _embeddings(config, data, split)
@@ -598,7 +606,19 @@ def _translation_metrics(
     matrix = _translation_matrix(
         translations, split.x_eval, row_paths, columns, rows, targets=targets, names=names
     )
-    return out, matrix
+    return out, (matrix, _flagged_droplets(split.x_eval, translations.x_random, e.report_images))
+
+
+def _flagged_droplets(inputs, outputs, report_images: int) -> html_report.FlaggedTranslations:
+    """The first 2 x report_images translations into random clusters carrying a droplet."""
+    found = droplets.first_flagged(inputs, outputs, limit=2 * report_images)
+    indices = [i for i, _ in found]
+    return html_report.FlaggedTranslations(
+        inputs=inputs[indices],
+        outputs=outputs[indices],
+        marks=[blobs for _, blobs in found],
+        looked_at=len(inputs),
+    )
 
 
 __all__ = [

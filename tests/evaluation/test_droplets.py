@@ -102,6 +102,8 @@ def test_the_report_shows_each_flagged_translation_beside_its_input_with_the_dro
     # A square around the droplet at (40, 20), half-side sqrt(area) ~ 6 px, zoomed 3 x.
     assert rows.min() < 40 * 3 < rows.max() and cols.min() < 194 + 20 * 3 < cols.max()
     assert 30 <= rows.max() - rows.min() <= 45
+    small = html_report.FlaggedTranslations(face[None, ::2, ::2], out[None, ::2, ::2], [[]], 1)
+    assert flagged.image().shape[0] == small.image().shape[0] == 128  # 64 px x 2, 32 px x 4
     page = html_report._droplets_section(flagged)
     assert "The first 1 of the 9 translations" in page and "data:image/png" in page
     none = np.zeros((0, 64, 64, 3), np.uint8)

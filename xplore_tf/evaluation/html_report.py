@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import io
 import json
 
 import numpy as np
-from PIL import Image
 
+from xplore_tf.common.pixels import grid, png_bytes
 from xplore_tf.evaluation import beyond
 from xplore_tf.evaluation.discovery import DiscoveryResult
 from xplore_tf.evaluation.identity import IdentityResult
@@ -60,21 +59,22 @@ class FlaggedTranslations:
     marks: list[list[tuple]]
     looked_at: int  # how many translations the detector went through
 
-    def image(self, zoom: int = 2, per_row: int = 4) -> np.ndarray:
-        """Each example as input | output, `zoom` x larger, a red square around each find on
-        the output; `per_row` examples to a row, 6 px apart. uint8 [H, W, 3]."""
-        pairs = [self._pair(i, zoom) for i in range(len(self.inputs))]
-        if not pairs:
+    def image(self, zoom: int | None = None, per_row: int = 4) -> np.ndarray:
+        """Each example as input | output, `zoom` x larger (default: to at least 128 px), a
+        red square around each find on the output; `per_row` examples to a row, 6 px apart.
+        uint8 [H, W, 3]."""
+        if not len(self.inputs):
             return np.zeros((1, 1, 3), np.uint8)
-        h, w = pairs[0].shape[:2]
-        rows = -(-len(pairs) // per_row)
+        zoom = zoom or max(2, -(-128 // self.inputs.shape[1]))
         gap = 6
-        width = min(len(pairs), per_row) * (w + gap) - gap
-        out = np.full((rows * (h + gap) - gap, width, 3), 255, np.uint8)
-        for k, pair in enumerate(pairs):
-            r, c = divmod(k, per_row)
-            out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = pair
-        return out
+        tiles = [
+            np.pad(self._pair(i, zoom), ((0, gap), (0, gap), (0, 0)), constant_values=255)
+            for i in range(len(self.inputs))
+        ]
+        if len(tiles) > per_row:  # the last row filled up with white
+            tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % per_row)
+        rows = [tiles[k : k + per_row] for k in range(0, len(tiles), per_row)]
+        return grid(rows)[:-gap, :-gap]
 
     def _pair(self, i: int, zoom: int) -> np.ndarray:
         s = self.inputs.shape[1]
@@ -89,13 +89,6 @@ class FlaggedTranslations:
             out[top : bottom + 1, [left, right]] = (255, 0, 0)
             out[[top, bottom], left : right + 1] = (255, 0, 0)
         return np.concatenate([big[0], np.full((s * zoom, 2, 3), 255, np.uint8), out], 1)
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """uint8 image [H, W, 3] as PNG file bytes."""
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _data_uri(image: np.ndarray) -> str:

@@ -45,6 +45,39 @@ def test_what_is_not_a_droplet(make, why):
     assert droplets.droplets(face, make(face)) == [], why
 
 
+def _patch(face, inside: int, around: int) -> np.ndarray:
+    """`face` with a disk of luminance `inside` (radius 3.5) in a ring of `around` (6.5)."""
+    return _disk(_disk(face, 40, 20, 6.5, value=around), 40, 20, 3.5, value=inside)
+
+
+def test_a_dark_patch_of_the_input_drawn_a_little_darker_is_not_a_droplet():
+    # Rule: new dark is >= 25 darker than the input, or a surround >= 20 lighter, or
+    # pitch-black (< 10). An input patch of 40 drawn at 20 (20 darker) in an unchanged
+    # surround of 80 is not new; with the surround lightened to 110 (by 30) it is.
+    face = _face()
+    dark_patch = _patch(face, 40, 80)
+    assert droplets.droplets(dark_patch, _patch(face, 20, 80)) == []
+    assert len(droplets.droplets(dark_patch, _patch(face, 20, 110))) == 1
+    assert len(droplets.droplets(dark_patch, _patch(face, 14, 80))) == 1  # 26 darker
+    # 30 drawn at 8 (22 darker) in a surround lightened from 60 to 75 (by 15): only
+    # pitch-black counts.
+    assert len(droplets.droplets(_patch(face, 30, 60), _patch(face, 8, 75))) == 1
+    assert droplets.droplets(_patch(face, 30, 60), _patch(face, 12, 75)) == []
+
+
+def test_rates_written_before_the_new_darkness_cue_read_back_without_it():
+    current = droplets.DropletRates(0.05, {"3": 0.1}).to_json()
+    assert droplets.DropletRates.from_json(current).rule == droplets.DropletRule()
+    older = dict(current, rule={k: v for k, v in current["rule"].items() if k in _OLDER_FIELDS})
+    rule = droplets.DropletRates.from_json(older).rule
+    assert not rule.new_darkness
+    face = _face()  # what that rule counted: the dark patch drawn a little darker
+    assert len(droplets.droplets(_patch(face, 40, 80), _patch(face, 20, 80), rule)) == 1
+
+
+_OLDER_FIELDS = ("dark", "contrast", "band", "min_area", "min_fill", "max_aspect", "min_solidity")
+
+
 def test_a_dark_band_across_the_eyes_is_not_a_droplet():
     face = _face()
     band = face.copy()

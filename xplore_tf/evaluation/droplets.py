@@ -9,7 +9,11 @@ compact, round and solid (not a band, a ring or a hair line), large enough to se
 the same isolated dark blob in the input (sunglasses, a dark eye), and without a dark twin
 mirrored across the face's centre line (two lenses or eyes drawn as shadows). Droplets often sit where
 the input had dark hair that the translation lightened, so "new" means "not an isolated
-blob in the input", not "not dark in the input".
+blob in the input", not "not dark in the input"; and it means new darkness: the blob is
+clearly darker than the input was there, or its surround clearly lighter, or it is
+pitch-black. A dark thing of the input drawn about as dark (clothing or the shadow under the
+chin at the bottom edge, dark hair at the hairline, a dark cap) is not one. The thresholds
+were checked against translations labelled by eye (`tools/droplet_labels_check.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ class DropletRule:
     min_fill: float = 0.55  # region area / its bounding box area (a disk: 0.785)
     max_aspect: float = 2.0  # bounding box long side / short side
     min_solidity: float = 0.9  # region area / its area with holes filled (a ring: low)
+    # New darkness: the blob is this much darker than the input there, or its band this much
+    # lighter than the input's (dark hair lightened around a spot the generator kept dark).
+    new_darkness: bool = True  # False: the rule before this cue (metrics.json without it)
+    min_darkening: float = 25.0
+    min_lightening: float = 20.0
+    black: float = 10.0  # or the blob's mean luminance is below this: pitch-black, new or not
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -71,6 +81,11 @@ def droplets(inp: np.ndarray, out: np.ndarray, rule: DropletRule = DropletRule()
             continue  # part of a dark area (hair, background), not an isolated blob
         if (y_in[blob] < rule.dark).mean() > 0.5 and y_in[band].mean() >= rule.dark + rule.contrast:
             continue  # the same isolated blob was in the input
+        darkened = y_in[blob].mean() - y_out[blob].mean()
+        lightened = y_out[band].mean() - y_in[band].mean()
+        new_dark = darkened >= rule.min_darkening or lightened >= rule.min_lightening
+        if rule.new_darkness and not new_dark and y_out[blob].mean() >= rule.black:
+            continue  # a dark thing of the input kept about as it was (hair, clothing, shadow)
         if _has_a_twin(blob, band, y_out, rule):
             continue  # one of two lenses or eyes drawn as shadows: a droplet comes alone
         rows, cols = np.nonzero(blob)
@@ -125,7 +140,8 @@ class DropletRates:
 
     @classmethod
     def from_json(cls, d: dict) -> DropletRates:
-        return cls(d["rate_random"], dict(d["per_cluster"]), DropletRule(**d["rule"]))
+        rule = DropletRule(**{"new_darkness": False, **d["rule"]})  # older files: no cue
+        return cls(d["rate_random"], dict(d["per_cluster"]), rule)
 
 
 __all__ = [

@@ -70,6 +70,17 @@ def test_cluster_classification_loss():
         losses.cluster_classification_loss(logits, labels[:, None])
 
 
+def test_cluster_classification_loss_over_candidate_clusters():
+    # Sample 0's softmax over clusters {0, 1} of logits [0, ln 3, 5]: 3/4 -> ln(4/3); sample
+    # 1's over {1, 2} of [9, 0, 0]: 1/2 -> ln 2. Cluster 0's logit no longer counts.
+    logits = np.array([[0.0, math.log(3.0), 5.0], [9.0, 0.0, 0.0]], "float32")
+    candidates = np.array([[True, True, False], [False, True, True]])
+    value = losses.cluster_classification_loss(logits, np.array([1, 2]), candidates=candidates)
+    assert float(value) == pytest.approx((math.log(4 / 3) + math.log(2)) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="candidates"):
+        losses.cluster_classification_loss(logits, np.array([1, 2]), candidates=candidates[:1])
+
+
 def test_cluster_classification_loss_with_soft_labels():
     # Half on cluster 0, half on 1: sample 0 (uniform over 3) -> ln 3; sample 1
     # (softmax [1/4, 3/4, 0]) -> (ln 4 + ln(4/3)) / 2.

@@ -79,7 +79,7 @@ def test_resume_equals_uninterrupted_across_strategies(tmp_path):
         # skips; plain skips at one level are test_celeba10k_config_options_train_three_steps'.
         (
             {"output_mode": "masked", "skip_connections": "gated"},
-            {"lambda_mask": 0.1, "mask_penalty": "keep"},
+            {"lambda_mask": 0.1, "mask_penalty": "keep", "cls_neighbors": 2},
             {"G/mask"},
         ),
         # HF bypass in bfloat16 (what auto picks on AMX CPUs: the checkpoint restores for
@@ -304,6 +304,29 @@ def test_extrapolated_targets_lie_past_their_cluster_with_its_hard_label(tmp_pat
     hard = np.all(labels == np.eye(table.shape[0], dtype="float32")[batch["target"]], axis=1)
     np.testing.assert_allclose(condition[~hard], labels[~hard] @ table, atol=1e-5)
     assert not np.any(np.all(condition[hard] == table[batch["target"][hard]], axis=1))
+
+
+def test_cls_neighbors_mark_each_target_and_its_nearest_centroids(tmp_path):
+    import tensorflow as tf
+
+    trainer, _, _ = _blend_trainer(tmp_path, 0.0, cls_neighbors=2)
+    centroids = trainer.stats.centroids
+    k = centroids.shape[0]
+    expected = np.zeros((k, k), bool)
+    for t in range(k):
+        gaps = np.linalg.norm(centroids - centroids[t], axis=1)
+        expected[t, np.argsort(gaps)[:3]] = True  # t itself (gap 0) and its 2 nearest
+    np.testing.assert_array_equal(np.asarray(trainer.cls_candidates), expected)
+    assert _blend_trainer(tmp_path, 0.0)[0].cls_candidates is None  # 0: all k (paper)
+    for train, message in [
+        ({"cls_neighbors": 5}, r"--cls_neighbors=5: expected fewer than the 5 clusters"),
+        ({"cls_neighbors": 2, "blend_prob": 0.5}, r"--cls_neighbors needs hard targets"),
+    ]:
+        cfg = dataclasses.replace(
+            trainer.config, train=dataclasses.replace(trainer.config.train, **train)
+        )
+        with pytest.raises(ValueError, match=message):
+            train_lib.Trainer(cfg, trainer.stats, tf.distribute.OneDeviceStrategy("/cpu:0"))
 
 
 def test_lazy_gradient_penalty_on_every_nth_d_step_weighted_n_times(tmp_path):

@@ -430,6 +430,17 @@ flags.DEFINE_float(
     "0 = off (paper).",
     lower_bound=0.0,
 )
+flags.DEFINE_integer(
+    "cls_neighbors",
+    0,
+    "G's classification loss as a softmax over the target cluster t and its --cls_neighbors "
+    "nearest clusters (centroid distance) only, not all k: the translation must look more "
+    "like t than like the clusters that share most of what t is (for a cluster of blond "
+    "women, other women), so what t shares with them (gender) is not asked of G. "
+    "D's own classification stays over all k. Needs hard targets (--blend_prob=0); "
+    "0 = all k (paper).",
+    lower_bound=0,
+)
 flags.DEFINE_float(
     "lambda_chroma",
     0.0,

@@ -227,17 +227,24 @@ def r1_penalty(critic_fn, real, *, global_batch_size: int | None = None):
     return reduce_batch(0.5 * squared, global_batch_size=global_batch_size)
 
 
-def cluster_classification_loss(logits, labels, *, global_batch_size: int | None = None):
+def cluster_classification_loss(
+    logits, labels, *, candidates=None, global_batch_size: int | None = None
+):
     """Softmax cross-entropy of cluster logits [N, k] against the target clusters (paper §2.3).
 
     D is trained on real images with their pseudo-labels c, G on translated images with the
     target clusters t. `labels` is either int cluster ids [N] or, for blended targets
     (`--blend_prob`), a distribution over the clusters, float [N, k] with rows summing to 1:
     the loss is then -sum_j p_j log softmax(logits)_j (soft-label cross-entropy).
+    `candidates`, optional bool [N, k], restricts each row's softmax to its True clusters
+    (`--cls_neighbors`: t and its nearest clusters); the label's cluster must be one of them.
     """
     logits = ops.cast(logits, "float32")
     if len(logits.shape) != 2:
         raise ValueError(f"`logits` must have shape [N, k], got {tuple(logits.shape)}.")
+    if candidates is not None:
+        _check_same_shape(logits, candidates, names="`logits` and `candidates`")
+        logits = ops.where(candidates, logits, -1e9)
     if len(labels.shape) == 2:
         _check_same_shape(logits, labels, names="`logits` and soft `labels`")
         per_sample = ops.categorical_crossentropy(
@@ -438,6 +445,7 @@ def generator_loss(
     lambda_tv: float = LAMBDA_TV,
     gan_loss: str = "wgan_gp",
     lambda_chroma: float = 0.0,
+    cls_candidates=None,
 ):
     """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat
     [+ lambda_self * self] [+ lambda_mask * mask] [+ lambda_chroma * chroma];
@@ -460,6 +468,8 @@ def generator_loss(
         gan_loss: one of `GAN_LOSSES`: which adversarial loss (`adversarial_losses`).
         lambda_chroma: weight of `chroma_loss` on the cycle reconstruction plus, when given,
             on `self_reconstructed` (default 0: not computed).
+        cls_candidates: optional bool [N, k], the clusters each row's classification softmax
+            is taken over (`cluster_classification_loss`'s `candidates`; default all k).
     Returns:
         (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars, plus
         "G/self" when `self_reconstructed` is given, "G/mask" when `mask` is given and
@@ -471,12 +481,12 @@ def generator_loss(
         raise ValueError("`lambda_mask` is set but `mask` is None.")
     _, g_adv = adversarial_losses(gan_loss)
     b = global_batch_size
+    cls = cluster_classification_loss(
+        fake_logits, target_labels, candidates=cls_candidates, global_batch_size=b
+    )
     weighted = {  # name: (weight, unweighted term)
         "G/adv": (1.0, g_adv(fake_scores, global_batch_size=b)),
-        "G/cls": (
-            lambda_cls,
-            cluster_classification_loss(fake_logits, target_labels, global_batch_size=b),
-        ),
+        "G/cls": (lambda_cls, cls),
         "G/rec": (
             lambda_rec,
             cycle_reconstruction_loss(images, reconstructed, global_batch_size=b),

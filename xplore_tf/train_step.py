@@ -92,6 +92,7 @@ class Trainer:
             )
         self.centroids = tf.constant(stats.centroids, tf.float32)
         self.stds = tf.constant(stats.stds, tf.float32)
+        self.cls_candidates = self._cls_candidates(t.cls_neighbors)
         # The step functions, each traced once: with --gp_every > 1 the D steps between two
         # penalties skip it; with --share_g_forward the iterations that have a G step run
         # it fused with their D step.
@@ -107,6 +108,23 @@ class Trainer:
             else None
         )
         self._ema_update = tf.function(self._ema_cross_replica)
+
+    def _cls_candidates(self, neighbors: int):
+        """bool [k, k] whose row t marks t and its `neighbors` nearest clusters, the clusters
+        G's classification softmax is taken over for target t (--cls_neighbors); None for 0.
+
+        Raises ValueError for `neighbors` >= k or with blended (soft) targets."""
+        import tensorflow as tf
+
+        if not neighbors:
+            return None
+        k = int(self.centroids.shape[0])
+        if neighbors >= k:
+            raise ValueError(f"--cls_neighbors={neighbors}: expected fewer than the {k} clusters")
+        if self.config.train.blend_prob:
+            raise ValueError("--cls_neighbors needs hard targets: pass --blend_prob=0")
+        nearest = space.nearest_clusters(self.centroids, neighbors)  # [k, neighbors]
+        return tf.reduce_any(tf.one_hot(nearest, k) > 0, axis=1) | tf.eye(k, dtype=tf.bool)
 
     def _optimizer(self, lr: float, name: str):
         import keras
@@ -270,8 +288,13 @@ class Trainer:
 
     def _g_update(self, tape, batch, cond_c, target_labels, translated, own):
         """The rest of G's loss after its forward pass, recorded on `tape`, and G's update."""
+        import tensorflow as tf
+
         t = self.config.train
         x = batch["image"]
+        candidates = self.cls_candidates
+        if candidates is not None:
+            candidates = tf.gather(candidates, batch["target"])
         with tape:
             cycled = self.generator.forward(translated.images, cond_c, training=True)
             masks = [o.mask for o in (translated, cycled, own) if o and o.mask is not None]
@@ -295,6 +318,7 @@ class Trainer:
                 global_batch_size=t.batch_size,
                 gan_loss=t.gan_loss,
                 lambda_chroma=t.lambda_chroma,
+                cls_candidates=candidates,
             )
             scaled = self._scaled(self.g_optimizer, total)
         variables = self.generator.trainable_variables

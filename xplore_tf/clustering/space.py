@@ -438,6 +438,22 @@ def shared_conditions(source, group, table, strength, *, mean_dim: int):
     return ops.concatenate([source[:, :mean_dim] + step, source[:, mean_dim:]], axis=-1)
 
 
+def nearest_clusters(centroids, neighbors: int):
+    """int32 [k, neighbors]: each cluster's `neighbors` nearest other clusters, nearest first.
+
+    centroids: float [k, d], distances Euclidean. Raises ValueError for `neighbors` outside
+    [1, k).
+    """
+    from keras import ops
+
+    k = int(centroids.shape[0])
+    if not 1 <= neighbors < k:
+        raise ValueError(f"neighbors={neighbors}: expected 1 <= neighbors < k = {k}")
+    centroids = ops.cast(centroids, "float32")
+    distances = squared_distances_ops(centroids, centroids) + ops.eye(k) * 1e30  # not itself
+    return ops.cast(ops.top_k(-distances, k=neighbors)[1], "int32")
+
+
 def contrast_conditions(source, target, table, *, neighbors: int, mean_dim: int):
     """Each input moved toward what sets cluster t apart from its nearest clusters.
 
@@ -461,12 +477,8 @@ def contrast_conditions(source, target, table, *, neighbors: int, mean_dim: int)
     """
     from keras import ops
 
-    k = int(table.shape[0])
-    if not 1 <= neighbors < k:
-        raise ValueError(f"neighbors={neighbors}: expected 1 <= neighbors < k = {k}")
     means = ops.cast(table[:, :mean_dim], "float32")
-    distances = squared_distances_ops(means, means) + ops.eye(k) * 1e30  # t is not its own
-    _, nearest = ops.top_k(-distances, k=neighbors)  # [k, neighbors]
+    nearest = nearest_clusters(means, neighbors)
     directions = means - ops.mean(ops.take(means, nearest, axis=0), axis=1)  # [k, d]
     v = ops.take(directions, ops.cast(target, "int32"), axis=0)
     mu_src = ops.cast(source[:, :mean_dim], "float32")
@@ -488,6 +500,7 @@ __all__ = [
     "group_statistics",
     "group_statistics_ops",
     "keep_directions",
+    "nearest_clusters",
     "nearest_cluster_ops",
     "shared_conditions",
     "to_space_ops",

@@ -315,6 +315,18 @@ def test_generator_loss_combines_named_terms_with_default_weights():
         assert float(terms[name]) == pytest.approx(value, rel=1e-6)
     # Defaults lambda_cls=1, lambda_rec=10, lambda_lat=10.
     assert float(total) == pytest.approx(0.5 + math.log(2) + 5.0 + 10.0, rel=1e-6)
+    # Each row's softmax over its target alone (--cls_neighbors): probability 1, G/cls 0.
+    _, terms = losses.generator_loss(
+        fake_scores=FAKE,
+        fake_logits=logits,
+        target_labels=np.array([1, 0]),
+        images=x,
+        reconstructed=rec,
+        h_real=h,
+        h_fake=h_fake,
+        cls_candidates=np.eye(2, dtype=bool)[[1, 0]],
+    )
+    assert float(terms["G/cls"]) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_generator_loss_optional_self_and_mask_terms():

@@ -51,11 +51,11 @@ def read_labels(path: str) -> list[Labelled]:
             raise ValueError(f"{path}: missing columns {sorted(missing)}; expected {COLUMNS}")
         rows = []
         for line, row in enumerate(reader, start=2):
-            if row["label"] not in LABELS or row["selection"] not in SELECTIONS:
-                raise ValueError(
-                    f"{path}, line {line}: label {row['label']!r} / selection "
-                    f"{row['selection']!r}; expected one of {LABELS} / {SELECTIONS}"
-                )
+            for column, allowed in (("label", LABELS), ("selection", SELECTIONS)):
+                if row[column] not in allowed:
+                    raise ValueError(
+                        f"{path}, line {line}: {column} {row[column]!r}; expected one of {allowed}"
+                    )
             try:
                 target = int(row["target_cluster"])
             except ValueError:
@@ -88,9 +88,17 @@ def parse_rule(text: str):
             raise ValueError(
                 f"--rule {item!r}: expected NAME=VALUE with NAME one of {list(fields)}"
             )
-        kind = {"int": int, "bool": lambda v: v.lower() in ("1", "true")}.get(fields[name], float)
-        changes[name] = kind(value)
+        try:
+            changes[name] = {"int": int, "bool": _boolean}.get(fields[name], float)(value)
+        except ValueError:
+            raise ValueError(f"--rule {item!r}: expected a {fields[name]}") from None
     return droplets.DropletRule(**changes)
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("1", "0", "true", "false"):
+        raise ValueError(text)
+    return text.lower() in ("1", "true")
 
 
 def _runs(values: list[str]) -> dict[str, str]:
@@ -109,9 +117,9 @@ def _known_flags(path: str, defined) -> list[str]:
     known = []
     with open(path) as f:
         for line in filter(None, (raw.strip() for raw in f)):
-            name = line.lstrip("-").split("=")[0]
             if line.startswith("#"):
                 continue
+            name = line.lstrip("-").split("=")[0]
             if name in defined or (name.startswith("no") and name[2:] in defined):
                 known.append(line)
             else:
@@ -127,7 +135,9 @@ def flags_of_run(workdir: str, rows: list[Labelled], rule) -> list[bool]:
     from xplore_tf.data import sources
     from xplore_tf.evaluation import droplets, generator, labelled
 
-    flags.FLAGS(["check", *_known_flags(os.path.join(workdir, "flags_train.txt"), flags.FLAGS)])
+    flags.FLAGS.unparse_flags()  # no value carries over from the previous run's file
+    recorded = _known_flags(os.path.join(workdir, "flags_train.txt"), flags.FLAGS)
+    flags.FLAGS(["check", *recorded, f"--workdir={os.path.abspath(workdir)}"])
     config = xflags.config_from_flags()
     root = sources.prepare_inputs(config)
     kept, x = labelled.load_images(
@@ -137,7 +147,10 @@ def flags_of_run(workdir: str, rows: list[Labelled], rule) -> list[bool]:
         crop_size=config.data.crop_size,
     )
     if len(kept) < len(rows):
-        raise ValueError(f"{len(rows) - len(kept)} labelled images of {workdir} did not load")
+        first = next(r.image for i, r in enumerate(rows) if i not in set(kept))
+        raise ValueError(
+            f"{len(rows) - len(kept)} labelled images did not load from {root}, first {first}"
+        )
     fns = generator.checkpoint_generator_fns(config, None)
     y = fns.translate(x, np.array([r.target_cluster for r in rows]))
     return droplets.droplet_flags(x, y, rule).tolist()
@@ -153,18 +166,20 @@ def main(argv=None) -> int:
     )
     p.add_argument("--rule", default="", help="DropletRule fields to change, NAME=VALUE,...")
     args = p.parse_args(argv)
+    from absl import flags
+
     try:
         rows, runs, rule = read_labels(args.labels), _runs(args.run), parse_rule(args.rule)
-    except (OSError, ValueError) as e:
+        print(f"rule: {rule}")
+        counted, flagged = [], []
+        for model, workdir in runs.items():
+            mine = [r for r in rows if r.model == model]
+            found = flags_of_run(workdir, mine, rule) if mine else []
+            counted, flagged = counted + mine, flagged + found
+            print(f"{model}: {sum(found)} of {len(mine)} flagged")
+    except (OSError, ValueError, flags.Error) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"rule: {rule}")
-    counted, flagged = [], []
-    for model, workdir in runs.items():
-        mine = [r for r in rows if r.model == model]
-        flags = flags_of_run(workdir, mine, rule) if mine else []
-        counted, flagged = counted + mine, flagged + flags
-        print(f"{model}: {sum(flags)} of {len(mine)} flagged")
     print(f"left out (no --run for their model): {len(rows) - len(counted)} rows")
     print("selection  label        flagged  not flagged")
     for (selection, label), (yes, no) in sorted(confusion(counted, flagged).items()):

@@ -38,6 +38,7 @@ def test_a_new_black_disk_is_a_droplet_and_where_it_is():
         (lambda f: _disk(f, 40, 20, 1.5), "a dot too small to see (~9 px)"),
         (lambda f: _disk(f, 4, 30, 4), "darker hair where the input was already dark"),
         (lambda f: _disk(f, 40, 20, 3.5, value=90), "a grey blob, not near-black"),
+        (np.zeros_like, "all black: nothing around it to be isolated from"),
     ],
 )
 def test_what_is_not_a_droplet(make, why):
@@ -69,8 +70,10 @@ def test_rates_written_before_the_new_darkness_cue_read_back_without_it():
     current = droplets.DropletRates(0.05, {"3": 0.1}).to_json()
     assert droplets.DropletRates.from_json(current).rule == droplets.DropletRule()
     older = dict(current, rule={k: v for k, v in current["rule"].items() if k in _OLDER_FIELDS})
-    rule = droplets.DropletRates.from_json(older).rule
-    assert not rule.new_darkness
+    rates = droplets.DropletRates.from_json(older)
+    rule = rates.rule
+    assert not rule.new_darkness and "rule before new darkness" in rates.title
+    assert droplets.DropletRates.from_json(current).title == "droplets (new dark round blobs)"
     face = _face()  # what that rule counted: the dark patch drawn a little darker
     assert len(droplets.droplets(_patch(face, 40, 80), _patch(face, 20, 80), rule)) == 1
 

@@ -8,12 +8,12 @@ region of the output that is near-black, isolated (the band around it is much br
 compact, round and solid (not a band, a ring or a hair line), large enough to see, and not
 the same isolated dark blob in the input (sunglasses, a dark eye), and without a dark twin
 mirrored across the face's centre line (two lenses or eyes drawn as shadows). Droplets often sit where
-the input had dark hair that the translation lightened, so "new" means "not an isolated
-blob in the input", not "not dark in the input"; and it means new darkness: the blob is
-clearly darker than the input was there, or its surround clearly lighter, or it is
-pitch-black. A dark thing of the input drawn about as dark (clothing or the shadow under the
-chin at the bottom edge, dark hair at the hairline, a dark cap) is not one. The thresholds
-were checked against translations labelled by eye (`tools/droplet_labels_check.py`).
+the input had dark hair that the translation lightened, so "new" means two things: not an
+isolated blob in the input, and newly dark: the blob is clearly darker than the input was
+there, or its surround clearly lighter, or it is pitch-black. A dark thing of the input
+drawn about as dark (clothing or the shadow under the chin at the bottom edge, dark hair at
+the hairline, a dark cap) is not one. The thresholds were checked against translations
+labelled by eye (`tools/droplet_labels_check.py`).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def droplets(inp: np.ndarray, out: np.ndarray, rule: DropletRule = DropletRule()
             continue
         blob = labels == index
         band = ndimage.binary_dilation(blob, iterations=max(1, round(rule.band * scale))) & ~blob
-        if y_out[band].mean() < rule.dark + rule.contrast:
+        if not band.any() or y_out[band].mean() < rule.dark + rule.contrast:
             continue  # part of a dark area (hair, background), not an isolated blob
         if (y_in[blob] < rule.dark).mean() > 0.5 and y_in[band].mean() >= rule.dark + rule.contrast:
             continue  # the same isolated blob was in the input
@@ -130,6 +130,13 @@ class DropletRates:
     rate_random: float  # translations into one random other cluster each
     per_cluster: dict[str, float]  # str(cluster) -> translations into that transfer cluster
     rule: DropletRule = DropletRule()
+
+    @property
+    def title(self) -> str:
+        """How summaries name these rates: an older file's rule says so."""
+        if self.rule.new_darkness:
+            return "droplets (new dark round blobs)"
+        return "droplets (dark round blobs, by the rule before new darkness counted)"
 
     def to_json(self) -> dict:
         return {

@@ -285,7 +285,7 @@ def _realism_section(rl: RealismResult) -> str:
                 _num(rl.fid_inception_v3_real_reference, ".4g"),
             ]
         )
-    artefacts = [("droplets (new dark round blobs)", rl.droplets)]
+    artefacts = [(rl.droplets.title, rl.droplets)]
     if rl.blotches is not None:
         artefacts.append(("colour blotches (face patches off skin's hues)", rl.blotches))
     clusters = list(rl.droplets.per_cluster)

@@ -218,7 +218,7 @@ def _realism_lines(rl: RealismResult) -> list[str]:
             f"; fid_inception_v3 = {_fmt(rl.fid_inception_v3)} (reference "
             f"{_fmt(rl.fid_inception_v3_real_reference)})"
         )
-    lines = [line, _rates_line("droplets (new dark round blobs)", rl.droplets)]
+    lines = [line, _rates_line(rl.droplets.title, rl.droplets)]
     if rl.blotches is not None:
         lines.append(_rates_line("colour blotches (face patches off skin's hues)", rl.blotches))
         lines.append(

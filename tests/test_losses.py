@@ -300,7 +300,7 @@ def test_generator_loss_combines_named_terms_with_default_weights():
     h = np.zeros((2, 1, 1, 2), "float32")
     h_fake = np.ones_like(h)  # MSE = 1
     logits = np.array([[0.0, 0.0], [0.0, 0.0]], "float32")
-    total, terms = losses.generator_loss(
+    inputs = dict(
         fake_scores=FAKE,
         fake_logits=logits,
         target_labels=np.array([1, 0]),
@@ -309,6 +309,7 @@ def test_generator_loss_combines_named_terms_with_default_weights():
         h_real=h,
         h_fake=h_fake,
     )
+    total, terms = losses.generator_loss(**inputs)
     assert set(terms) == {"G/adv", "G/cls", "G/rec", "G/lat"}
     expected = {"G/adv": 0.5, "G/cls": math.log(2), "G/rec": 0.5, "G/lat": 1.0}
     for name, value in expected.items():
@@ -316,16 +317,7 @@ def test_generator_loss_combines_named_terms_with_default_weights():
     # Defaults lambda_cls=1, lambda_rec=10, lambda_lat=10.
     assert float(total) == pytest.approx(0.5 + math.log(2) + 5.0 + 10.0, rel=1e-6)
     # Each row's softmax over its target alone (--cls_neighbors): probability 1, G/cls 0.
-    _, terms = losses.generator_loss(
-        fake_scores=FAKE,
-        fake_logits=logits,
-        target_labels=np.array([1, 0]),
-        images=x,
-        reconstructed=rec,
-        h_real=h,
-        h_fake=h_fake,
-        cls_candidates=np.eye(2, dtype=bool)[[1, 0]],
-    )
+    _, terms = losses.generator_loss(**inputs, cls_candidates=np.eye(2, dtype=bool)[[1, 0]])
     assert float(terms["G/cls"]) == pytest.approx(0.0, abs=1e-6)
 
 

@@ -81,10 +81,11 @@ def droplets(inp: np.ndarray, out: np.ndarray, rule: DropletRule = DropletRule()
             continue  # part of a dark area (hair, background), not an isolated blob
         if (y_in[blob] < rule.dark).mean() > 0.5 and y_in[band].mean() >= rule.dark + rule.contrast:
             continue  # the same isolated blob was in the input
-        darkened = y_in[blob].mean() - y_out[blob].mean()
+        inside = y_out[blob].mean()
+        darkened = y_in[blob].mean() - inside
         lightened = y_out[band].mean() - y_in[band].mean()
         new_dark = darkened >= rule.min_darkening or lightened >= rule.min_lightening
-        if rule.new_darkness and not new_dark and y_out[blob].mean() >= rule.black:
+        if rule.new_darkness and not new_dark and inside >= rule.black:
             continue  # a dark thing of the input kept about as it was (hair, clothing, shadow)
         if _has_a_twin(blob, band, y_out, rule):
             continue  # one of two lenses or eyes drawn as shadows: a droplet comes alone

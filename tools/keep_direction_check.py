@@ -3,7 +3,7 @@
     python -m tools.keep_direction_check --flagfile=configs/celeba10k_mobilenet.cfg \\
         --workdir=RUN --keep=Male:10 --targets=Blond_Hair:47,Eyeglasses:34,Smiling:27 \\
         [--keep_strengths=1,1.25] [--reference_group=20 --shared_strengths=1,1.5]
-        [--contrast_neighbors=5] [--judge=face]
+        [--contrast_neighbors=5] [--analog_neighbors=1,2] [--judge=face]
 
 A cluster carries everything its members share: translating men toward a cluster of blond
 women makes them blond and female. `translate --keep` takes the edit's part along a kept
@@ -17,7 +17,8 @@ blond men and women), and translates toward the group's whole statistics
 (`translate --reference_dir`) and toward what it shares (`--reference_edit=shared`,
 `space.shared_conditions`) at each --shared_strengths. With --contrast_neighbors=M it adds
 the contrast edit toward what sets the target apart from its M nearest clusters
-(`space.contrast_conditions`).
+(`space.contrast_conditions`). With --analog_neighbors=M it adds each input translated into
+the cluster, among the target and its M nearest clusters, nearest the input's own cluster.
 
 Held-out labelled images (the run's --holdout) are translated and judged by a logistic probe
 trained on other images of the training split, on the clustering extractor's features
@@ -52,12 +53,12 @@ def _pairs(text: str) -> dict[str, int]:
     return out
 
 
-def _cluster_ids(text: str) -> list[int]:
-    """'24,35' -> [24, 35] (--keep_also)."""
+def _whole_numbers(text: str, flag: str) -> list[int]:
+    """'24,35' -> [24, 35] (--keep_also, --analog_neighbors)."""
     try:
         return [int(v) for v in filter(None, text.split(","))]
     except ValueError:
-        raise SystemExit(f"--keep_also: expected cluster ids like 24,35, got {text!r}") from None
+        raise SystemExit(f"--{flag}: expected whole numbers like 24,35, got {text!r}") from None
 
 
 def _strengths(text: str, flag: str) -> list[float]:
@@ -195,6 +196,20 @@ def _group_condition(s: Setup, target: str, size: int) -> np.ndarray:
     return np.asarray(space.group_condition_ops(mean, std, mode=s.config.model.condition))[0]
 
 
+def _analog_targets(s: Setup, target: int, neighbors: int) -> np.ndarray:
+    """int [N]: per input, the cluster among `target` and its `neighbors` nearest clusters
+    whose centroid lies nearest the input's own cluster's."""
+    from xplore_tf.clustering import space
+
+    c = np.asarray(s.stats.centroids, np.float32)
+    candidates = np.concatenate(
+        [[target], np.asarray(space.nearest_clusters(c, neighbors))[target]]
+    )
+    own = c[s.clusters[s.held]]
+    d = ((own[:, None] - c[candidates][None]) ** 2).sum(-1)
+    return candidates[np.argmin(d, axis=1)]
+
+
 def _edits(
     s: Setup,
     keep: list[int],
@@ -202,6 +217,7 @@ def _edits(
     group: np.ndarray | None,
     strengths: tuple[list[float], list[float]],
     neighbors: int,
+    analogs: list[int],
 ) -> dict:
     """{row name: conditions [N, C]} of the edits compared for one target cluster;
     `strengths`: (the kept edit's, the group's shared part's)."""
@@ -227,6 +243,8 @@ def _edits(
         edits["contrast"] = space.contrast_conditions(
             source, np.full(n, target), s.table, neighbors=neighbors, mean_dim=d
         )
+    for m in analogs:
+        edits[f"analog {m}"] = s.table[_analog_targets(s, target, m)]
     if group is not None:
         edits["group"] = np.repeat(group[None], n, axis=0)
         for alpha in shared_strengths:
@@ -272,6 +290,13 @@ def main(argv=None) -> int:
         help="also the contrast edit against the target's M nearest clusters (0: none)",
     )
     p.add_argument(
+        "--analog_neighbors",
+        default="",
+        metavar="M,...",
+        help="also each input into the cluster among the target and its M nearest clusters "
+        "that lies nearest the input's own cluster (comma-separated M; none by default)",
+    )
+    p.add_argument(
         "--judge",
         choices=("clustering", "face"),
         default="clustering",
@@ -279,16 +304,22 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
-    kept = [keep_cluster, *_cluster_ids(args.keep_also)]
+    kept = [keep_cluster, *_whole_numbers(args.keep_also, "keep_also")]
     strengths = (
         _strengths(args.keep_strengths, "keep_strengths"),
         _strengths(args.shared_strengths, "shared_strengths"),
     )
+    analogs = _whole_numbers(args.analog_neighbors, "analog_neighbors")
     s = _setup(args, [keep_name, *targets])
     if args.contrast_neighbors >= s.stats.num_clusters:
         raise SystemExit(
             f"--contrast_neighbors={args.contrast_neighbors}: expected fewer than the run's "
             f"{s.stats.num_clusters} clusters"
+        )
+    if any(not 1 <= m < s.stats.num_clusters for m in analogs):
+        raise SystemExit(
+            f"--analog_neighbors={args.analog_neighbors}: expected each in [1, "
+            f"{s.stats.num_clusters}) (the run's clusters)"
         )
 
     from xplore_tf.evaluation import pipeline, transfer
@@ -312,7 +343,7 @@ def main(argv=None) -> int:
         j = s.attrs.index(name)
         lacking = ~before[:, j]
         group = _group_condition(s, name, args.reference_group) if args.reference_group else None
-        edits = _edits(s, kept, target, group, strengths, args.contrast_neighbors)
+        edits = _edits(s, kept, target, group, strengths, args.contrast_neighbors, analogs)
         for edit, condition in edits.items():
             y = generate(s.x, condition)
             after = s.judge(y)

@@ -82,7 +82,7 @@ def test_evaluation_hands_identitys_descriptors_to_the_face_judge(tmp_path):
     assert not out.decisions_own[pipeline.FACE].any()  # re-rendered: none red
     assert own.calls == 2  # its training images, the own-cluster re-renders
     assert for_identity.calls == 2  # the inputs, the translations into cluster 1
-    assert out.identity_into[1] > 0
+    assert out.identity_into[1].shape == (len(x),) and out.identity_into[1].mean() > 0
 
 
 @pytest.mark.slow

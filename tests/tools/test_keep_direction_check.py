@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tools import keep_direction_check as kdc
@@ -20,7 +21,24 @@ def test_strengths_parse_or_say_what_was_expected_naming_the_flag():
             kdc._strengths(bad, "shared_strengths")
 
 
-def test_keep_also_takes_cluster_ids_or_says_what_was_expected():
-    assert kdc._cluster_ids("24,35") == [24, 35] and kdc._cluster_ids("") == []
-    with pytest.raises(SystemExit, match="--keep_also: expected cluster ids"):
-        kdc._cluster_ids("women")
+def test_cluster_lists_take_whole_numbers_or_say_what_was_expected_naming_the_flag():
+    assert kdc._whole_numbers("24,35", "keep_also") == [24, 35]
+    assert kdc._whole_numbers("", "analog_neighbors") == []
+    with pytest.raises(SystemExit, match="--keep_also: expected whole numbers"):
+        kdc._whole_numbers("women", "keep_also")
+    with pytest.raises(SystemExit, match="--analog_neighbors: expected whole numbers"):
+        kdc._whole_numbers("1,two", "analog_neighbors")
+
+
+def test_analog_target_is_the_candidate_nearest_the_inputs_own_cluster():
+    from types import SimpleNamespace
+
+    centroids = np.array([[0.0], [1.0], [10.0], [11.0]], np.float32)
+    s = SimpleNamespace(
+        stats=SimpleNamespace(centroids=centroids),
+        clusters=np.array([0, 3, 1]),
+        held=np.array([0, 1, 2]),
+    )
+    # target 3's nearest other cluster is 2: inputs of clusters 0 and 1 go there, 3's stay
+    assert kdc._analog_targets(s, 3, 1).tolist() == [2, 3, 2]
+    assert kdc._analog_targets(s, 3, 3).tolist() == [0, 3, 1]  # every cluster a candidate

@@ -270,6 +270,11 @@ def _identity_section(idn: IdentityResult) -> str:
             (idn.different_identity, "two different identities (real)"),
         )
     ]
+    verified = idn.per_cluster_verification_rate or {}
+    rows += [
+        [f"input vs its translation into cluster {c}", _num(d), _num(verified.get(c)), ""]
+        for c, d in idn.per_cluster_mean_distance.items()
+    ]
     return f"<p>{_identity_info(idn)}</p>" + _table(
         ["pairs", "mean distance", "judged same", "n"], rows
     )

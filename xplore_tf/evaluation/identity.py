@@ -487,6 +487,8 @@ class IdentityResult:
     regressor: RegressorScores | None = None
     faces_detected: int | None = None  # dlib
     faces_seen: int | None = None
+    # str(cluster) -> share of inputs verified as their translation into it (with a threshold)
+    per_cluster_verification_rate: dict[str, float] | None = None
 
     status = "ok"
 
@@ -531,10 +533,11 @@ def identity_result(
     pairs: RealPairs,
     *,
     random_translations: np.ndarray,
-    per_cluster: dict[int, float],
+    per_cluster: dict[int, np.ndarray],
 ) -> IdentityResult:
     """The identity section: held-out inputs vs their translations into random clusters
-    (uint8 [N, S, S, 3]) against the real `pairs`; `per_cluster` {cluster: mean distance}."""
+    (uint8 [N, S, S, 3]) against the real `pairs`; `per_cluster` {cluster: the inputs'
+    distances [N] to their translations into it}."""
     translation = embeddings.distances(random_translations)
     emb = embeddings.inputs if pairs.images is None else embeddings.embedder.embed(pairs.images)
     d_same = row_distances(emb[pairs.same[:, 0]], emb[pairs.same[:, 1]])
@@ -555,7 +558,14 @@ def identity_result(
             if threshold is not None and both
             else None
         ),
-        per_cluster_mean_distance={str(c): v for c, v in sorted(per_cluster.items())},
+        per_cluster_mean_distance={
+            str(c): float(np.mean(d)) for c, d in sorted(per_cluster.items())
+        },
+        per_cluster_verification_rate={
+            str(c): verification_rate(d, threshold) for c, d in sorted(per_cluster.items())
+        }
+        if threshold is not None
+        else None,
         relative_distance=relative_distance(
             float(np.mean(translation)), float(np.mean(d_same)), float(np.mean(d_diff))
         )

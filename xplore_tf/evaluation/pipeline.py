@@ -214,7 +214,7 @@ class _Translations:
 
     decisions_into: dict[str, dict[int, np.ndarray]]  # judge -> transfer cluster -> [N, A]
     decisions_own: dict[str, np.ndarray]  # judge -> bool [N, A] into each input's own cluster
-    identity_into: dict[int, float]  # transfer cluster -> mean identity distance
+    identity_into: dict[int, np.ndarray]  # transfer cluster -> identity distances [N]
     droplets_into: dict[int, float]  # transfer cluster -> droplet rate
     blotches_into: dict[int, float]  # transfer cluster -> colour blotch rate
     matrix_columns: dict[int, np.ndarray]  # matrix column's cluster -> uint8 [R, S, S, 3]
@@ -270,7 +270,7 @@ def _translate_held_out(
         known = {}
         if embeddings is not None:
             embedded = embeddings.embedder.embed(y)
-            out.identity_into[c] = float(identity.row_distances(embeddings.inputs, embedded).mean())
+            out.identity_into[c] = identity.row_distances(embeddings.inputs, embedded)
             if embeddings.kind == "dlib":
                 known[FACE] = embedded
         for key, decisions in _decide(judges, y, known).items():

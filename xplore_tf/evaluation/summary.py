@@ -139,6 +139,12 @@ def _identity_lines(idn: IdentityResult) -> list[str]:
             f"  {label:<27} mean distance {_fmt(s.mean_distance)}  "
             f"verified same {_fmt(s.verification_rate)}  ({s.pairs} pairs)"
         )
+    verified = idn.per_cluster_verification_rate or {}
+    for c, distance in idn.per_cluster_mean_distance.items():
+        lines.append(
+            f"  {'into cluster ' + c:<27} mean distance {_fmt(distance)}  "
+            f"verified same {_fmt(verified.get(c))}"
+        )
     return lines
 
 

@@ -54,11 +54,12 @@ def _pairs(text: str) -> dict[str, int]:
 
 
 def _whole_numbers(text: str, flag: str) -> list[int]:
-    """'24,35' -> [24, 35] (--keep_also, --analog_neighbors)."""
-    try:
-        return [int(v) for v in filter(None, text.split(","))]
-    except ValueError:
-        raise SystemExit(f"--{flag}: expected whole numbers like 24,35, got {text!r}") from None
+    """'24,35,24' -> [24, 35] (--keep_also, --analog_neighbors); raises SystemExit naming
+    --`flag` for anything but comma-separated whole numbers."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not all(v.isdigit() for v in values):
+        raise SystemExit(f"--{flag}: expected whole numbers like 24,35, got {text!r}")
+    return list(dict.fromkeys(int(v) for v in values))
 
 
 def _strengths(text: str, flag: str) -> list[float]:
@@ -318,8 +319,8 @@ def main(argv=None) -> int:
         )
     if any(not 1 <= m < s.stats.num_clusters for m in analogs):
         raise SystemExit(
-            f"--analog_neighbors={args.analog_neighbors}: expected each in [1, "
-            f"{s.stats.num_clusters}) (the run's clusters)"
+            f"--analog_neighbors={args.analog_neighbors}: expected each from 1 to "
+            f"{s.stats.num_clusters - 1} (fewer than the run's {s.stats.num_clusters} clusters)"
         )
 
     from xplore_tf.evaluation import pipeline, transfer

@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 import pytest
-from tests_support import shared_dir, tiny_config
+from tests_support import shared_dir
 
 from xplore_tf.data import synthetic
-from xplore_tf.evaluation import identity, summary
+from xplore_tf.evaluation import identity
 
 pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
 
@@ -106,33 +106,6 @@ def test_regression_scores_by_hand():
     assert identity.regression_scores(truth, truth)["r2"] == pytest.approx(1.0)
     s = identity.regression_scores(np.full((2, 6), 0.5), truth)
     assert s["r2"] == pytest.approx(0.0) and s["mae"] == pytest.approx(0.5)
-
-
-class _Rows:  # embeds image i as the row [mean pixel of image i]
-    name, threshold = "rows", 0.6
-
-    def embed(self, images):
-        return images.reshape(len(images), -1).mean(axis=1, keepdims=True).astype(np.float64)
-
-
-def test_identity_result_verifies_each_target_cluster_by_hand(tmp_path):
-    x = np.zeros((3, 2, 2, 3), np.uint8)
-    held = identity.HeldOutEmbeddings("rows", _Rows(), np.zeros((3, 1)))
-    no_pairs = identity.RealPairs(None, np.zeros((0, 2), int), np.zeros((0, 2), int), "")
-    result = identity.identity_result(
-        tiny_config(tmp_path),
-        held,
-        no_pairs,
-        random_translations=x,
-        per_cluster={4: np.array([0.1, 0.7, 0.5]), 2: np.array([0.9, 0.9, 0.0])},
-    )
-    assert result.threshold == 0.6  # the embedder's own
-    assert result.per_cluster_mean_distance == pytest.approx({"2": 0.6, "4": 1.3 / 3})
-    assert result.per_cluster_verification_rate == pytest.approx({"2": 1 / 3, "4": 2 / 3})
-    back = identity.IdentityResult.from_json(result.to_json())
-    assert back.per_cluster_verification_rate == result.per_cluster_verification_rate
-    lines = summary._identity_lines(result)
-    assert any("into cluster 4" in line and "verified same 0.667" in line for line in lines)
 
 
 @pytest.mark.skipif(identity.dlib_unavailable_reason() is not None, reason="dlib not installed")

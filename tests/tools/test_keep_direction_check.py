@@ -22,12 +22,13 @@ def test_strengths_parse_or_say_what_was_expected_naming_the_flag():
 
 
 def test_cluster_lists_take_whole_numbers_or_say_what_was_expected_naming_the_flag():
-    assert kdc._whole_numbers("24,35", "keep_also") == [24, 35]
+    assert kdc._whole_numbers("24, 35,24", "keep_also") == [24, 35]  # one each
     assert kdc._whole_numbers("", "analog_neighbors") == []
     with pytest.raises(SystemExit, match="--keep_also: expected whole numbers"):
         kdc._whole_numbers("women", "keep_also")
-    with pytest.raises(SystemExit, match="--analog_neighbors: expected whole numbers"):
-        kdc._whole_numbers("1,two", "analog_neighbors")
+    for bad in ("1,two", "-1", "1.5"):
+        with pytest.raises(SystemExit, match="--analog_neighbors: expected whole numbers"):
+            kdc._whole_numbers(bad, "analog_neighbors")
 
 
 def test_analog_target_is_the_candidate_nearest_the_inputs_own_cluster():

@@ -40,6 +40,7 @@ class ClusterRow:
     top_attributes: tuple[AttributePrecision, ...]  # up to 3, most frequent first
     transfer: tuple[TransferInto, ...]
     identity_distance: float | None  # mean input-translation distance into it
+    identity_verified: float | None = None  # share judged the same person after it
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -76,9 +77,10 @@ def cluster_table(
         for r in transfer_result.attributes:
             into = TransferInto(r.attribute, r.rates.rate_lacking, r.rates.baseline_lacking)
             by_cluster.setdefault(r.cluster, []).append(into)
-    per_cluster = {}
+    per_cluster, verified = {}, {}
     if isinstance(identity_result, identity.IdentityResult):
         per_cluster = identity_result.per_cluster_mean_distance
+        verified = identity_result.per_cluster_verification_rate or {}
     table = []
     for c in range(k):
         top = np.argsort(-precision[c], kind="stable")[:3] if attributes else []
@@ -95,6 +97,7 @@ def cluster_table(
                 ),
                 transfer=tuple(by_cluster.get(c, [])),
                 identity_distance=per_cluster.get(str(c)),
+                identity_verified=verified.get(str(c)),
             )
         )
     return tuple(table)

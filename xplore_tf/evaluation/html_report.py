@@ -270,11 +270,6 @@ def _identity_section(idn: IdentityResult) -> str:
             (idn.different_identity, "two different identities (real)"),
         )
     ]
-    verified = idn.per_cluster_verification_rate or {}
-    rows += [
-        [f"input vs its translation into cluster {c}", _num(d), _num(verified.get(c)), ""]
-        for c, d in idn.per_cluster_mean_distance.items()
-    ]
     return f"<p>{_identity_info(idn)}</p>" + _table(
         ["pairs", "mean distance", "judged same", "n"], rows
     )
@@ -293,7 +288,7 @@ def _realism_section(rl: RealismResult) -> str:
     artefacts = [(rl.droplets.title, rl.droplets)]
     if rl.blotches is not None:
         artefacts.append(("colour blotches (face patches off skin's hues)", rl.blotches))
-    clusters = list(rl.droplets.per_cluster)
+    clusters = sorted(rl.droplets.per_cluster, key=int)
     return (
         f"<p>Fréchet distance between {rl.real_images} held-out real images and "
         f"{rl.translated_images} translations ({_e(rl.translations)}); the "
@@ -443,6 +438,7 @@ def _clusters_section(m: Metrics) -> str:
                 top,
                 moved or "&ndash;",
                 _num(c.identity_distance),
+                _num(c.identity_verified),
                 f'<a href="../clusters/montages/cluster_{c.cluster:03d}.jpg">sheet</a>',
             ]
         )
@@ -453,6 +449,7 @@ def _clusters_section(m: Metrics) -> str:
         "most frequent attributes (precision)",
         "transfer among inputs lacking it",
         "identity distance into it",
+        "judged the same person",
         "members",
     ]
     return _table(header, rows)

@@ -487,7 +487,8 @@ class IdentityResult:
     regressor: RegressorScores | None = None
     faces_detected: int | None = None  # dlib
     faces_seen: int | None = None
-    # str(cluster) -> share of inputs verified as their translation into it (with a threshold)
+    # str(cluster) -> share of inputs judged the same person as their translation into that
+    # transfer cluster; None without a threshold
     per_cluster_verification_rate: dict[str, float] | None = None
 
     status = "ok"

@@ -115,6 +115,11 @@ def _side_effect_lines(table: SideEffects, indent: str) -> list[str]:
     return lines
 
 
+def _by_cluster(per_cluster: dict[str, float]) -> list[tuple[str, float]]:
+    """{str(cluster): value} items in cluster order (metrics.json sorts keys as text)."""
+    return sorted(per_cluster.items(), key=lambda item: int(item[0]))
+
+
 def _identity_lines(idn: IdentityResult) -> list[str]:
     extra = ""
     if idn.regressor is not None:
@@ -140,7 +145,7 @@ def _identity_lines(idn: IdentityResult) -> list[str]:
             f"verified same {_fmt(s.verification_rate)}  ({s.pairs} pairs)"
         )
     verified = idn.per_cluster_verification_rate or {}
-    for c, distance in idn.per_cluster_mean_distance.items():
+    for c, distance in _by_cluster(idn.per_cluster_mean_distance):
         lines.append(
             f"  {'into cluster ' + c:<27} mean distance {_fmt(distance)}  "
             f"verified same {_fmt(verified.get(c))}"
@@ -235,7 +240,7 @@ def _realism_lines(rl: RealismResult) -> list[str]:
 
 def _rates_line(what: str, rates) -> str:
     """One artefact's rates (`droplets.DropletRates` or `blotches.BlotchRates`)."""
-    per = ", ".join(f"{c}: {_fmt(r)}" for c, r in rates.per_cluster.items())
+    per = ", ".join(f"{c}: {_fmt(r)}" for c, r in _by_cluster(rates.per_cluster))
     return f"  {what}: {_fmt(rates.rate_random)} of translations into random clusters" + (
         f"; into the transfer clusters {per}" if per else ""
     )

@@ -81,6 +81,23 @@ def test_cluster_classification_loss_over_candidate_clusters():
         losses.cluster_classification_loss(logits, np.array([1, 2]), candidates=candidates[:1])
 
 
+def test_cluster_classification_loss_credits_a_group_of_clusters_as_one():
+    # Sample 0 credits {0, 1} of softmax [1/4, 1/4, 1/2]: -ln(1/2) = ln 2. Sample 1 credits
+    # {1, 2} of softmax over candidates {1, 2} of [0, ln 3, 9]: all of it -> 0.
+    logits = np.array([[0.0, 0.0, math.log(2.0)], [0.0, math.log(3.0), 9.0]], "float32")
+    credited = np.array([[True, True, False], [False, True, True]])
+    candidates = np.array([[True, True, True], [False, True, True]])
+    value = losses.cluster_classification_loss(logits, credited, candidates=candidates)
+    assert float(value) == pytest.approx(math.log(2) / 2, rel=1e-6)
+    # A group of one is the hard label.
+    hard = np.array([2, 1])
+    assert float(
+        losses.cluster_classification_loss(logits, np.eye(3, dtype=bool)[hard])
+    ) == pytest.approx(float(losses.cluster_classification_loss(logits, hard)), rel=1e-6)
+    with pytest.raises(ValueError, match="credited"):
+        losses.cluster_classification_loss(logits, credited[:, :2])
+
+
 def test_cluster_classification_loss_with_soft_labels():
     # Half on cluster 0, half on 1: sample 0 (uniform over 3) -> ln 3; sample 1
     # (softmax [1/4, 3/4, 0]) -> (ln 4 + ln(4/3)) / 2.

@@ -79,7 +79,12 @@ def test_resume_equals_uninterrupted_across_strategies(tmp_path):
         # skips; plain skips at one level are test_celeba10k_config_options_train_three_steps'.
         (
             {"output_mode": "masked", "skip_connections": "gated"},
-            {"lambda_mask": 0.1, "mask_penalty": "keep", "cls_neighbors": 2},
+            {
+                "lambda_mask": 0.1,
+                "mask_penalty": "keep",
+                "cls_neighbors": 2,
+                "cls_credit_neighbors": 1,
+            },
             {"G/mask"},
         ),
         # HF bypass in bfloat16 (what auto picks on AMX CPUs: the checkpoint restores for
@@ -318,9 +323,22 @@ def test_cls_neighbors_mark_each_target_and_its_nearest_centroids(tmp_path):
         expected[t, np.argsort(gaps)[:3]] = True  # t itself (gap 0) and its 2 nearest
     np.testing.assert_array_equal(np.asarray(trainer.cls_candidates), expected)
     assert _blend_trainer(tmp_path, 0.0)[0].cls_candidates is None  # 0: all k (paper)
+    credit = _blend_trainer(tmp_path, 0.0, cls_neighbors=2, cls_credit_neighbors=1)[0].cls_credit
+    for t in range(k):  # t and its one nearest, which the candidates include
+        nearest = np.argsort(np.linalg.norm(centroids - centroids[t], axis=1))[:2]
+        np.testing.assert_array_equal(np.flatnonzero(np.asarray(credit)[t]), np.sort(nearest))
+    assert trainer.cls_credit is None
     for train, message in [
         ({"cls_neighbors": 5}, r"--cls_neighbors=5: expected fewer than the 5 clusters"),
         ({"cls_neighbors": 2, "blend_prob": 0.5}, r"--cls_neighbors needs hard targets"),
+        (
+            {"cls_neighbors": 0, "cls_credit_neighbors": 1, "blend_prob": 0.5},
+            r"--cls_credit_neighbors needs hard",
+        ),
+        (
+            {"cls_neighbors": 2, "cls_credit_neighbors": 2},
+            r"--cls_credit_neighbors=2: expected fewer than --cls_neighbors=2",
+        ),
     ]:
         cfg = dataclasses.replace(
             trainer.config, train=dataclasses.replace(trainer.config.train, **train)

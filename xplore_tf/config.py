@@ -142,6 +142,7 @@ class TrainConfig:
     blend_prob: float = 0.0  # fraction of targets that are random blends of clusters; 0 = paper
     extrapolate_prob: float = 0.0  # fraction of targets past the cluster (strength > 1); 0 = paper
     cls_neighbors: int = 0  # G's classification softmax over t and its nearest clusters; 0 = all k
+    cls_credit_neighbors: int = 0  # G's classification credits t and its nearest as one; 0 = t
     ema_decay: float = 0.999
     random_flip: bool = True
     holdout: int = 0  # last N images (sorted paths) kept out of training, for evaluation

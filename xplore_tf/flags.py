@@ -442,6 +442,17 @@ flags.DEFINE_integer(
     "more gain and lower FD on two seeds, less gender change on one; 0 = all k (paper).",
     lower_bound=0,
 )
+flags.DEFINE_integer(
+    "cls_credit_neighbors",
+    0,
+    "G's classification target credits the target cluster t and its --cls_credit_neighbors "
+    "nearest clusters (centroid distance) as one: the loss is -log of their summed "
+    "probability, so a translation that lands in t's nearest cluster counts as t (for a "
+    "cluster of men wearing glasses, the nearest may be women wearing glasses, and a woman "
+    "need not become a man to get the glasses). Fewer than --cls_neighbors when that is set. "
+    "Needs hard targets (--blend_prob=0); 0 = t alone (paper).",
+    lower_bound=0,
+)
 flags.DEFINE_float(
     "lambda_chroma",
     0.0,

@@ -233,9 +233,12 @@ def cluster_classification_loss(
     """Softmax cross-entropy of cluster logits [N, k] against the target clusters (paper §2.3).
 
     D is trained on real images with their pseudo-labels c, G on translated images with the
-    target clusters t. `labels` is either int cluster ids [N] or, for blended targets
+    target clusters t. `labels` is either int cluster ids [N]; or, for blended targets
     (`--blend_prob`), a distribution over the clusters, float [N, k] with rows summing to 1:
-    the loss is then -sum_j p_j log softmax(logits)_j (soft-label cross-entropy).
+    the loss is then -sum_j p_j log softmax(logits)_j (soft-label cross-entropy); or a group
+    of clusters credited as one, bool [N, k] (`--cls_credit_neighbors`: t and its nearest
+    clusters): the loss is then -log sum_{j credited} softmax(logits)_j, so any member of the
+    group satisfies it (the "any of these labels" likelihood of partial-label learning).
     `candidates`, optional bool [N, k], restricts each row's softmax to its True clusters
     (`--cls_neighbors`: t and its nearest clusters); the label's cluster must be one of them.
     """
@@ -245,6 +248,11 @@ def cluster_classification_loss(
     if candidates is not None:
         _check_same_shape(logits, candidates, names="`logits` and `candidates`")
         logits = ops.where(candidates, logits, -1e9)
+    if len(labels.shape) == 2 and keras.backend.standardize_dtype(labels.dtype) == "bool":
+        _check_same_shape(logits, labels, names="`logits` and credited `labels`")
+        credited = ops.where(labels, logits, -1e9)
+        per_sample = ops.logsumexp(logits, axis=-1) - ops.logsumexp(credited, axis=-1)
+        return reduce_batch(per_sample, global_batch_size=global_batch_size)
     if len(labels.shape) == 2:
         _check_same_shape(logits, labels, names="`logits` and soft `labels`")
         per_sample = ops.categorical_crossentropy(
@@ -454,8 +462,8 @@ def generator_loss(
     Args:
         fake_scores: D's patch map on G(x, s_t) [N, h, w, 1].
         fake_logits: D's cluster logits on G(x, s_t) [N, k].
-        target_labels: target clusters t [N], or a distribution over clusters [N, k] for
-            blended targets (`cluster_classification_loss`).
+        target_labels: target clusters t [N], a distribution over clusters [N, k] for
+            blended targets, or bool [N, k] for credited groups (`cluster_classification_loss`).
         images: x [N, H, W, 3]; reconstructed: G(G(x, s_t), s_c) [N, H, W, 3].
         h_real: h(x); h_fake: h(G(x, s_t)); both [N, H/4, W/4, C].
         self_reconstructed: optional G(x, s_c) [N, H, W, 3] (`self_reconstruction_loss`).

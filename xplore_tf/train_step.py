@@ -92,7 +92,7 @@ class Trainer:
             )
         self.centroids = tf.constant(stats.centroids, tf.float32)
         self.stds = tf.constant(stats.stds, tf.float32)
-        self.cls_candidates = self._cls_candidates(t.cls_neighbors)
+        self.cls_candidates, self.cls_credit = self._classification_groups()
         # The step functions, each traced once: with --gp_every > 1 the D steps between two
         # penalties skip it; with --share_g_forward the iterations that have a G step run
         # it fused with their D step.
@@ -109,9 +109,26 @@ class Trainer:
         )
         self._ema_update = tf.function(self._ema_cross_replica)
 
-    def _cls_candidates(self, neighbors: int):
-        """bool [k, k] whose row t marks t and its `neighbors` nearest clusters, the clusters
-        G's classification softmax is taken over for target t (--cls_neighbors); None for 0.
+    def _classification_groups(self):
+        """(candidates, credit): the bool [k, k] masks of G's classification target
+        (--cls_neighbors, --cls_credit_neighbors; `_nearest_mask`), each None when 0.
+
+        Raises ValueError unless the credited clusters are fewer than the candidates."""
+        t = self.config.train
+        if t.cls_neighbors and t.cls_credit_neighbors >= t.cls_neighbors:
+            raise ValueError(
+                f"--cls_credit_neighbors={t.cls_credit_neighbors}: expected fewer than "
+                f"--cls_neighbors={t.cls_neighbors} (the credited clusters are among them)"
+            )
+        return (
+            self._nearest_mask(t.cls_neighbors, "cls_neighbors"),
+            self._nearest_mask(t.cls_credit_neighbors, "cls_credit_neighbors"),
+        )
+
+    def _nearest_mask(self, neighbors: int, flag: str):
+        """bool [k, k] whose row t marks t and its `neighbors` nearest clusters: those G's
+        classification softmax is taken over (--cls_neighbors) or those it credits as t
+        (--cls_credit_neighbors), for target t; None for 0.
 
         Raises ValueError for `neighbors` >= k or with blended (soft) targets."""
         import tensorflow as tf
@@ -120,9 +137,9 @@ class Trainer:
             return None
         k = int(self.centroids.shape[0])
         if neighbors >= k:
-            raise ValueError(f"--cls_neighbors={neighbors}: expected fewer than the {k} clusters")
+            raise ValueError(f"--{flag}={neighbors}: expected fewer than the {k} clusters")
         if self.config.train.blend_prob:
-            raise ValueError("--cls_neighbors needs hard targets: pass --blend_prob=0")
+            raise ValueError(f"--{flag} needs hard targets: pass --blend_prob=0")
         nearest = space.nearest_clusters(self.centroids, neighbors)  # [k, neighbors]
         return tf.reduce_any(tf.one_hot(nearest, k) > 0, axis=1) | tf.eye(k, dtype=tf.bool)
 
@@ -295,6 +312,8 @@ class Trainer:
         candidates = self.cls_candidates
         if candidates is not None:
             candidates = tf.gather(candidates, batch["target"])
+        if self.cls_credit is not None:
+            target_labels = tf.gather(self.cls_credit, batch["target"])
         with tape:
             cycled = self.generator.forward(translated.images, cond_c, training=True)
             masks = [o.mask for o in (translated, cycled, own) if o and o.mask is not None]

@@ -238,7 +238,8 @@ def cluster_classification_loss(
     the loss is then -sum_j p_j log softmax(logits)_j (soft-label cross-entropy); or a group
     of clusters credited as one, bool [N, k] (`--cls_credit_neighbors`: t and its nearest
     clusters): the loss is then -log sum_{j credited} softmax(logits)_j, so any member of the
-    group satisfies it (the "any of these labels" likelihood of partial-label learning).
+    group satisfies it (the likelihood of learning with multiple candidate labels, Jin and
+    Ghahramani 2002).
     `candidates`, optional bool [N, k], restricts each row's softmax to its True clusters
     (`--cls_neighbors`: t and its nearest clusters); the label's cluster must be one of them.
     """

@@ -347,6 +347,22 @@ def test_cls_neighbors_mark_each_target_and_its_nearest_centroids(tmp_path):
             train_lib.Trainer(cfg, trainer.stats, tf.distribute.OneDeviceStrategy("/cpu:0"))
 
 
+def test_credited_groups_reach_gs_classification_term(tmp_path):
+    # With all 5 clusters credited as the target's group, G's classification term is
+    # -log(1) = 0 whatever D says; with t alone it is not.
+    import tensorflow as tf
+
+    terms = {}
+    for credit in (0, 4):
+        trainer, batch, _ = _blend_trainer(tmp_path, 0.0, cls_credit_neighbors=credit, n_critic=1)
+        batch = {k: tf.constant(v[:4]) for k, v in batch.items()}
+        batch["image"] = tf.constant(
+            np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+        )
+        terms[credit] = float(trainer.train_step(0, batch)["G/cls"])
+    assert terms[4] == pytest.approx(0.0, abs=1e-6) and terms[0] > 0.1
+
+
 def test_lazy_gradient_penalty_on_every_nth_d_step_weighted_n_times(tmp_path):
     # --gp_every=2 (StyleGAN2's lazy regularisation): D steps 0 and 2 add 2 * lambda_gp * gp,
     # steps 1 and 3 no penalty at all. n_critic 100: only D steps here.

@@ -241,7 +241,9 @@ def cluster_classification_loss(
     group satisfies it (the likelihood of learning with multiple candidate labels, Jin and
     Ghahramani 2002).
     `candidates`, optional bool [N, k], restricts each row's softmax to its True clusters
-    (`--cls_neighbors`: t and its nearest clusters); the label's cluster must be one of them.
+    (`--cls_neighbors`: t and its nearest clusters); the label's cluster (for a credited
+    group, at least one of its clusters) must be one of them: this is not checked, and a row
+    without one gets a loss of about 1e9.
     """
     logits = ops.cast(logits, "float32")
     if len(logits.shape) != 2:

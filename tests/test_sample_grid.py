@@ -1,11 +1,13 @@
-"""The training sample grid: rows = inputs, columns = the input then each target cluster,
-under a header that names the columns."""
+"""Image grids under a header that names their columns: the training sample grid (rows =
+inputs, columns = the input then each target cluster) and the evaluation's translation matrix."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from xplore_tf import train_lib
+from xplore_tf.common import pixels
+from xplore_tf.evaluation import html_report
 
 
 def test_columns_in_order_under_a_header_naming_them():
@@ -20,3 +22,28 @@ def test_columns_in_order_under_a_header_naming_them():
     assert (strip < 128).any(axis=2).sum() > 20  # text drawn
     inked = [(strip[:, 32 * j : 32 * (j + 1)] < 128).sum() for j in range(3)]
     assert all(ink > 0 for ink in inked) and inked[1] < inked[0]  # "c3" is shorter than "input"
+
+
+def test_a_label_of_two_lines_makes_a_taller_header():
+    one = pixels.column_header(["c1", "c2"], 64)
+    two = pixels.column_header(["c1", "c2\nEyeglasses"], 64, gap=2)
+    assert one.shape[1] == 128 and two.shape[1] == 130 and two.shape[0] > one.shape[0]
+
+
+def test_translation_matrix_png_names_its_columns():
+    assert html_report._short_header("cluster 3") == "c3"
+    assert html_report._short_header("cluster 3 · blond") == "c3"
+    assert (
+        html_report._short_header("cluster 7 · glasses (Eyeglasses, Smiling)")
+        == "c7\nEyeglasses\nSmiling"
+    )
+    inputs = np.zeros((2, 64, 64, 3), np.uint8)
+    matrix = html_report.TranslationMatrix(
+        inputs, [inputs + 100], headers=["cluster 7 (Eyeglasses)"], row_labels=["a", "b"]
+    )
+    image = matrix.image()
+    header = image.shape[0] - (2 * 64 + 2)
+    assert image.shape[1] == 2 * 64 + 2 and header > 20  # two lines over the cluster
+    assert image[header + 10, 64 + 2 + 10, 0] == 100  # the translation under the header
+    inked = [(image[:header, j * 66 : j * 66 + 64] < 128).sum() for j in range(2)]
+    assert all(ink > 0 for ink in inked)

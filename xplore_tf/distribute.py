@@ -109,7 +109,7 @@ def max_over_workers(strategy):
     worker must call it the same number of times)."""
     import tensorflow as tf
 
-    @tf.function
+    @tf.function(autograph=False)
     def gathered_max(values):
         per_replica = strategy.run(lambda v: v[None], args=(values,))
         return tf.reduce_max(strategy.gather(per_replica, axis=0), axis=0)

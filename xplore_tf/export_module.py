@@ -35,6 +35,11 @@ take a condition are left out of --condition=onehot models):
     shared_condition     image_bytes [N], condition [N,C], strength [N]
                          -> condition [N,C], source_cluster [N]
 
+Every `tf.function` here is traced with `autograph=False`: the graph code branches and loops
+with TensorFlow's own ops (`tf.cond`, `tf.map_fn`, `tf.while_loop`), so AutoGraph's
+rewriting of every Python function it calls would add tracing time and nothing else; a
+Python `if` on a tensor fails at trace time instead of being converted.
+
 The two `_full` signatures carry the generator's edit to the input's own resolution
 (`xplore_tf/edit.py`): any aligned face in, the same face back at its size.
 
@@ -137,7 +142,7 @@ def shared_graph(input_signature):
     """
 
     def decorate(method):
-        function = tf.function(method)
+        function = tf.function(method, autograph=False)
 
         @functools.wraps(method)
         def call(module, *args):
@@ -373,7 +378,7 @@ class ServingModule(tf.Module):
         return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
 
     # ------------------------------------------------------------------ fixed clusters
-    @tf.function
+    @tf.function(autograph=False)
     def serving_default(self, image, cluster_id):
         """image uint8 [N,H,W,3], cluster_id int32 [N] -> {image: uint8 [N,S,S,3]}."""
         # Everything reading cluster_id waits for its checks (a gather would fail first,
@@ -383,7 +388,7 @@ class ServingModule(tf.Module):
             rows = tf.gather(self._conditions, cluster_id)
         return {sig.IMAGE: self._generate(x, rows)}
 
-    @tf.function
+    @tf.function(autograph=False)
     def translate_bytes(self, image_bytes, cluster_id):
         """image_bytes string [N], cluster_id int32 [N] -> {image_bytes: PNG [N]}."""
         with tf.control_dependencies(self._check_ids(cluster_id, tf.shape(image_bytes)[0])):
@@ -391,7 +396,7 @@ class ServingModule(tf.Module):
             rows = tf.gather(self._conditions, cluster_id)
         return {sig.IMAGE_BYTES: self._encode(self._generate(images, rows))}
 
-    @tf.function
+    @tf.function(autograph=False)
     def clusters(self):
         """() -> {cluster_id int32 [k], size int64 [k], name string [k]}."""
         return {
@@ -400,7 +405,7 @@ class ServingModule(tf.Module):
             sig.NAME: tf.identity(self._names),
         }
 
-    @tf.function
+    @tf.function(autograph=False)
     def clusters_batched(self, rows):
         """The cluster list once per element of `rows` (values ignored): [N,k] outputs.
 
@@ -537,7 +542,7 @@ class ServingModule(tf.Module):
             tf.debugging.assert_all_finite(condition, "condition must be finite"),
         ]
 
-    @tf.function
+    @tf.function(autograph=False)
     def translate_strength(self, image_bytes, cluster_id, strength):
         """Into `cluster_id` with `strength` alpha in [0, MAX_STRENGTH]:
         -> {image_bytes: PNG [N], source_cluster int32 [N]}."""
@@ -548,13 +553,13 @@ class ServingModule(tf.Module):
             weights = weights * strength[:, tf.newaxis]
         return self._translate_blended(image_bytes, weights)
 
-    @tf.function
+    @tf.function(autograph=False)
     def translate_mix(self, image_bytes, cluster_weights):
         """Toward several clusters: -> {image_bytes: PNG [N], source_cluster int32 [N]}."""
         weights = self._checked_weights(image_bytes, cluster_weights)
         return self._translate_blended(image_bytes, weights)
 
-    @tf.function
+    @tf.function(autograph=False)
     def translate_full(self, image_bytes, cluster_weights):
         """As `translate_mix`, the PNGs at each input's own resolution."""
         weights = self._checked_weights(image_bytes, cluster_weights)
@@ -562,7 +567,7 @@ class ServingModule(tf.Module):
         out = self._full_resolution(image_bytes, images, self._blend(s_src, weights), s_src)
         return {sig.IMAGE_BYTES: out, sig.SOURCE_CLUSTER: source}
 
-    @tf.function
+    @tf.function(autograph=False)
     def reference_condition(self, reference_bytes):
         """N groups of M encoded images [N,M] -> their conditions [N,C] and distances to the
         clusters: {condition, nearest_cluster, distance, relative_distance}."""
@@ -596,7 +601,7 @@ class ServingModule(tf.Module):
             sig.RELATIVE_DISTANCE: relative,
         }
 
-    @tf.function
+    @tf.function(autograph=False)
     def mix_condition(self, image_bytes, cluster_weights, keep_clusters):
         """`translate_mix`'s condition without the edit's part along the kept clusters'
         directions: -> {condition [N,C], source_cluster int32 [N]}."""
@@ -613,7 +618,7 @@ class ServingModule(tf.Module):
             sig.SOURCE_CLUSTER: source,
         }
 
-    @tf.function
+    @tf.function(autograph=False)
     def shared_condition(self, image_bytes, condition, strength):
         """Each input's own condition moved by what the group with condition [N,C] (a
         `reference_condition`) shares, `strength` [N] in [0, MAX_STRENGTH]
@@ -631,14 +636,14 @@ class ServingModule(tf.Module):
             sig.SOURCE_CLUSTER: source,
         }
 
-    @tf.function
+    @tf.function(autograph=False)
     def translate_condition(self, image_bytes, condition):
         """Toward any condition [N,C] (e.g. `reference_condition`'s): -> {image_bytes: PNG}."""
         with tf.control_dependencies(self._condition_checks(image_bytes, condition)):
             images = self._decode(image_bytes)
         return {sig.IMAGE_BYTES: self._encode(self._generate(images, condition))}
 
-    @tf.function
+    @tf.function(autograph=False)
     def translate_full_condition(self, image_bytes, condition):
         """As `translate_condition`, the PNGs at each input's own resolution, with
         source_cluster [N]."""

@@ -37,6 +37,7 @@ from absl import logging
 
 from xplore_tf import checkpoint_files, checkpoints, io_utils
 from xplore_tf.clustering import artifacts, pipeline
+from xplore_tf.common import pixels
 from xplore_tf.config import Config
 from xplore_tf.data import images as images_lib
 from xplore_tf.data import sources
@@ -111,24 +112,7 @@ def sample_grid(
     row names the columns. Returns uint8 [header + N*S, (1 + len(translations))*S, 3].
     """
     columns = [inputs, *translations]
-    rows = [np.concatenate([col[i] for col in columns], axis=1) for i in range(len(inputs))]
-    grid = np.concatenate(rows, axis=0)
-    if not labels:
-        return grid
-    return np.concatenate([_column_header(labels, inputs.shape[2]), grid], axis=0)
-
-
-def _column_header(labels: Sequence[str], width: int) -> np.ndarray:
-    """A white strip with each label centred over its `width`-px column (Pillow's font)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    size = max(8, min(14, width // 3))
-    font = ImageFont.load_default(size=size)
-    strip = Image.new("RGB", (width * len(labels), size + 4), "white")
-    draw = ImageDraw.Draw(strip)
-    for i, label in enumerate(labels):
-        draw.text((i * width + width / 2, 2), label, fill="black", font=font, anchor="mt")
-    return np.asarray(strip)
+    return pixels.grid([[col[i] for col in columns] for i in range(len(inputs))], labels)
 
 
 def _png(array: np.ndarray) -> bytes:

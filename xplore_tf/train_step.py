@@ -107,7 +107,7 @@ class Trainer:
             if t.share_g_forward and t.gp_every > 1
             else None
         )
-        self._ema_update = tf.function(self._ema_cross_replica)
+        self._ema_update = tf.function(self._ema_cross_replica, autograph=False)
 
     def _classification_groups(self):
         """(candidates, credit): the bool [k, k] masks of G's classification target
@@ -231,7 +231,8 @@ class Trainer:
         def run(batch):
             return self.strategy.run(functools.partial(replica_fn, **kwargs), args=(batch,))
 
-        return tf.function(run)
+        # No AutoGraph (as in export_module): the steps use TensorFlow's own control flow.
+        return tf.function(run, autograph=False)
 
     def _scaled(self, optimizer, loss):
         return optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss

@@ -284,8 +284,11 @@ def _write_all_clusters_grid(
     max_batch: int,
 ) -> str:
     """Writes the grid of every input (rows) into every cluster (columns, after the input's
-    thumbnail), at the model's resolution; returns its path (`pixels.grid_path(out)`)."""
-    ids = [int(i) for i in translator.clusters().ids]
+    thumbnail, headed by cluster id and name), at the model's resolution; returns its path
+    (`pixels.grid_path(out)`)."""
+    info = translator.clusters()
+    ids = [int(i) for i in info.ids]
+    labels = ["input", *(f"c{i}\n{name}".strip() for i, name in zip(ids, info.names, strict=True))]
     rows = []
     for data in encoded:
         batch = [data] * len(ids)
@@ -298,7 +301,7 @@ def _write_all_clusters_grid(
         outs = [common.decode(b) for b in pngs]
         rows.append([common.thumbnail(data, outs[0].shape[0]), *outs])
     path = common.grid_path(out)
-    common.write_file(path, common.png_bytes(common.grid(rows)))
+    common.write_file(path, common.png_bytes(common.grid(rows, labels)))
     return path
 
 

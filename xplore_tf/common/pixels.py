@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -466,9 +466,36 @@ def thumbnail(data: bytes, size: int) -> np.ndarray:
     return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC), np.uint8)
 
 
-def grid(rows: list[list[np.ndarray]]) -> np.ndarray:
-    """Tiles equally sized uint8 [S,S,3] images: rows[i][j] at row i, column j."""
-    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+def grid(rows: list[list[np.ndarray]], labels: Sequence[str] = ()) -> np.ndarray:
+    """Tiles equally sized uint8 [S,S,3] images: rows[i][j] at row i, column j; with `labels`
+    (one per column), under a `column_header` naming the columns."""
+    tiled = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    if not labels:
+        return tiled
+    return np.concatenate([column_header(labels, rows[0][0].shape[1]), tiled], axis=0)
+
+
+def column_header(labels: Sequence[str], width: int, gap: int = 0) -> np.ndarray:
+    """A white strip with each label centred over its column, in Pillow's default font.
+
+    labels: one per column; a label may hold several lines ("cluster 7\\nEyeglasses").
+    width: each column's width in px; gap: px between two columns.
+    Returns uint8 [H, len(labels) * (width + gap) - gap, 3], H fitting the most lines.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    size = max(8, min(11, width // 6))
+    font = ImageFont.load_default(size=size)
+    lines = max((label.count("\n") + 1 for label in labels), default=1)
+    columns = max(1, len(labels) * (width + gap) - gap)
+    strip = Image.new("RGB", (columns, lines * (size + 2) + 2), "white")
+    draw = ImageDraw.Draw(strip)
+    for i, label in enumerate(labels):
+        x = i * (width + gap) + width / 2
+        draw.multiline_text(
+            (x, 2), label, fill="black", font=font, anchor="ma", spacing=2, align="center"
+        )
+    return np.asarray(strip)
 
 
 def _stems(paths: list[str]) -> list[str]:

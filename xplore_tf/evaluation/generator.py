@@ -74,7 +74,7 @@ def checkpoint_generator_fns(
     )
     std_from = stats.dim if mode == "mean_std" else None
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _generate(images, conditions):
         x = tf.cast(images, tf.float32) / 127.5 - 1.0
         y = generator((x, conditions), training=False)

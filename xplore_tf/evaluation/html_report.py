@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from xplore_tf.common.pixels import grid, png_bytes
+from xplore_tf.common.pixels import column_header, grid, png_bytes
 from xplore_tf.evaluation import beyond
 from xplore_tf.evaluation.discovery import DiscoveryResult
 from xplore_tf.evaluation.identity import IdentityResult
@@ -35,7 +35,9 @@ class TranslationMatrix:
     row_labels: list[str]  # one per input
 
     def image(self) -> np.ndarray:
-        """The whole matrix as one uint8 image: input column first, 2 px gaps."""
+        """The whole matrix as one uint8 image: input column first, 2 px gaps, under a strip
+        naming each column by the first line of its header and the rest in brackets
+        ("cluster 7 · glasses (Eyeglasses)" -> "c7", "Eyeglasses")."""
         r = len(self.inputs)
         if r == 0:
             return np.zeros((1, 1, 3), np.uint8)
@@ -46,7 +48,17 @@ class TranslationMatrix:
         for j, col in enumerate(cols):
             for i in range(r):
                 out[i * (s + gap) : i * (s + gap) + s, j * (s + gap) : j * (s + gap) + s] = col[i]
-        return out
+        labels = ["input", *(_short_header(h) for h in self.headers)]
+        return np.concatenate([column_header(labels, s, gap), out], axis=0)
+
+
+def _short_header(header: str) -> str:
+    """A matrix header cut to fit a column: "c" and the cluster id, then the attributes it
+    is the transfer cluster of (the text in brackets), one line each."""
+    cluster = "c" + header.split(" · ")[0].split(" (")[0].removeprefix("cluster ")
+    if "(" not in header:
+        return cluster
+    return cluster + "\n" + header[header.rindex("(") + 1 : -1].replace(", ", "\n")
 
 
 @dataclasses.dataclass

@@ -104,7 +104,7 @@ def _features_function(extractor: FeatureExtractor):
 
     size, layer = extractor.input_size, weakref.ref(extractor)  # no cycle through the cache
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def features(batch):
         x = tf.cast(batch, tf.float32)
         if x.shape[1] != size or x.shape[2] != size:

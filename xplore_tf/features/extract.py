@@ -102,7 +102,7 @@ def extract_features(
     )
     ds = ds.batch(batch_size).prefetch(2)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _features(images):
         return extractor(tf.cast(images, tf.float32))
 

@@ -72,6 +72,22 @@ def _translate_pngs(
     return pngs
 
 
+def _grid_translate(
+    client: ServingClient, args: argparse.Namespace
+) -> Callable[[list[bytes], list[int]], list[bytes]]:
+    """`translate(encoded, ids) -> pngs` for the --all_clusters grid."""
+
+    def translate(batch: list[bytes], ids: list[int]) -> list[bytes]:
+        if args.strength is None:
+            return _translate_pngs(client, args.signature, batch, ids)
+        strengths = [args.strength] * len(ids)
+        return bc.translate_strength(
+            client.predict, batch, ids, strengths, max_batch=client.max_batch
+        )[0]
+
+    return translate
+
+
 def _check_paste_back(args: argparse.Namespace) -> None:
     if args.all_clusters:
         raise ValueError("--paste_back writes whole photos into one cluster: pass --cluster")
@@ -242,25 +258,11 @@ def run(args: argparse.Namespace) -> list[str]:
         max_batch=args.max_batch,
     ) as client:
         if args.all_clusters:
-            ids = [int(i) for i in client.clusters().ids]
-            rows = []
-            for data in encoded:
-                batch = [data] * len(ids)
-                if args.strength is None:
-                    pngs = _translate_pngs(client, args.signature, batch, ids)
-                else:
-                    pngs, _ = bc.translate_strength(
-                        client.predict,
-                        batch,
-                        ids,
-                        [args.strength] * len(ids),
-                        max_batch=client.max_batch,
-                    )
-                outs = [common.decode(b) for b in pngs]
-                size = outs[0].shape[0]
-                rows.append([common.thumbnail(data, size), *outs])
             path = common.grid_path(args.out)
-            common.write_file(path, common.png_bytes(common.grid(rows)))
+            grid = common.all_clusters_grid(
+                client.clusters(), encoded, _grid_translate(client, args)
+            )
+            common.write_file(path, common.png_bytes(grid))
             return [path]
         full = _full_resolution(client, args)
         translate_pngs, label = _translation(client, args, weights, full)

@@ -3,11 +3,14 @@ inputs, columns = the input then each target cluster) and the evaluation's trans
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from xplore_tf import train_lib
 from xplore_tf.common import pixels
-from xplore_tf.evaluation import html_report
+from xplore_tf.evaluation import html_report, transfer
+from xplore_tf.evaluation import pipeline as eval_pipeline
 
 
 def test_columns_in_order_under_a_header_naming_them():
@@ -31,15 +34,13 @@ def test_a_label_of_two_lines_makes_a_taller_header():
 
 
 def test_translation_matrix_png_names_its_columns():
-    assert html_report._short_header("cluster 3") == "c3"
-    assert html_report._short_header("cluster 3 · blond") == "c3"
-    assert (
-        html_report._short_header("cluster 7 · glasses (Eyeglasses, Smiling)")
-        == "c7\nEyeglasses\nSmiling"
-    )
     inputs = np.zeros((2, 64, 64, 3), np.uint8)
     matrix = html_report.TranslationMatrix(
-        inputs, [inputs + 100], headers=["cluster 7 (Eyeglasses)"], row_labels=["a", "b"]
+        inputs,
+        [inputs + 100],
+        headers=["cluster 7 · glasses (Eyeglasses)"],
+        row_labels=["a", "b"],
+        labels=["c7\nEyeglasses"],
     )
     image = matrix.image()
     header = image.shape[0] - (2 * 64 + 2)
@@ -47,3 +48,24 @@ def test_translation_matrix_png_names_its_columns():
     assert image[header + 10, 64 + 2 + 10, 0] == 100  # the translation under the header
     inked = [(image[:header, j * 66 : j * 66 + 64] < 128).sum() for j in range(2)]
     assert all(ink > 0 for ink in inked)
+
+
+def test_matrix_headers_name_the_cluster_and_its_attributes():
+    x = np.zeros((3, 8, 8, 3), np.uint8)
+    translations = types.SimpleNamespace(matrix_columns={3: x, 7: x + 1})
+    targets = [
+        transfer.TransferTarget("Eyeglasses", 7, 0.9, 40),
+        transfer.TransferTarget("Smiling", 7, 0.8, 40),
+    ]
+    matrix = eval_pipeline._translation_matrix(
+        translations,
+        x,
+        ["a", "b", "c"],
+        [3, 7],
+        np.array([0, 2]),
+        targets=targets,
+        names={7: "glasses"},
+    )
+    assert matrix.headers == ["cluster 3", "cluster 7 · glasses (Eyeglasses, Smiling)"]
+    assert matrix.labels == ["c3", "c7\nEyeglasses\nSmiling"]
+    assert matrix.inputs.shape == (2, 8, 8, 3) and matrix.columns[1][0, 0, 0, 0] == 1

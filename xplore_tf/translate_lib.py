@@ -283,25 +283,20 @@ def _write_all_clusters_grid(
     strength: float | None,
     max_batch: int,
 ) -> str:
-    """Writes the grid of every input (rows) into every cluster (columns, after the input's
-    thumbnail, headed by cluster id and name), at the model's resolution; returns its path
+    """Writes `pixels.all_clusters_grid` at the model's resolution; returns its path
     (`pixels.grid_path(out)`)."""
-    info = translator.clusters()
-    ids = [int(i) for i in info.ids]
-    labels = ["input", *(f"c{i}\n{name}".strip() for i, name in zip(ids, info.names, strict=True))]
-    rows = []
-    for data in encoded:
-        batch = [data] * len(ids)
+
+    def translate(batch: list[bytes], ids: list[int]) -> list[bytes]:
         if strength is None:
-            pngs = translator.translate_bytes(batch, ids, max_batch=max_batch)
-        else:
-            pngs, _ = bc.translate_strength(
-                translator.predict, batch, ids, [strength] * len(ids), max_batch=max_batch
-            )
-        outs = [common.decode(b) for b in pngs]
-        rows.append([common.thumbnail(data, outs[0].shape[0]), *outs])
+            return translator.translate_bytes(batch, ids, max_batch=max_batch)
+        strengths = [strength] * len(ids)
+        return bc.translate_strength(
+            translator.predict, batch, ids, strengths, max_batch=max_batch
+        )[0]
+
     path = common.grid_path(out)
-    common.write_file(path, common.png_bytes(common.grid(rows, labels)))
+    grid = common.all_clusters_grid(translator.clusters(), encoded, translate)
+    common.write_file(path, common.png_bytes(grid))
     return path
 
 

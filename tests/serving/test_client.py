@@ -228,9 +228,11 @@ def test_all_clusters_grid(server, inputs, tmp_path):
         ]
     )
     (path,) = client_lib.run(args)
-    grid = common.decode(open(path, "rb").read())
-    assert path.endswith("all_clusters.png") and grid.shape == (2 * 16, 5 * 16, 3)
-    row_two_cluster_2 = grid[16:32, 3 * 16 : 4 * 16]
+    labelled = common.decode(open(path, "rb").read())
+    header = labelled.shape[0] - 2 * 16  # "input", then each cluster's id and name
+    assert path.endswith("all_clusters.png") and labelled.shape[1:] == (5 * 16, 3)
+    assert 8 <= header <= 24 and (labelled[:header] < 128).any()
+    row_two_cluster_2 = labelled[header + 16 :, 3 * 16 : 4 * 16]
     single = tmp_path / "single.png"
     client_lib.run(
         client_lib.parse_args(

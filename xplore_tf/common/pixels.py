@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -576,6 +576,24 @@ class ClusterInfo:
             for n in np.asarray(outputs[sig.NAME]).reshape(-1)
         ]
         return cls(np.asarray(outputs[sig.CLUSTER_ID]), np.asarray(outputs[sig.SIZE]), names)
+
+
+def all_clusters_grid(
+    info: ClusterInfo,
+    encoded: Sequence[bytes],
+    translate: Callable[[list[bytes], list[int]], list[bytes]],
+) -> np.ndarray:
+    """Every input (one row each: its thumbnail, then its translation into each of `info`'s
+    clusters) as one uint8 [H, W, 3] image, the columns headed "input" and "c<id>" over the
+    cluster's name. `translate(encoded, cluster_ids)` returns one encoded image per pair, all
+    S x S (the model's resolution)."""
+    ids = [int(i) for i in info.ids]
+    labels = ["input", *(f"c{i}\n{name}".strip() for i, name in zip(ids, info.names, strict=True))]
+    rows = []
+    for data in encoded:
+        outs = [decode(b) for b in translate([data] * len(ids), ids)]
+        rows.append([thumbnail(data, outs[0].shape[0]), *outs])
+    return grid(rows, labels)
 
 
 def is_cluster_id(value: str | int) -> bool:

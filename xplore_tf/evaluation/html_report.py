@@ -31,13 +31,13 @@ class TranslationMatrix:
 
     inputs: np.ndarray
     columns: list[np.ndarray]
-    headers: list[str]  # one per column
+    headers: list[str]  # one per column, for the HTML table
     row_labels: list[str]  # one per input
+    labels: list[str]  # one per column, for the PNG: short lines that fit a column
 
     def image(self) -> np.ndarray:
         """The whole matrix as one uint8 image: input column first, 2 px gaps, under a strip
-        naming each column by the first line of its header and the rest in brackets
-        ("cluster 7 · glasses (Eyeglasses)" -> "c7", "Eyeglasses")."""
+        naming the columns ("input", then `labels`)."""
         r = len(self.inputs)
         if r == 0:
             return np.zeros((1, 1, 3), np.uint8)
@@ -48,17 +48,7 @@ class TranslationMatrix:
         for j, col in enumerate(cols):
             for i in range(r):
                 out[i * (s + gap) : i * (s + gap) + s, j * (s + gap) : j * (s + gap) + s] = col[i]
-        labels = ["input", *(_short_header(h) for h in self.headers)]
-        return np.concatenate([column_header(labels, s, gap), out], axis=0)
-
-
-def _short_header(header: str) -> str:
-    """A matrix header cut to fit a column: "c" and the cluster id, then the attributes it
-    is the transfer cluster of (the text in brackets), one line each."""
-    cluster = "c" + header.split(" · ")[0].split(" (")[0].removeprefix("cluster ")
-    if "(" not in header:
-        return cluster
-    return cluster + "\n" + header[header.rindex("(") + 1 : -1].replace(", ", "\n")
+        return np.concatenate([column_header(["input", *self.labels], s, gap), out], axis=0)
 
 
 @dataclasses.dataclass

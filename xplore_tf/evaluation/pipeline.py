@@ -302,23 +302,25 @@ def _translation_matrix(
     names: dict[int, str],
 ) -> html_report.TranslationMatrix:
     """The report's matrix: held-out inputs `rows` by `columns`, headed by cluster, name
-    and the attributes it is the transfer cluster of."""
+    and the attributes it is the transfer cluster of (the PNG's labels leave out the name)."""
     target_of: dict[int, list[str]] = {}
     for t in targets:
         target_of.setdefault(t.cluster, []).append(t.attribute)
-    headers = []
+    headers, labels = [], []
     for c in columns:
-        label = f"cluster {c}"
+        header, attributes = f"cluster {c}", target_of.get(c, [])
         if c in names:
-            label += f" · {names[c]}"
-        if c in target_of:
-            label += f" ({', '.join(target_of[c])})"
-        headers.append(label)
+            header += f" · {names[c]}"
+        if attributes:
+            header += f" ({', '.join(attributes)})"
+        headers.append(header)
+        labels.append("\n".join([f"c{c}", *attributes]))
     return html_report.TranslationMatrix(
         inputs=x_eval[rows],
         columns=[translations.matrix_columns[c] for c in columns],
         headers=headers,
         row_labels=row_paths,
+        labels=labels,
     )
 
 

@@ -438,8 +438,7 @@ flags.DEFINE_integer(
     "like t than like the clusters that share most of what t is (for a cluster of blond "
     "women, other women), so what t shares with them (gender) is not asked of G. "
     "D's own classification stays over all k. Needs hard targets (--blend_prob=0). "
-    "Measured on celeba10k with 15 (docs/experiments/2026-12-06-combinations-reference-groups.md): "
-    "more gain and lower FD on two seeds, less gender change on one; 0 = all k (paper).",
+    "0 = all k (paper); measurements: docs/experiments/2026-12-06-combinations-reference-groups.md.",
     lower_bound=0,
 )
 flags.DEFINE_integer(
@@ -467,8 +466,8 @@ flags.DEFINE_float(
     "Fraction of training targets that are random blends of conditions (docs/experiments/2026-12-01-beyond-clusters.md): "
     "s_c + a (s_t - s_c) + b (s_t2 - s_c) with (1-a-b, a, b) uniform on the simplex, and the "
     "same blend of the three clusters as the target of G's classification loss: the "
-    "conditions of strengths in [0, 1] and of interpolations between clusters. Measured on "
-    "the demo it lost transfer and identity; 0 = off (paper).",
+    "conditions of strengths in [0, 1] and of interpolations between clusters. 0 = off "
+    "(paper).",
     lower_bound=0.0,
     upper_bound=1.0,
 )
@@ -526,9 +525,8 @@ flags.DEFINE_enum(
     config_lib.TrainConfig.mixed_precision,
     list(hardware.PRECISIONS),
     "Keras mixed-precision policy. 'auto' = mixed_bfloat16 on CPUs with AMX bfloat16 units "
-    "and no GPU (paper-width step 1.59x faster, demo quality unchanged; "
-    "docs/experiments/2026-12-05-readme-measurements.md), float32 elsewhere; 'none' = float32; "
-    "mixed_float16 for GPUs.",
+    "and no GPU (speed and quality: docs/experiments/2026-12-05-readme-measurements.md), "
+    "float32 elsewhere; 'none' = float32; mixed_float16 for GPUs.",
 )
 flags.DEFINE_integer(
     "checkpoint_every", 1000, "Steps between checkpoints (also written at exit).", lower_bound=1

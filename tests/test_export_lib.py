@@ -248,6 +248,14 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(run):
         export_lib.load_generator(wider)
 
 
+def test_the_saved_model_holds_the_methods_as_signatures_only(exported):
+    # Not also as functions of the object: `tf.saved_model.save` would trace each such
+    # function a second time, in its own graph, for an attribute nothing loads.
+    result, loaded = exported
+    assert sorted(loaded.signatures) == sorted(result.signatures)
+    assert not any(hasattr(loaded, name) for name in result.signatures)
+
+
 def test_saved_model_cli_lists_the_signatures(exported):
     result, _ = exported
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")

@@ -124,7 +124,8 @@ def test_identity_options_train_two_steps(tmp_path, model, train, terms):
 def test_celeba10k_config_options_train_three_steps(tmp_path, monkeypatch):
     # The real-face config's generator and loss settings (one skip level, HF bypass,
     # resize-conv upsampling, a generator without per-sample statistics: demodulated decoder,
-    # no encoder norm; lambda_self/lambda_cls, n_critic, extrapolated targets) with the sizes
+    # no encoder norm; lambda_self/lambda_cls, n_critic, extrapolated targets; a critic one
+    # downsampling deeper than StarGAN's; the credited neighbour) with the sizes
     # shrunk. Any instance norm left trains through the fused path (threshold lowered: the
     # shrunk maps would not reach it).
     from absl import flags
@@ -133,6 +134,7 @@ def test_celeba10k_config_options_train_three_steps(tmp_path, monkeypatch):
 
     monkeypatch.setattr(layers, "FUSED_MIN_ELEMENTS", 0)
 
+    from xplore_tf import checkpoints
     from xplore_tf import flags as xflags
 
     try:
@@ -143,9 +145,19 @@ def test_celeba10k_config_options_train_three_steps(tmp_path, monkeypatch):
     assert (real.model.skip_connections, real.model.skip_levels) == ("plain", 1)
     assert (real.model.decoder_norm, real.model.encoder_norm) == ("demod", "none")
     assert real.train.extrapolate_prob == 0.3
+    assert (real.train.cls_neighbors, real.train.cls_credit_neighbors) == (15, 1)
     cfg = tiny_config(tmp_path, num_steps=3, summary_every=1)  # n_critic 3: one G step
-    # D's last conv (64 filters on 2x2) as PatchMatmulConv2D's matrix product, like the real D.
+
+    # D one downsampling deeper than StarGAN's rule (a 1 x 1 map), as the real config's D;
+    # its last conv as PatchMatmulConv2D's matrix product, like the real D's.
+    def rule(c):  # StarGAN's depth at the config's image size
+        return checkpoints.discriminator_downsamplings(
+            dataclasses.replace(c, model=dataclasses.replace(c.model, d_num_down=0))
+        )
+
+    assert real.model.d_num_down == rule(real) + 1
     sizes = {**{k: getattr(cfg.model, k) for k in TINY_SIZES}, "d_channels": 16}
+    sizes["d_num_down"] = rule(cfg) + 1
     model = dataclasses.replace(real.model, **sizes)
     train = dataclasses.replace(
         cfg.train,
@@ -153,6 +165,9 @@ def test_celeba10k_config_options_train_three_steps(tmp_path, monkeypatch):
             k: getattr(real.train, k)
             for k in ("n_critic", "lambda_cls", "lambda_self", "extrapolate_prob")
         },
+        # The credited neighbour as configured; the neighbour count scaled to the tiny k.
+        cls_neighbors=min(real.train.cls_neighbors, cfg.cluster.num_clusters - 1),
+        cls_credit_neighbors=real.train.cls_credit_neighbors,
         lambda_chroma=1.0,  # off in the config; its option trains under the config's settings
     )
     cfg = dataclasses.replace(cfg, model=model, train=train)
@@ -161,7 +176,6 @@ def test_celeba10k_config_options_train_three_steps(tmp_path, monkeypatch):
     from xplore_tf import export_lib
 
     assert export_lib.load_generator(cfg).generator.decoder.skip_levels == 1
-    from xplore_tf import checkpoints
     from xplore_tf.clustering import artifacts
 
     stats = artifacts.read_stats(os.path.join(cfg.clusters_dir, artifacts.STATS))

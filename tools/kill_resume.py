@@ -319,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     tally["exports"] = sorted(
         v for v in os.listdir(os.path.join(workdir, "export", "xplore")) if v.isdigit()
     )
+    if tally["exports"] != ["1"]:  # however often the command ran after the export
+        tally["problems"].append(f"expected one export version, found {tally['exports']}")
+    if tally["kills"] and not tally["resumed"]:
+        tally["problems"].append("no run resumed from a checkpoint: the kills tested nothing")
     print(json.dumps(tally, indent=2))
     return 0 if exact and not tally["problems"] else 1
 

@@ -1,8 +1,8 @@
 """The exported object: `ServingModule`, G_ema + the cluster statistics behind named signatures.
 
 Shaped as TensorFlow Model Garden's `ExportModule` (official/core/export_base.py): the
-constructor only stores state, every serving signature is a `tf.function` method, and
-`signatures()` maps each signature name to its concrete function for
+constructor only stores state, every serving signature is a method of the same name, and
+`signatures()` maps each signature name to that method traced as a concrete function for
 `tf.saved_model.save(module, path, signatures=module.signatures())`.
 
 The methods are traced for fixed input signatures (Keras 3 models saved directly get a
@@ -199,8 +199,9 @@ class ServingModule(tf.Module):
     The byte decoders, the generator and the extractor are each one graph with a fixed input
     signature (`shared_graph`), called by every signature that needs them.
 
-    Each signature is the `tf.function` method of its name, traced by `signatures()` for
-    `input_signatures()`; the SavedModel also keeps those methods as functions of the object.
+    Each signature is the method of its name, traced by `signatures()` for
+    `input_signatures()`; the SavedModel holds them as signatures only (read them from
+    `tf.saved_model.load(path).signatures`).
     """
 
     def __init__(
@@ -290,11 +291,19 @@ class ServingModule(tf.Module):
     def signatures(self) -> dict:
         """{signature name: concrete function} for `tf.saved_model.save(signatures=...)`.
 
-        Each is the `tf.function` method of the same name traced for `input_signatures()`
+        Each is the method of the same name traced once per module for `input_signatures()`
         (as Model Garden's `get_inference_signatures`); callable with the keyword inputs.
         """
+        return dict(self._traced_signatures)
+
+    @functools.cached_property
+    def _traced_signatures(self) -> dict:
+        # The methods are plain Python, wrapped here: `tf.saved_model.save` traces every
+        # `tf.function` attribute of the module again inside its own graph (for the object
+        # graph, which nothing here loads: every consumer reads `.signatures`), which would
+        # double the export's time. A cached_property is stored past tf.Module's tracking.
         return {
-            name: getattr(self, name).get_concrete_function(*specs)
+            name: tf.function(getattr(self, name), autograph=False).get_concrete_function(*specs)
             for name, specs in self.input_signatures().items()
         }
 
@@ -378,7 +387,6 @@ class ServingModule(tf.Module):
         return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
 
     # ------------------------------------------------------------------ fixed clusters
-    @tf.function(autograph=False)
     def serving_default(self, image, cluster_id):
         """image uint8 [N,H,W,3], cluster_id int32 [N] -> {image: uint8 [N,S,S,3]}."""
         # Everything reading cluster_id waits for its checks (a gather would fail first,
@@ -388,7 +396,6 @@ class ServingModule(tf.Module):
             rows = tf.gather(self._conditions, cluster_id)
         return {sig.IMAGE: self._generate(x, rows)}
 
-    @tf.function(autograph=False)
     def translate_bytes(self, image_bytes, cluster_id):
         """image_bytes string [N], cluster_id int32 [N] -> {image_bytes: PNG [N]}."""
         with tf.control_dependencies(self._check_ids(cluster_id, tf.shape(image_bytes)[0])):
@@ -396,7 +403,6 @@ class ServingModule(tf.Module):
             rows = tf.gather(self._conditions, cluster_id)
         return {sig.IMAGE_BYTES: self._encode(self._generate(images, rows))}
 
-    @tf.function(autograph=False)
     def clusters(self):
         """() -> {cluster_id int32 [k], size int64 [k], name string [k]}."""
         return {
@@ -405,7 +411,6 @@ class ServingModule(tf.Module):
             sig.NAME: tf.identity(self._names),
         }
 
-    @tf.function(autograph=False)
     def clusters_batched(self, rows):
         """The cluster list once per element of `rows` (values ignored): [N,k] outputs.
 
@@ -542,7 +547,6 @@ class ServingModule(tf.Module):
             tf.debugging.assert_all_finite(condition, "condition must be finite"),
         ]
 
-    @tf.function(autograph=False)
     def translate_strength(self, image_bytes, cluster_id, strength):
         """Into `cluster_id` with `strength` alpha in [0, MAX_STRENGTH]:
         -> {image_bytes: PNG [N], source_cluster int32 [N]}."""
@@ -553,13 +557,11 @@ class ServingModule(tf.Module):
             weights = weights * strength[:, tf.newaxis]
         return self._translate_blended(image_bytes, weights)
 
-    @tf.function(autograph=False)
     def translate_mix(self, image_bytes, cluster_weights):
         """Toward several clusters: -> {image_bytes: PNG [N], source_cluster int32 [N]}."""
         weights = self._checked_weights(image_bytes, cluster_weights)
         return self._translate_blended(image_bytes, weights)
 
-    @tf.function(autograph=False)
     def translate_full(self, image_bytes, cluster_weights):
         """As `translate_mix`, the PNGs at each input's own resolution."""
         weights = self._checked_weights(image_bytes, cluster_weights)
@@ -567,7 +569,6 @@ class ServingModule(tf.Module):
         out = self._full_resolution(image_bytes, images, self._blend(s_src, weights), s_src)
         return {sig.IMAGE_BYTES: out, sig.SOURCE_CLUSTER: source}
 
-    @tf.function(autograph=False)
     def reference_condition(self, reference_bytes):
         """N groups of M encoded images [N,M] -> their conditions [N,C] and distances to the
         clusters: {condition, nearest_cluster, distance, relative_distance}."""
@@ -601,7 +602,6 @@ class ServingModule(tf.Module):
             sig.RELATIVE_DISTANCE: relative,
         }
 
-    @tf.function(autograph=False)
     def mix_condition(self, image_bytes, cluster_weights, keep_clusters):
         """`translate_mix`'s condition without the edit's part along the kept clusters'
         directions: -> {condition [N,C], source_cluster int32 [N]}."""
@@ -618,7 +618,6 @@ class ServingModule(tf.Module):
             sig.SOURCE_CLUSTER: source,
         }
 
-    @tf.function(autograph=False)
     def shared_condition(self, image_bytes, condition, strength):
         """Each input's own condition moved by what the group with condition [N,C] (a
         `reference_condition`) shares, `strength` [N] in [0, MAX_STRENGTH]
@@ -636,14 +635,12 @@ class ServingModule(tf.Module):
             sig.SOURCE_CLUSTER: source,
         }
 
-    @tf.function(autograph=False)
     def translate_condition(self, image_bytes, condition):
         """Toward any condition [N,C] (e.g. `reference_condition`'s): -> {image_bytes: PNG}."""
         with tf.control_dependencies(self._condition_checks(image_bytes, condition)):
             images = self._decode(image_bytes)
         return {sig.IMAGE_BYTES: self._encode(self._generate(images, condition))}
 
-    @tf.function(autograph=False)
     def translate_full_condition(self, image_bytes, condition):
         """As `translate_condition`, the PNGs at each input's own resolution, with
         source_cluster [N]."""

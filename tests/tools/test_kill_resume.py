@@ -1,39 +1,16 @@
-"""kill -9 at random moments (clustering, training, checkpoint saves, export), resume:
-every resume succeeds, no artifact is half-written, the final weights are exact."""
+"""The kill -9 / resume check's parts: where its kills land and what it counts as a broken
+artifact. The check itself (`python -m tools.kill_resume --kills=20`: every resume
+succeeds, no artifact is half-written, the final weights are exact) runs in CI before the
+tests (.ci/run), not in them: one run of it costs more than a minute."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import subprocess
-import sys
 
 import pytest
-from tests_support import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
-
-
-def test_killed_three_times_ends_equal_to_an_uninterrupted_run(tmp_path):
-    # CI runs the full 20 kills (.ci/run); 3 here (clustering, training or a checkpoint
-    # save, export: one per phase) keep the suite's time down.
-    res = subprocess.run(
-        [sys.executable, "-m", "tools.kill_resume", f"--out={tmp_path}", "--kills=3"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    out = res.stdout
-    assert res.returncode == 0, out[-3000:] + res.stderr[-2000:]
-    tally = json.loads(out[out.index("{") :])
-    assert tally["problems"] == [] and tally["final_weights_equal_uninterrupted"] is True
-    # A round the kill missed (the phase ended sooner than in the uninterrupted run) is
-    # counted, not failed; most land.
-    assert tally["kills"] >= 2 and len(tally["by_phase"]) >= 2, tally["by_phase"]
-    assert tally["resumed"] >= 1  # a training kill before the first checkpoint starts over
-    assert tally["exports"] == ["1"]  # one export, however often the command ran after
 
 
 def test_kills_land_in_every_phase_clustering_first_export_last():

@@ -658,6 +658,14 @@ def test_beyond_signatures_are_left_out_with_the_reason_when_the_extractor_is_mi
     )
     with pytest.raises(ValueError, match="no translate_strength signature .*gone.npz"):
         translator.predict(sig.TRANSLATE_STRENGTH, {})
+    # In process, a signature is traced when first used, once: naming, listing and checking
+    # them traced none.
+    assert module._traced == {}
+    translator.clusters()
+    assert list(module._traced) == [sig.CLUSTERS]
+    assert module.signatures()[sig.CLUSTERS] is translator.functions[sig.CLUSTERS]
+    with pytest.raises(KeyError):
+        module.signature_functions()[sig.TRANSLATE_STRENGTH]
     # A one-hot model has strength and mix, but no reference-group condition.
     onehot = dataclasses.replace(run, model=dataclasses.replace(run.model, condition="onehot"))
     from xplore_tf import checkpoints

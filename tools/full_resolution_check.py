@@ -70,12 +70,17 @@ class Photo:
     face: faces.Face | None = None
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_args(p: argparse.ArgumentParser, out: str) -> None:
+    """--flagfile, --workdir, --photos and --out (`out`: what the folder holds)."""
     p.add_argument("--flagfile", required=True, help="the run's flagfile")
     p.add_argument("--workdir", default="", help="the run's folder (default: the flagfile's)")
     p.add_argument("--photos", required=True, help="folder with photos/ and labels.csv")
-    p.add_argument("--out", required=True, help="folder for results.json and detections")
+    p.add_argument("--out", required=True, help=out)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_args(p, "folder for results.json and detections")
     p.add_argument(
         "--split",
         choices=("report", "tune"),

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -186,11 +187,34 @@ class _SpaceConstants:
         )
 
 
+class _LazySignatures(Mapping):
+    """{signature name: concrete function} of one module, each traced on first access."""
+
+    def __init__(self, module: ServingModule):
+        self._module = module
+        self._names = tuple(module.input_signatures())
+
+    def __getitem__(self, name: str):
+        if name not in self._names:
+            raise KeyError(name)
+        return self._module.signature_function(name)
+
+    def __contains__(self, name) -> bool:  # without tracing
+        return name in self._names
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class ServingModule(tf.Module):
     """G_ema + baked-in cluster statistics (+ the clustering space) behind named signatures.
 
     The exported object: `tf.saved_model.save(module, path, signatures=module.signatures())`;
-    also called in process by `xplore_tf.translate` and tests (`signature_functions()`).
+    also called in process by `xplore_tf.translate`, the explore page and tests
+    (`signature_functions()`: each signature traced on its first use).
 
     The beyond-clusters signatures (docs/guide/beyond_clusters.md) exist when `space` is given:
     they run the clustering extractor and PCA in-graph, so s_src is the condition of the input's
@@ -294,22 +318,32 @@ class ServingModule(tf.Module):
         Each is the method of the same name traced once per module for `input_signatures()`
         (as Model Garden's `get_inference_signatures`); callable with the keyword inputs.
         """
-        return dict(self._traced_signatures)
+        return {name: self.signature_function(name) for name in self.input_signatures()}
+
+    def signature_functions(self) -> Mapping:
+        """`signatures()` for callers in process (`xplore_tf.translate`, the explore page,
+        tests): a read-only mapping that traces each signature on its first use, so a caller
+        of one signature does not wait for all of them."""
+        return _LazySignatures(self)
+
+    def signature_function(self, name: str):
+        """The concrete function of signature `name`, traced on the first call. KeyError for a
+        name that is not among `input_signatures()`."""
+        if name not in self._traced:
+            specs = self.input_signatures()[name]
+            # The methods are plain Python, wrapped here: `tf.saved_model.save` traces every
+            # `tf.function` attribute of the module again inside its own graph (for the
+            # object graph, which nothing here loads: every consumer reads `.signatures`),
+            # which would double the export's time.
+            self._traced[name] = tf.function(
+                getattr(self, name), autograph=False
+            ).get_concrete_function(*specs)
+        return self._traced[name]
 
     @functools.cached_property
-    def _traced_signatures(self) -> dict:
-        # The methods are plain Python, wrapped here: `tf.saved_model.save` traces every
-        # `tf.function` attribute of the module again inside its own graph (for the object
-        # graph, which nothing here loads: every consumer reads `.signatures`), which would
-        # double the export's time. A cached_property is stored past tf.Module's tracking.
-        return {
-            name: tf.function(getattr(self, name), autograph=False).get_concrete_function(*specs)
-            for name, specs in self.input_signatures().items()
-        }
-
-    def signature_functions(self) -> dict:
-        """`signatures()`: the name `xplore_tf.translate` and the tests call."""
-        return self.signatures()
+    def _traced(self) -> dict:
+        # A cached_property is stored past tf.Module's tracking.
+        return {}
 
     # ------------------------------------------------------------------ checks
     @staticmethod

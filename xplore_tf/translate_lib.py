@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from absl import logging
 
@@ -29,7 +29,12 @@ class Translator:
     """The signature functions of one model, called with numpy in and numpy out."""
 
     def __init__(
-        self, functions: dict, *, source: str, keep_alive: object = None, missing_reason: str = ""
+        self,
+        functions: Mapping,
+        *,
+        source: str,
+        keep_alive: object = None,
+        missing_reason: str = "",
     ):
         missing = [s for s in (sig.TRANSLATE_BYTES, sig.CLUSTERS) if s not in functions]
         if missing:

@@ -154,7 +154,8 @@ def _fit_geometry_regressor_once(monkeypatch):
     return fitted
 
 
-def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
+def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO")
     fitted = _fit_geometry_regressor_once(monkeypatch)
     config = _background_clusters_run(tmp_path)
     config = dataclasses.replace(
@@ -175,6 +176,9 @@ def test_perfect_and_random_generators_score_far_apart(tmp_path, monkeypatch):
         strength_fn=_perfect_strength(config),
         condition_fn=condition_fn,
     )
+    # Long sections say where they are: one line as each pair starts and ends.
+    assert "combination 2/2 background_0+hair_pink: four blends" in caplog.text
+    assert "combination background_0+background_1: both present " in caplog.text
     noise = pipeline.run_evaluation(config, translate_fn=_noise)
     assert len(fitted) == 1
 

@@ -10,6 +10,7 @@ reference groups enter that space). A section says why when it cannot run.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -615,12 +616,22 @@ def combinations(
     combination would reach if both landed independently (`Combination.independent`).
     """
     cluster_of = {t.attribute: t.cluster for t in targets}
-    return Combinations(
-        tuple(
-            _combination(config, stats, held, pair, cluster_of, condition_fn, source)
-            for pair in config.eval.combinations
+    pairs = config.eval.combinations
+    results = []
+    for i, pair in enumerate(pairs, start=1):
+        started = time.monotonic()
+        logging.info(
+            "combination %d/%d %s: four blends of the inputs lacking both", i, len(pairs), pair
         )
-    )
+        result = _combination(config, stats, held, pair, cluster_of, condition_fn, source)
+        done = (
+            f"skipped ({result.reason})"
+            if isinstance(result, SkippedPair)
+            else f"both present {result.both_present['combined']:.3f} of {result.inputs_lacking_both}"
+        )
+        logging.info("combination %s: %s, %.0f s", pair, done, time.monotonic() - started)
+        results.append(result)
+    return Combinations(tuple(results))
 
 
 # ---------------------------------------------------------------- all three

@@ -39,6 +39,7 @@ def test_a_new_black_disk_is_a_droplet_and_where_it_is():
         (lambda f: _disk(f, 4, 30, 4), "darker hair where the input was already dark"),
         (lambda f: _disk(f, 40, 20, 3.5, value=90), "a grey blob, not near-black"),
         (np.zeros_like, "all black: nothing around it to be isolated from"),
+        (lambda f: _disk(f, 36, 32, 10.5), "a dark disk of ~350 px: a background, not a droplet"),
     ],
 )
 def test_what_is_not_a_droplet(make, why):
@@ -79,6 +80,18 @@ def test_rates_written_before_the_new_darkness_cue_read_back_without_it():
 
 
 _OLDER_FIELDS = ("dark", "contrast", "band", "min_area", "min_fill", "max_aspect", "min_solidity")
+
+
+def test_rates_written_before_the_size_bound_read_back_without_it():
+    # A disk of radius 9.5 (~280 px) is a droplet by the bound of 300 px; radius 10.5 (~350
+    # px) only by a rule without it, as files written before the bound counted.
+    face = _face()
+    assert len(droplets.droplets(face, _disk(face, 36, 32, 9.5))) == 1
+    current = droplets.DropletRates(0.05, {}).to_json()
+    older = dict(current, rule={k: v for k, v in current["rule"].items() if k != "max_area"})
+    rates = droplets.DropletRates.from_json(older)
+    assert rates.rule.max_area == 0 and "before their size was bounded" in rates.title
+    assert len(droplets.droplets(face, _disk(face, 36, 32, 10.5), rates.rule)) == 1
 
 
 def test_a_dark_band_across_the_eyes_is_not_a_droplet():

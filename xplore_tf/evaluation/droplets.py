@@ -5,9 +5,10 @@ signal survives the per-sample normalisation; it shows as a black "droplet" besi
 on the hair or in a corner (Karras et al., "Analyzing and Improving the Image Quality of
 StyleGAN", CVPR 2020, §2.1). This module finds them the way a person would: a connected
 region of the output that is near-black, isolated (the band around it is much brighter),
-compact, round and solid (not a band, a ring or a hair line), large enough to see, and not
-the same isolated dark blob in the input (sunglasses, a dark eye), and without a dark twin
-mirrored across the face's centre line (two lenses or eyes drawn as shadows). Droplets often sit where
+compact, round and solid (not a band, a ring or a hair line), large enough to see but not
+the size of a whole dark background, not the same isolated dark blob in the input
+(sunglasses, a dark eye), and without a dark twin mirrored across the face's centre line
+(two lenses or eyes drawn as shadows). Droplets often sit where
 the input had dark hair that the translation lightened, so "new" means two things: not an
 isolated blob in the input, and newly dark: the blob is clearly darker than the input was
 there, or its surround clearly lighter, or it is pitch-black. A dark thing of the input
@@ -35,6 +36,10 @@ class DropletRule:
     contrast: float = 40.0  # the band around the blob is brighter than `dark` by this, mean
     band: int = 3  # width of that band
     min_area: int = 15
+    # At most ~4x the area of the widest droplet described (10 px across, ~80 px): a whole
+    # dark background or sweater that passes every other test is not one. 0 = no bound
+    # (metrics.json written before it).
+    max_area: int = 300
     min_fill: float = 0.55  # region area / its bounding box area (a disk: 0.785)
     max_aspect: float = 2.0  # bounding box long side / short side
     min_solidity: float = 0.9  # region area / its area with holes filled (a ring: low)
@@ -70,6 +75,7 @@ def droplets(inp: np.ndarray, out: np.ndarray, rule: DropletRule = DropletRule()
         h, w = region.shape
         if (
             area < rule.min_area * scale**2
+            or 0 < rule.max_area * scale**2 < area
             or max(h, w) > rule.max_aspect * min(h, w)
             or area < rule.min_fill * h * w
             or area < rule.min_solidity * ndimage.binary_fill_holes(region).sum()
@@ -135,9 +141,11 @@ class DropletRates:
     @property
     def title(self) -> str:
         """How summaries name these rates: an older file's rule says so."""
-        if self.rule.new_darkness:
-            return "droplets (new dark round blobs)"
-        return "droplets (dark round blobs, by the rule before new darkness counted)"
+        if not self.rule.new_darkness:
+            return "droplets (dark round blobs, by the rule before new darkness counted)"
+        if not self.rule.max_area:
+            return "droplets (new dark round blobs, by the rule before their size was bounded)"
+        return "droplets (new dark round blobs)"
 
     def to_json(self) -> dict:
         return {
@@ -148,7 +156,8 @@ class DropletRates:
 
     @classmethod
     def from_json(cls, d: dict) -> DropletRates:
-        rule = DropletRule(**{"new_darkness": False, **d["rule"]})  # older files: no cue
+        # Older files: no new-darkness cue, no size bound.
+        rule = DropletRule(**{"new_darkness": False, "max_area": 0, **d["rule"]})
         return cls(d["rate_random"], dict(d["per_cluster"]), rule)
 
 

@@ -662,8 +662,9 @@ def test_beyond_signatures_are_left_out_with_the_reason_when_the_extractor_is_mi
     # them traced none.
     assert module._traced == {}
     translator.clusters()
+    translator.clusters()
     assert list(module._traced) == [sig.CLUSTERS]
-    assert module.signatures()[sig.CLUSTERS] is translator.functions[sig.CLUSTERS]
+    assert module.signature_function(sig.CLUSTERS) is translator.functions[sig.CLUSTERS]
     with pytest.raises(KeyError):
         module.signature_functions()[sig.TRANSLATE_STRENGTH]
     # A one-hot model has strength and mix, but no reference-group condition.

@@ -195,8 +195,6 @@ class _LazySignatures(Mapping):
         self._names = tuple(module.input_signatures())
 
     def __getitem__(self, name: str):
-        if name not in self._names:
-            raise KeyError(name)
         return self._module.signature_function(name)
 
     def __contains__(self, name) -> bool:  # without tracing
@@ -323,7 +321,8 @@ class ServingModule(tf.Module):
     def signature_functions(self) -> Mapping:
         """`signatures()` for callers in process (`xplore_tf.translate`, the explore page,
         tests): a read-only mapping that traces each signature on its first use, so a caller
-        of one signature does not wait for all of them."""
+        of one signature does not wait for all of them. Not locked: callers in several
+        threads serialise their calls (the explore page holds one lock per model)."""
         return _LazySignatures(self)
 
     def signature_function(self, name: str):

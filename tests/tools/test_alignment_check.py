@@ -28,3 +28,13 @@ def test_an_edit_half_as_large_and_one_reversed():
     assert result["edit_correlation_median"] == pytest.approx(0.0)
     assert result["edit_correlation_p10"] == pytest.approx(-0.8)
     assert result["edit_size_ratio"] == pytest.approx(0.75)
+
+
+def test_an_edit_that_changes_nothing_is_left_out_of_the_correlation():
+    rng = np.random.default_rng(1)
+    a = rng.integers(50, 200, (3, 4, 4, 3))
+    edit = rng.integers(-20, 20, (3, 4, 4, 3))
+    out_b = a + edit
+    out_b[2] = a[2]  # the third photo's second translation changed nothing
+    result = alignment_check.compare(a, a + edit, a, out_b)
+    assert result["edit_correlation_median"] == pytest.approx(1.0)

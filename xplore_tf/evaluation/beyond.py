@@ -620,9 +620,7 @@ def combinations(
     results = []
     for i, pair in enumerate(pairs, start=1):
         started = time.monotonic()
-        logging.info(
-            "combination %d/%d %s: four blends of the inputs lacking both", i, len(pairs), pair
-        )
+        logging.info("combination %d/%d %s: starting", i, len(pairs), pair)
         result = _combination(config, stats, held, pair, cluster_of, condition_fn, source)
         done = (
             f"skipped ({result.reason})"

@@ -8,10 +8,6 @@ from __future__ import annotations
 import os
 import random
 
-import pytest
-
-pytestmark = pytest.mark.slow  # trains, exports, serves or converts a model
-
 
 def test_kills_land_in_every_phase_clustering_first_export_last():
     """The plan of `python -m tools.kill_resume --kills=20` (CI runs it before the tests:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -665,6 +667,16 @@ def test_beyond_signatures_are_left_out_with_the_reason_when_the_extractor_is_mi
     translator.clusters()
     assert list(module._traced) == [sig.CLUSTERS]
     assert module.signature_function(sig.CLUSTERS) is translator.functions[sig.CLUSTERS]
+    # Two threads' first calls of one signature trace it once and get the same function.
+    barrier = threading.Barrier(2)
+
+    def first_call():
+        barrier.wait()
+        return module.signature_function(sig.SERVING_DEFAULT)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        a, b = (f.result() for f in [pool.submit(first_call), pool.submit(first_call)])
+    assert a is b is module.signature_functions()[sig.SERVING_DEFAULT]
     with pytest.raises(KeyError):
         module.signature_functions()[sig.TRANSLATE_STRENGTH]
     # A one-hot model has strength and mix, but no reference-group condition.

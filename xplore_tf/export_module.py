@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -185,6 +186,10 @@ class _SpaceConstants:
             tf.constant(stats.pca_matrix.astype(np.float32), name="pca_matrix"),
             stats.dim,
         )
+
+
+# Held while a `ServingModule` traces a signature (rare: once per name and module).
+_TRACE_LOCK = threading.Lock()
 
 
 class _LazySignatures(Mapping):
@@ -321,14 +326,18 @@ class ServingModule(tf.Module):
     def signature_functions(self) -> Mapping:
         """`signatures()` for callers in process (`xplore_tf.translate`, the explore page,
         tests): a read-only mapping that traces each signature on its first use, so a caller
-        of one signature does not wait for all of them. Not locked: callers in several
-        threads serialise their calls (the explore page holds one lock per model)."""
+        of one signature does not wait for all of them. Safe to share between threads: a
+        signature is traced once, under a lock (`signature_function`)."""
         return _LazySignatures(self)
 
     def signature_function(self, name: str):
         """The concrete function of signature `name`, traced on the first call. KeyError for a
         name that is not among `input_signatures()`."""
-        if name not in self._traced:
+        if name in self._traced:
+            return self._traced[name]
+        with _TRACE_LOCK:  # two threads' first calls trace once
+            if name in self._traced:
+                return self._traced[name]
             specs = self.input_signatures()[name]
             # The methods are plain Python, wrapped here: `tf.saved_model.save` traces every
             # `tf.function` attribute of the module again inside its own graph (for the

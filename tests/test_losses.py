@@ -338,6 +338,32 @@ def test_generator_loss_combines_named_terms_with_default_weights():
     assert float(terms["G/cls"]) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_generator_loss_asks_for_both_targets_of_a_combination():
+    # --combine_prob: row 0 asks for clusters 0 and 1 of logits [2, 1, 0, 0], each over
+    # a softmax without the other: ln(e^2 + 2) - 2 and ln(e + 2) - 1. Row 1 is not
+    # combined: its second pair is (its target, its target), a loss of exactly 0; its first
+    # is cluster 3 of [0, 0, 0, 0] over all four: ln 4.
+    x = np.zeros((2, 2, 2, 1), "float32")
+    h = np.zeros((2, 1, 1, 2), "float32")
+    logits = np.array([[2.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], "float32")
+    eye = np.eye(4, dtype=bool)
+    first = (eye[[0, 3]], np.array([[1, 0, 1, 1], [1, 1, 1, 1]], bool))
+    second = (eye[[1, 3]], np.array([[0, 1, 1, 1], [0, 0, 0, 1]], bool))
+    _, terms = losses.generator_loss(
+        fake_scores=FAKE,
+        fake_logits=logits,
+        target_labels=first[0],
+        cls_candidates=first[1],
+        cls_second=second,
+        images=x,
+        reconstructed=x,
+        h_real=h,
+        h_fake=h,
+    )
+    expected = (math.log(math.e**2 + 2) - 2 + math.log(math.e + 2) - 1 + math.log(4)) / 2
+    assert float(terms["G/cls"]) == pytest.approx(expected, rel=1e-6)
+
+
 def test_generator_loss_optional_self_and_mask_terms():
     x = np.zeros((2, 2, 2, 1), "float32")
     h = np.zeros((2, 1, 1, 2), "float32")

@@ -361,6 +361,71 @@ def test_cls_neighbors_mark_each_target_and_its_nearest_centroids(tmp_path):
             train_lib.Trainer(cfg, trainer.stats, tf.distribute.OneDeviceStrategy("/cpu:0"))
 
 
+@pytest.mark.parametrize("cls_neighbors", [0, 3], ids=["all_k", "neighbors"])
+def test_combined_targets_are_two_clusters_at_once_asked_for_both(tmp_path, cls_neighbors):
+    """--combine_prob: about that share of the samples is translated toward
+    s_t + s_t2 - s_c (not extrapolated), t2 never c and its credited group disjoint from
+    t's, with G's classification asked for t and for t2, each softmax without the other's
+    group; the other samples keep their plain target and a second term of 0."""
+    import tensorflow as tf
+
+    trainer, batch, table = _blend_trainer(
+        tmp_path,
+        0.0,
+        extrapolate_prob=1.0,
+        combine_prob=0.5,
+        cls_neighbors=cls_neighbors,
+        cls_credit_neighbors=1,
+        n_critic=1,
+    )
+    t, c = batch["target"], batch["cluster"]
+    second = trainer.second_target(batch)
+    t2, combined = (np.asarray(v) for v in second)
+    groups = np.asarray(trainer.cls_credit)
+    allowed = ~(groups[t] @ groups.T) & (np.arange(5) != c[:, None])
+    assert 0.3 < combined.mean() < 0.6 and not combined[~allowed.any(1)].any()
+    assert allowed[np.arange(len(t)), t2][combined].all()
+    # Uniform among the allowed: rows with the same (t, c) and two choices get both.
+    two = combined & (allowed.sum(1) == 2)
+    assert any(len(set(t2[two & (t == a) & (c == b)])) == 2 for a in range(5) for b in range(5))
+    condition, labels = (np.asarray(v) for v in trainer.target(batch))
+    np.testing.assert_array_equal(labels, t)
+    d = trainer.stats.dim
+    pair = table[t] + table[t2] - table[c]
+    np.testing.assert_allclose(condition[combined, :d], pair[combined, :d], atol=1e-5)
+    # The other rows are all extrapolated (extrapolate_prob 1): none is the plain target.
+    assert not np.any(np.all(condition[~combined] == table[t[~combined]], axis=1))
+    (first, first_options), (other, other_options) = (
+        tuple(np.asarray(v) for v in pair)
+        for pair in trainer.classification_targets(batch, t, second)
+    )
+    options = np.ones((5, 5), bool) if not cls_neighbors else np.asarray(trainer.cls_candidates)
+    np.testing.assert_array_equal(first, groups[t])
+    np.testing.assert_array_equal(first_options[~combined], options[t[~combined]])
+    np.testing.assert_array_equal(other[combined], groups[t2[combined]])
+    assert not np.any(first_options[combined] & groups[t2[combined]])
+    assert not np.any(other_options[combined] & groups[t[combined]])
+    np.testing.assert_array_equal(other[~combined], groups[t[~combined]])
+    np.testing.assert_array_equal(other_options[~combined], groups[t[~combined]])
+    assert (first & first_options).any(1).all() and (other & other_options).any(1).all()
+    # A sample's second target is a function of its position: the same in any order.
+    order = np.arange(len(t))[::-1]
+    again = trainer.second_target({key: v[order] for key, v in batch.items()})
+    np.testing.assert_array_equal(np.asarray(again[0]), t2[order])
+    # The step runs with both terms on combined rows (a masked-out label would give ~1e9).
+    rows = np.flatnonzero(combined)[:2].tolist() + np.flatnonzero(~combined)[:2].tolist()
+    batch = {k: tf.constant(v[rows]) for k, v in batch.items()}
+    batch["image"] = tf.constant(
+        np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+    )
+    assert 0 < trainer.train_step(0, batch)["G/cls"] < 50
+    cfg = dataclasses.replace(
+        trainer.config, train=dataclasses.replace(trainer.config.train, blend_prob=0.5)
+    )
+    with pytest.raises(ValueError, match=r"--combine_prob needs hard targets"):
+        train_lib.Trainer(cfg, trainer.stats, tf.distribute.OneDeviceStrategy("/cpu:0"))
+
+
 def test_credited_groups_reach_gs_classification_term(tmp_path):
     # With all 5 clusters credited as the target's group, G's classification term is
     # -log(1) = 0 whatever D says; with t alone it is not.

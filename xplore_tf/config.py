@@ -141,6 +141,7 @@ class TrainConfig:
     mask_penalty: str = "edit"  # "edit": mean(A), "keep": mean(1 - A) (GANimation's)
     blend_prob: float = 0.0  # fraction of targets that are random blends of clusters; 0 = paper
     extrapolate_prob: float = 0.0  # fraction of targets past the cluster (strength > 1); 0 = paper
+    combine_prob: float = 0.0  # fraction of targets that are two clusters at once; 0 = paper
     cls_neighbors: int = 0  # G's classification softmax over t and its nearest clusters; 0 = all k
     cls_credit_neighbors: int = 0  # G's classification credits t and its nearest as one; 0 = t
     ema_decay: float = 0.999

@@ -472,6 +472,19 @@ flags.DEFINE_float(
     upper_bound=1.0,
 )
 flags.DEFINE_float(
+    "combine_prob",
+    0.0,
+    "Fraction of training targets that are two clusters at once: s_t + s_t2 - s_c, the "
+    "condition `translate --cluster=t:1,t2:1` and `evaluate --combinations` give a pair, "
+    "with t2 drawn uniformly among the clusters other than c whose credited group "
+    "(--cls_credit_neighbors) shares none with t's, and G's classification asked for both "
+    "(two terms, each over its own --cls_neighbors softmax without the other's group). "
+    "Combined targets are not extrapolated. Needs hard targets (--blend_prob=0); "
+    "0 = off (paper).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
+flags.DEFINE_float(
     "extrapolate_prob",
     0.0,
     "Fraction of training targets taken past their cluster (docs/experiments/2026-12-01-beyond-clusters.md): "

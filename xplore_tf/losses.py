@@ -457,6 +457,7 @@ def generator_loss(
     gan_loss: str = "wgan_gp",
     lambda_chroma: float = 0.0,
     cls_candidates=None,
+    cls_second=None,
 ):
     """L_G = adv + lambda_cls * cls + lambda_rec * rec + lambda_lat * lat
     [+ lambda_self * self] [+ lambda_mask * mask] [+ lambda_chroma * chroma];
@@ -481,6 +482,8 @@ def generator_loss(
             on `self_reconstructed` (default 0: not computed).
         cls_candidates: optional bool [N, k], the clusters each row's classification softmax
             is taken over (`cluster_classification_loss`'s `candidates`; default all k).
+        cls_second: optional (labels, candidates) of a second classification target
+            (`--combine_prob`), whose loss is added to "G/cls".
     Returns:
         (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars, plus
         "G/self" when `self_reconstructed` is given, "G/mask" when `mask` is given and
@@ -495,6 +498,11 @@ def generator_loss(
     cls = cluster_classification_loss(
         fake_logits, target_labels, candidates=cls_candidates, global_batch_size=b
     )
+    if cls_second is not None:
+        labels, candidates = cls_second
+        cls += cluster_classification_loss(
+            fake_logits, labels, candidates=candidates, global_batch_size=b
+        )
     weighted = {  # name: (weight, unweighted term)
         "G/adv": (1.0, g_adv(fake_scores, global_batch_size=b)),
         "G/cls": (lambda_cls, cls),

@@ -54,6 +54,8 @@ class Trainer:
                 f"--batch_size={t.batch_size} is not divisible by the "
                 f"{strategy.num_replicas_in_sync} replicas"
             )
+        if t.combine_prob and t.blend_prob:
+            raise ValueError("--combine_prob needs hard targets: pass --blend_prob=0")
         if t.lambda_mask and config.model.output_mode != "masked":
             raise ValueError(
                 f"--lambda_mask={t.lambda_mask:g} weighs the attention mask of "
@@ -172,57 +174,125 @@ class Trainer:
             fn_output_signature=tf.float32,
         )
 
-    def target(self, batch):
+    def target(self, batch, second=None):
         """G's target condition [N, C] and the classification target G is trained toward.
 
-        Without blending or extrapolation (`--blend_prob=0 --extrapolate_prob=0`, the paper)
-        these are the target clusters' conditions and their ids t [N]. With blending, each
+        Without blending, extrapolation or combination (the paper) these are the target
+        clusters' conditions and their ids t [N]. With blending (`--blend_prob`), each
         sample whose draw falls below blend_prob gets the blend
         s_c + a (s_t - s_c) + b (s_t2 - s_c) (`space.blend_conditions`, the form `--strength`
         and combinations use), with (1-a-b, a, b) uniform on the simplex (normalised
         exponentials: Dirichlet(1, 1, 1)) and t2 a uniformly drawn cluster; the label is then
         the same blend of the clusters, (1-a-b) onehot(c) + a onehot(t) + b onehot(t2),
-        float [N, k]. With extrapolation, a fraction extrapolate_prob of the samples that are
-        not blended gets s_c + beta (s_t - s_c), beta uniform on [1, MAX_STRENGTH] (the
-        strengths past 1 that translate and the SavedModel accept), and keeps the hard label
-        t. Every sample's draws are a function of (seed, sample position): the D and G steps
-        of an iteration, any number of replicas and a resumed run all see the same targets.
+        float [N, k]. With combination (`--combine_prob`), the samples `second_target` marks
+        get s_t + s_t2 - s_c and keep the label t (`classification_targets` adds t2);
+        `second` is that method's result when the caller has it. With extrapolation, a
+        fraction extrapolate_prob of the samples that are neither blended nor combined gets
+        s_c + beta (s_t - s_c), beta uniform on [1, MAX_STRENGTH] (the strengths past 1 that
+        translate and the SavedModel accept), and keeps the hard label t. Every sample's
+        draws are a function of (seed, sample position): the D and G steps of an iteration,
+        any number of replicas and a resumed run all see the same targets.
         """
         import tensorflow as tf
 
         t, c = batch["target"], batch["cluster"]
-        p, p_extra = self.config.train.blend_prob, self.config.train.extrapolate_prob
+        train = self.config.train
         condition, labels = self.condition(t), t
-        if not p and not p_extra:
+        if not (train.blend_prob or train.extrapolate_prob or train.combine_prob):
             return condition, labels
         k = int(self.centroids.shape[0])
         std_from = self.stats.dim if self.config.model.condition == "mean_std" else None
         table = self.condition(tf.range(k))
         source = self.condition(c)
         one_hot_t = tf.one_hot(t, k)
-        blended_rows = tf.zeros_like(t, tf.bool)
-        if p:
+        not_extrapolated = tf.zeros_like(t, tf.bool)
+        if train.blend_prob:
             draws = self._sample_uniforms(batch["position"], stream=3, shape=[5])
-            second = tf.minimum(tf.cast(draws[:, 1] * k, tf.int32), k - 1)
+            other = tf.minimum(tf.cast(draws[:, 1] * k, tf.int32), k - 1)
             exponentials = -tf.math.log1p(-draws[:, 2:])  # [N, 3], each Exp(1)
             simplex = tf.math.divide_no_nan(
                 exponentials, tf.reduce_sum(exponentials, axis=1, keepdims=True)
             )
-            weights = simplex[:, 1:2] * one_hot_t + simplex[:, 2:3] * tf.one_hot(second, k)
+            weights = simplex[:, 1:2] * one_hot_t + simplex[:, 2:3] * tf.one_hot(other, k)
             blended = space.blend_conditions(source, weights, table, std_from=std_from)
             # Rows that are not blended keep the plain target exactly (no matmul rounding).
-            blended_rows = draws[:, 0] < p
-            condition = tf.where(blended_rows[:, None], blended, condition)
+            not_extrapolated = draws[:, 0] < train.blend_prob
+            condition = tf.where(not_extrapolated[:, None], blended, condition)
             labels = tf.where(
-                blended_rows[:, None], weights + simplex[:, :1] * tf.one_hot(c, k), one_hot_t
+                not_extrapolated[:, None], weights + simplex[:, :1] * tf.one_hot(c, k), one_hot_t
             )
-        if p_extra:
+        if train.combine_prob:
+            t2, not_extrapolated = self.second_target(batch) if second is None else second
+            weights = one_hot_t + tf.one_hot(t2, k)
+            pair = space.blend_conditions(source, weights, table, std_from=std_from)
+            condition = tf.where(not_extrapolated[:, None], pair, condition)
+        if train.extrapolate_prob:
             draws = self._sample_uniforms(batch["position"], stream=4, shape=[2])
             beta = 1.0 + (sig.MAX_STRENGTH - 1.0) * draws[:, 1:2]
             beyond = space.blend_conditions(source, beta * one_hot_t, table, std_from=std_from)
-            chosen = (draws[:, 0] < p_extra) & ~blended_rows
+            chosen = (draws[:, 0] < train.extrapolate_prob) & ~not_extrapolated
             condition = tf.where(chosen[:, None], beyond, condition)
         return condition, labels
+
+    def _groups(self):
+        """bool [k, k]: row t marks the clusters G's classification credits as t."""
+        import tensorflow as tf
+
+        if self.cls_credit is not None:
+            return self.cls_credit
+        return tf.eye(int(self.centroids.shape[0]), dtype=tf.bool)
+
+    def second_target(self, batch):
+        """(t2 int32 [N], combined bool [N]) for `--combine_prob`: which samples get a
+        second target cluster, and which. t2 is uniform among the clusters other than the
+        input's own cluster c whose credited group shares no cluster with t's (the argmax
+        of uniform draws over them); a sample is combined when its draw falls below
+        combine_prob and such a cluster exists. The draws are a function of (seed, sample
+        position), as `target`'s."""
+        import tensorflow as tf
+
+        t, c = batch["target"], batch["cluster"]
+        k = int(self.centroids.shape[0])
+        groups = tf.cast(self._groups(), tf.float32)
+        overlapping = tf.matmul(groups, groups, transpose_b=True) > 0  # [k, k], i ~ i
+        allowed = ~(tf.gather(overlapping, t) | (tf.one_hot(c, k) > 0))
+        draws = self._sample_uniforms(batch["position"], stream=5, shape=[k + 1])
+        t2 = tf.argmax(tf.where(allowed, draws[:, 1:], -1.0), axis=1, output_type=tf.int32)
+        combined = (draws[:, 0] < self.config.train.combine_prob) & tf.reduce_any(allowed, 1)
+        return t2, combined
+
+    def classification_targets(self, batch, labels, second=None):
+        """G's classification targets: ((labels, candidates), second pair or None), each
+        pair as `losses.cluster_classification_loss` takes it.
+
+        labels: `target`'s. With --cls_credit_neighbors the labels become t's credited
+        group, bool [N, k]; with --cls_neighbors the candidates are t and its nearest
+        (None = all k). `second`: `second_target`'s (t2, combined), for --combine_prob.
+        A combined sample is asked for both targets, each over its own candidates without
+        the other's group: a softmax per target whose negatives are the clusters neither
+        asks for, so it gets two classification terms. The second pair of a sample that is
+        not combined is (group of t, group of t): a loss of exactly 0."""
+        import tensorflow as tf
+
+        t = batch["target"]
+        options = self.cls_candidates
+        candidates = None if options is None else tf.gather(options, t)
+        if self.cls_credit is not None:
+            labels = tf.gather(self.cls_credit, t)
+        if second is None:
+            return (labels, candidates), None
+        t2, combined = second
+        groups = self._groups()
+        options = tf.ones_like(groups) if options is None else options
+        first, other = tf.gather(groups, t), tf.gather(groups, t2)
+        combined = combined[:, None]
+        return (
+            (first, tf.gather(options, t) & ~(combined & other)),
+            (
+                tf.where(combined, other, first),
+                tf.where(combined, tf.gather(options, t2) & ~first, first),
+            ),
+        )
 
     def _step_function(self, replica_fn, **kwargs):
         """tf.function(batch -> per-replica scalars) running replica_fn(batch, **kwargs)."""
@@ -292,9 +362,12 @@ class Trainer:
         return losses_lib.gradient_penalty(critic, x, fake, alpha, global_batch_size=batch)
 
     def _g_conditions(self, batch):
-        """A G update's (s_t, classification target, s_c): see `target`."""
-        cond_t, target_labels = self.target(batch)
-        return cond_t, target_labels, self.condition(batch["cluster"])
+        """A G update's (s_t, classification targets, s_c): see `target` and
+        `classification_targets`."""
+        second = self.second_target(batch) if self.config.train.combine_prob else None
+        cond_t, labels = self.target(batch, second)
+        targets = self.classification_targets(batch, labels, second)
+        return cond_t, targets, self.condition(batch["cluster"])
 
     def _g_forward(self, x, cond_t, cond_c):
         """G(x, s_t) and, when --lambda_self weighs it, G(x, s_c): (translated, own or None)."""
@@ -304,17 +377,12 @@ class Trainer:
             return self.generator.forward_each(x, [cond_t, cond_c], training=True)
         return self.generator.forward(x, cond_t, training=True), None
 
-    def _g_update(self, tape, batch, cond_c, target_labels, translated, own):
+    def _g_update(self, tape, batch, cond_c, cls_targets, translated, own):
         """The rest of G's loss after its forward pass, recorded on `tape`, and G's update."""
-        import tensorflow as tf
 
         t = self.config.train
         x = batch["image"]
-        candidates = self.cls_candidates
-        if candidates is not None:
-            candidates = tf.gather(candidates, batch["target"])
-        if self.cls_credit is not None:
-            target_labels = tf.gather(self.cls_credit, batch["target"])
+        (target_labels, candidates), second = cls_targets
         with tape:
             cycled = self.generator.forward(translated.images, cond_c, training=True)
             masks = [o.mask for o in (translated, cycled, own) if o and o.mask is not None]
@@ -339,6 +407,7 @@ class Trainer:
                 gan_loss=t.gan_loss,
                 lambda_chroma=t.lambda_chroma,
                 cls_candidates=candidates,
+                cls_second=second,
             )
             scaled = self._scaled(self.g_optimizer, total)
         variables = self.generator.trainable_variables
@@ -350,10 +419,10 @@ class Trainer:
         """One G update (paper §2.4: adversarial, classification, cycle and latent losses)."""
         import tensorflow as tf
 
-        cond_t, target_labels, cond_c = self._g_conditions(batch)
+        cond_t, cls_targets, cond_c = self._g_conditions(batch)
         with tf.GradientTape() as tape:
             translated, own = self._g_forward(batch["image"], cond_t, cond_c)
-        return self._g_update(tape, batch, cond_c, target_labels, translated, own)
+        return self._g_update(tape, batch, cond_c, cls_targets, translated, own)
 
     def _dg_replica_step(self, batch, penalty: bool = True):
         """A D update then a G update that share one G(x, s_t) (--share_g_forward).
@@ -369,11 +438,11 @@ class Trainer:
         """
         import tensorflow as tf
 
-        cond_t, target_labels, cond_c = self._g_conditions(batch)
+        cond_t, cls_targets, cond_c = self._g_conditions(batch)
         with tf.GradientTape() as tape:
             translated, own = self._g_forward(batch["image"], cond_t, cond_c)
         d_terms = self._d_replica_step(batch, penalty, fake=translated.images)
-        g_terms = self._g_update(tape, batch, cond_c, target_labels, translated, own)
+        g_terms = self._g_update(tape, batch, cond_c, cls_targets, translated, own)
         return {**d_terms, **g_terms}
 
     def _ema_cross_replica(self):

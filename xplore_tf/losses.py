@@ -470,8 +470,8 @@ def generator_loss(
             blended targets, or bool [N, k] for credited groups (`cluster_classification_loss`).
         images: x [N, H, W, 3]; reconstructed: G(G(x, s_t), s_c) [N, H, W, 3].
         h_real: h(x); h_fake: h(G(x, s_t)); both [N, H/4, W/4, C].
-        self_reconstructed: optional G(x, s_c) [N, H, W, 3] (`self_reconstruction_loss`).
-        lambda_self: its weight (default 0).
+        self_reconstructed: optional G(x, s_c) [N, H, W, 3] (`self_reconstruction_loss`),
+            weighted lambda_self (default 0).
         mask: optional attention mask A [N, H, W, 1] (`mask_loss`), or a list of masks
             whose losses are summed (GANimation regularises the masks of both the
             translation and the reconstruction).
@@ -482,8 +482,7 @@ def generator_loss(
             on `self_reconstructed` (default 0: not computed).
         cls_candidates: optional bool [N, k], the clusters each row's classification softmax
             is taken over (`cluster_classification_loss`'s `candidates`; default all k).
-        cls_second: optional (labels, candidates) of a second classification target
-            (`--combine_prob`), whose loss is added to "G/cls".
+        cls_second: optional (labels, candidates): a second target's, added to "G/cls".
     Returns:
         (total scalar, {"G/adv", "G/cls", "G/rec", "G/lat"} unweighted scalars, plus
         "G/self" when `self_reconstructed` is given, "G/mask" when `mask` is given and
@@ -494,32 +493,24 @@ def generator_loss(
     if lambda_mask and mask is None:
         raise ValueError("`lambda_mask` is set but `mask` is None.")
     _, g_adv = adversarial_losses(gan_loss)
-    b = global_batch_size
-    cls = cluster_classification_loss(
-        fake_logits, target_labels, candidates=cls_candidates, global_batch_size=b
-    )
-    if cls_second is not None:
-        labels, candidates = cls_second
-        cls += cluster_classification_loss(
-            fake_logits, labels, candidates=candidates, global_batch_size=b
-        )
+    batch = {"global_batch_size": global_batch_size}
+    pairs = [(target_labels, cls_candidates)] + ([cls_second] if cls_second else [])
+    cls = sum(cluster_classification_loss(fake_logits, y, candidates=m, **batch) for y, m in pairs)
     weighted = {  # name: (weight, unweighted term)
-        "G/adv": (1.0, g_adv(fake_scores, global_batch_size=b)),
+        "G/adv": (1.0, g_adv(fake_scores, **batch)),
         "G/cls": (lambda_cls, cls),
-        "G/rec": (
-            lambda_rec,
-            cycle_reconstruction_loss(images, reconstructed, global_batch_size=b),
-        ),
-        "G/lat": (lambda_lat, latent_loss(h_real, h_fake, global_batch_size=b)),
+        "G/rec": (lambda_rec, cycle_reconstruction_loss(images, reconstructed, **batch)),
+        "G/lat": (lambda_lat, latent_loss(h_real, h_fake, **batch)),
     }
     if self_reconstructed is not None:
-        own = self_reconstruction_loss(images, self_reconstructed, global_batch_size=b)
+        own = self_reconstruction_loss(images, self_reconstructed, **batch)
         weighted["G/self"] = (lambda_self, own)
     if mask is not None:
-        weighted["G/mask"] = (lambda_mask, _masks_loss(mask, mask_penalty, lambda_tv, b))
+        masks = _masks_loss(mask, mask_penalty, lambda_tv, global_batch_size)
+        weighted["G/mask"] = (lambda_mask, masks)
     if lambda_chroma:
         outputs = [reconstructed] + ([] if self_reconstructed is None else [self_reconstructed])
-        chroma = sum(chroma_loss(images, y, global_batch_size=b) for y in outputs)
+        chroma = sum(chroma_loss(images, y, **batch) for y in outputs)
         weighted["G/chroma"] = (lambda_chroma, chroma)
     total = sum(weight * term for weight, term in weighted.values())
     return total, {name: term for name, (_, term) in weighted.items()}

@@ -1,4 +1,5 @@
-"""Shared test setup: quiet TensorFlow, single-threaded OpenBLAS, `tests_support` importable."""
+"""Shared test setup: quiet TensorFlow without Grappler, single-threaded OpenBLAS, `tests_support`
+importable."""
 
 import os
 import sys
@@ -14,6 +15,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Tests see TensorFlow's kernels as users do: the package's oneDNN setting comes first.
 import xplore_tf  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_grappler_in_test_processes():
+    """Grappler rewrites each traced graph for speed (fusions, constant folding) on its first
+    call: ~2 s per training step of the tiny models, a quarter of the suite's time, for
+    graphs that then run a few times. Off in the test processes only; the binaries that
+    tests start as subprocesses, and CI's kill/resume and user-install runs, keep it."""
+    import tensorflow as tf
+
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
 @pytest.fixture(autouse=True)

@@ -688,7 +688,7 @@ flags.DEFINE_enum(
     "model sees, e.g. a 400 px aligned face at 400 px): the edit the generator makes at its "
     "resolution is added to the image, so what it does not change keeps every original "
     "pixel (with --paste_back only that edit is added to the photo); model = the generator's "
-    "output at its own resolution (--image_size), as before this option existed.",
+    "output at its own resolution (--image_size).",
 )
 
 # ---------------------------------------------------------------- explore: the page
@@ -905,7 +905,7 @@ flags.DEFINE_integer(
     "Reference groups (docs/guide/beyond_clusters.md): for each transfer attribute, this many held-out "
     "images having it (by the labels) form a group; the other held-out images are translated "
     "toward the group's statistics and toward the group's nearest cluster, and the "
-    "attribute's transfer is reported for both. 0 = off (the issue's measurement: 50).",
+    "attribute's transfer is reported for both. 0 = off; the reports in docs/experiments use 20.",
     lower_bound=0,
 )
 flags.DEFINE_list(

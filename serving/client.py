@@ -280,6 +280,7 @@ def run(args: argparse.Namespace) -> list[str]:
     return written
 
 
+# long: a flat list of add_argument calls, read as a table of the client's flags
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m serving.client",

@@ -85,7 +85,8 @@ def export_untrained(workdir: str, args) -> str:
     return config.export_base_dir
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line's flags."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--image_size", type=int, default=128)
     p.add_argument("--g_channels", type=int, default=16, help="demo.cfg: 16; paper: 64")
@@ -96,13 +97,79 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=200, help="timed requests per batch size")
     p.add_argument("--batch_sizes", default="1,8")
     p.add_argument("--warmup", type=int, default=3)
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def request_paths(serving_default, stub) -> tuple:
+    """(name, call) of each path timed: one call sends one (images, ids, pngs) request."""
+    from xplore_tf.common import predict_client as predict
+    from xplore_tf.common import signatures as sig
+
+    def in_process(r):
+        return serving_default(image=r[0], cluster_id=r[1])[sig.IMAGE].numpy()
+
+    def over_grpc(r):
+        request = predict.make_request(sig.SERVING_DEFAULT, {sig.IMAGE: r[0], sig.CLUSTER_ID: r[1]})
+        return predict.parse_response(stub.Predict(request, timeout=600))
+
+    def bytes_over_grpc(r):
+        request = predict.make_request(
+            sig.TRANSLATE_BYTES, {sig.IMAGE_BYTES: r[2], sig.CLUSTER_ID: r[1]}
+        )
+        return predict.parse_response(stub.Predict(request, timeout=600))
+
+    return (
+        ("in-process serving_default", in_process),
+        ("gRPC serving_default", over_grpc),
+        ("gRPC translate_bytes (PNG)", bytes_over_grpc),
+    )
+
+
+def random_requests(rng: np.random.Generator, args, batch: int) -> list[tuple]:
+    """--requests random requests of `batch` images: (uint8 images, cluster ids, PNGs)."""
+    from xplore_tf.common import pixels
+
+    s = args.image_size
+    images = [rng.integers(0, 256, (batch, s, s, 3), dtype=np.uint8) for _ in range(args.requests)]
+    ids = [rng.integers(0, args.num_clusters, batch).astype(np.int32) for _ in range(args.requests)]
+    pngs = [np.array([pixels.png_bytes(im) for im in x], object) for x in images]
+    return list(zip(images, ids, pngs, strict=True))
+
+
+def time_paths(paths: tuple, args) -> list[tuple]:
+    """(path, batch, requests, p50 ms, p99 ms, images/s) of each path at each batch size."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for batch in [int(b) for b in args.batch_sizes.split(",")]:
+        requests = random_requests(rng, args, batch)
+        for name, fn in paths:
+            times = _time(fn, requests, args.warmup)
+            p50, p99 = _percentiles(times)
+            rows.append((name, batch, len(times), p50, p99, batch * len(times) / sum(times)))
+            print(f"  {rows[-1]}", flush=True)
+    return rows
+
+
+def print_table(args, rows: list[tuple]) -> None:
+    """The generator's settings, the machine's load and a Markdown table of `rows`."""
+    print(
+        f"\ngenerator: {args.image_size} px, g_channels={args.g_channels}, "
+        f"g_res_blocks={args.g_res_blocks}, mlp_hidden={args.mlp_hidden}, k={args.num_clusters}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n"
+    )
+    print("| path | batch | requests | p50 ms | p99 ms | images/s |")
+    print("|---|---|---|---|---|---|")
+    for name, batch, n, p50, p99, rate in rows:
+        print(f"| {name} | {batch} | {n} | {p50:.1f} | {p99:.1f} | {rate:.1f} |")
+
+
+def main() -> None:
+    args = parse_args()
 
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from xplore_tf.common import pixels
     from xplore_tf.common import predict_client as predict
     from xplore_tf.common import signatures as sig
     from xplore_tf.testing import dev_server
@@ -117,61 +184,13 @@ def main() -> None:
             options=[("grpc.max_receive_message_length", predict.MAX_MESSAGE_BYTES)],
         )
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        rng = np.random.default_rng(1)
-        s = args.image_size
-        rows = []
-
-        def in_process(r):
-            return serving_default(image=r[0], cluster_id=r[1])[sig.IMAGE].numpy()
-
-        def over_grpc(r):
-            request = predict.make_request(
-                sig.SERVING_DEFAULT, {sig.IMAGE: r[0], sig.CLUSTER_ID: r[1]}
-            )
-            return predict.parse_response(stub.Predict(request, timeout=600))
-
-        def bytes_over_grpc(r):
-            request = predict.make_request(
-                sig.TRANSLATE_BYTES, {sig.IMAGE_BYTES: r[2], sig.CLUSTER_ID: r[1]}
-            )
-            return predict.parse_response(stub.Predict(request, timeout=600))
-
         try:
-            for batch in [int(b) for b in args.batch_sizes.split(",")]:
-                images = [
-                    rng.integers(0, 256, (batch, s, s, 3), dtype=np.uint8)
-                    for _ in range(args.requests)
-                ]
-                ids = [
-                    rng.integers(0, args.num_clusters, batch).astype(np.int32)
-                    for _ in range(args.requests)
-                ]
-                pngs = [np.array([pixels.png_bytes(im) for im in x], object) for x in images]
-                requests = list(zip(images, ids, pngs, strict=True))
-                for name, fn in (
-                    ("in-process serving_default", in_process),
-                    ("gRPC serving_default", over_grpc),
-                    ("gRPC translate_bytes (PNG)", bytes_over_grpc),
-                ):
-                    times = _time(fn, requests, args.warmup)
-                    p50, p99 = _percentiles(times)
-                    rows.append(
-                        (name, batch, len(times), p50, p99, batch * len(times) / sum(times))
-                    )
-                    print(f"  {rows[-1]}", flush=True)
+            rows = time_paths(request_paths(serving_default, stub), args)
         finally:
             channel.close()
             server.stop(None)
 
-    print(
-        f"\ngenerator: {args.image_size} px, g_channels={args.g_channels}, "
-        f"g_res_blocks={args.g_res_blocks}, mlp_hidden={args.mlp_hidden}, k={args.num_clusters}; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n"
-    )
-    print("| path | batch | requests | p50 ms | p99 ms | images/s |")
-    print("|---|---|---|---|---|---|")
-    for name, batch, n, p50, p99, rate in rows:
-        print(f"| {name} | {batch} | {n} | {p50:.1f} | {p99:.1f} | {rate:.1f} |")
+    print_table(args, rows)
 
 
 if __name__ == "__main__":

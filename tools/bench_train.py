@@ -146,7 +146,8 @@ def cpu_flags() -> str:
     return f"{found}; oneDNN capped at {cap}" if cap else found
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line's flags."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations")
@@ -187,20 +188,22 @@ def main() -> None:
         help="cap oneDNN at this instruction set (its ONEDNN_MAX_CPU_ISA names, e.g. AVX2) "
         "to time an older CPU's kernels; default: no cap",
     )
-    args = parser.parse_args()
-    if args.max_cpu_isa:  # read by oneDNN at its first kernel, so before TensorFlow loads
-        os.environ["ONEDNN_MAX_CPU_ISA"] = args.max_cpu_isa
+    return parser.parse_args()
 
-    import tensorflow as tf
 
-    from xplore_tf import config as config_lib
-    from xplore_tf import distribute, train_step
-    from xplore_tf.clustering import artifacts
-
+def preset_values(args: argparse.Namespace) -> dict:
+    """The preset's settings with the command line's overrides."""
     p = dict(PRESETS[args.preset])
     p.update({k: v for k, v in vars(args).items() if k in p and v is not None})
+    return p
+
+
+def make_config(args: argparse.Namespace, p: dict):
+    """The training Config of the preset `p` and the trainer's flags in `args`."""
+    from xplore_tf import config as config_lib
+
     output_mode = args.output_mode or p.get("output_mode", "direct")
-    config = config_lib.Config(
+    return config_lib.Config(
         workdir="/tmp/bench_train",
         model=config_lib.ModelConfig(
             image_size=p["image_size"],
@@ -223,9 +226,13 @@ def main() -> None:
             mixed_precision=args.mixed_precision,
         ),
     )
-    rng = np.random.default_rng(0)
-    k, d = p["k"], 256
-    stats = artifacts.ClusterStats(
+
+
+def random_stats(rng: np.random.Generator, k: int, d: int = 256):
+    """Random cluster statistics of `k` clusters in `d` dimensions."""
+    from xplore_tf.clustering import artifacts
+
+    return artifacts.ClusterStats(
         centroids=rng.normal(size=(k, d)).astype(np.float32),
         stds=rng.uniform(0.1, 1, (k, d)).astype(np.float32),
         sizes=np.full(k, 100),
@@ -235,37 +242,102 @@ def main() -> None:
         image_size=64,
         crop_size=0,
     )
-    strategy = distribute.make_strategy("mirrored")
-    trainer = train_step.Trainer(config, stats, strategy)
-    b, s = p["batch_size"], p["image_size"]
-    batch = {
+
+
+def random_batch(rng: np.random.Generator, b: int, s: int, k: int) -> dict:
+    """One training batch of `b` random `s` px images, clusters and targets among `k`."""
+    import tensorflow as tf
+
+    return {
         "image": tf.constant(rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32)),
         "cluster": tf.constant(rng.integers(0, k, b).astype(np.int32)),
         "target": tf.constant(rng.integers(0, k, b).astype(np.int32)),
         "position": tf.range(b, dtype=tf.int64),
     }
-    for step in range(args.warmup):
+
+
+def time_iterations(trainer, batch: dict, warmup: int, iterations: int, cycle: int):
+    """Seconds of each timed iteration after `warmup` untimed ones, whole cycles of them:
+    (iterations timed, D-only iterations' seconds, seconds of those with a G step)."""
+    for step in range(warmup):
         trainer.train_step(step, batch)
-    # Time whole cycles (n_critic and --gp_every) so every kind of iteration is counted.
-    n_critic, gp_every = config.train.n_critic, config.train.gp_every
-    cycle = math.lcm(n_critic, gp_every)
-    n = max(args.iterations // cycle, 1) * cycle
+    n = max(iterations // cycle, 1) * cycle
     d_only, with_g = [], []
-    for step in range(args.warmup, args.warmup + n):
+    for step in range(warmup, warmup + n):
         start = time.perf_counter()
         trainer.train_step(step, batch)  # returns host floats: the step has finished
         (with_g if trainer.has_g_step(step) else d_only).append(time.perf_counter() - start)
+    return n, d_only, with_g
+
+
+def record_profile(trainer, batch: dict, folder: str, first_step: int) -> None:
+    """A TensorFlow profiler trace of 5 iterations in `folder`."""
+    import tensorflow as tf
+
+    tf.profiler.experimental.start(folder)
+    for step in range(first_step, first_step + 5):
+        trainer.train_step(step, batch)
+    tf.profiler.experimental.stop()
+    print(f"profiler trace in {folder}: tensorboard --logdir={folder} (Profile tab)")
+
+
+def iteration_flops(trainer, batch: dict, cycle: int) -> float:
+    """The mean over one cycle of each iteration's FLOPs, counted from the graphs it runs."""
+    counted = {}
+    for step in range(cycle):
+        for step_fn in trainer.step_functions(step):
+            if id(step_fn) not in counted:
+                counted[id(step_fn)] = graph_flops(step_fn.get_concrete_function(batch))
+    runs = [id(f) for step in range(cycle) for f in trainer.step_functions(step)]
+    return sum(counted[i] for i in runs) / cycle
+
+
+def print_flops(flops: float, achieved: float, precision: str, replica_batch: int) -> None:
+    """The FLOP/s reached beside the conv peak, and the conv at the model's batch."""
+    compute_dtype = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
+        precision, "float32"
+    )
+    peak = conv_peak_flops(dtype=compute_dtype)
+    onednn = os.environ["TF_ENABLE_ONEDNN_OPTS"]
+    print(
+        f"{flops / 1e9:.2f} GFLOP/iteration (counted from the graphs), {achieved / 1e9:.1f} "
+        f"GFLOP/s; {compute_dtype} conv peak {peak / 1e9:.1f} GFLOP/s in this process: "
+        f"{achieved / peak:.0%} of conv peak [CPU: {cpu_flags()}; oneDNN: {onednn}]"
+    )
+    if replica_batch != 16:
+        # The paper generator's residual convolutions (85 % of its FLOPs at 128 px) are this
+        # conv at the model's batch: what its convolutions reach with nothing else running.
+        at_batch = conv_peak_flops(dtype=compute_dtype, batch=replica_batch)
+        print(
+            f"the same conv at this model's batch {replica_batch}: {at_batch / 1e9:.1f} "
+            f"GFLOP/s, {at_batch / peak:.0%} of conv peak"
+        )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.max_cpu_isa:  # read by oneDNN at its first kernel, so before TensorFlow loads
+        os.environ["ONEDNN_MAX_CPU_ISA"] = args.max_cpu_isa
+
+    from xplore_tf import distribute, train_step
+
+    p = preset_values(args)
+    config = make_config(args, p)
+    rng = np.random.default_rng(0)
+    k, b, s = p["k"], p["batch_size"], p["image_size"]
+    stats = random_stats(rng, k)
+    strategy = distribute.make_strategy("mirrored")
+    trainer = train_step.Trainer(config, stats, strategy)
+    batch = random_batch(rng, b, s, k)
+    # Time whole cycles (n_critic and --gp_every) so every kind of iteration is counted.
+    n_critic, gp_every = config.train.n_critic, config.train.gp_every
+    cycle = math.lcm(n_critic, gp_every)
+    n, d_only, with_g = time_iterations(trainer, batch, args.warmup, args.iterations, cycle)
     seconds = sum(d_only) + sum(with_g)
     d_seconds = float(np.median(d_only)) if d_only else None
     g_seconds = float(np.median(with_g)) - d_seconds if d_only else None
     if args.profile:
-        tf.profiler.experimental.start(args.profile)
-        for step in range(args.warmup + n, args.warmup + n + 5):
-            trainer.train_step(step, batch)
-        tf.profiler.experimental.stop()
-        print(
-            f"profiler trace in {args.profile}: tensorboard --logdir={args.profile} (Profile tab)"
-        )
+        record_profile(trainer, batch, args.profile, args.warmup + n)
     g = sum(int(np.prod(v.shape)) for v in trainer.generator.trainable_variables)
     dd = sum(int(np.prod(v.shape)) for v in trainer.discriminator.trainable_variables)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -280,34 +352,9 @@ def main() -> None:
             f"{' (less the shared G forward)' if args.share_g_forward else ''} (medians): "
             f"D + G/{n_critic} = {d_seconds + g_seconds / n_critic:.3f} s/iteration"
         )
-    # The mean over one cycle of each iteration's FLOPs, counted from the graphs it runs.
-    counted = {}
-    for step in range(cycle):
-        for step_fn in trainer.step_functions(step):
-            if id(step_fn) not in counted:
-                counted[id(step_fn)] = graph_flops(step_fn.get_concrete_function(batch))
-    runs = [id(f) for step in range(cycle) for f in trainer.step_functions(step)]
-    flops = sum(counted[i] for i in runs) / cycle
-    achieved = flops * n / seconds
-    compute_dtype = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
-        trainer.precision, "float32"
-    )
-    peak = conv_peak_flops(dtype=compute_dtype)
-    onednn = os.environ["TF_ENABLE_ONEDNN_OPTS"]
-    print(
-        f"{flops / 1e9:.2f} GFLOP/iteration (counted from the graphs), {achieved / 1e9:.1f} "
-        f"GFLOP/s; {compute_dtype} conv peak {peak / 1e9:.1f} GFLOP/s in this process: "
-        f"{achieved / peak:.0%} of conv peak [CPU: {cpu_flags()}; oneDNN: {onednn}]"
-    )
+    flops = iteration_flops(trainer, batch, cycle)
     replica_batch = b // strategy.num_replicas_in_sync
-    if replica_batch != 16:
-        # The paper generator's residual convolutions (85 % of its FLOPs at 128 px) are this
-        # conv at the model's batch: what its convolutions reach with nothing else running.
-        at_batch = conv_peak_flops(dtype=compute_dtype, batch=replica_batch)
-        print(
-            f"the same conv at this model's batch {replica_batch}: {at_batch / 1e9:.1f} "
-            f"GFLOP/s, {at_batch / peak:.0%} of conv peak"
-        )
+    print_flops(flops, flops * n / seconds, trainer.precision, replica_batch)
 
 
 if __name__ == "__main__":

@@ -255,7 +255,8 @@ def _edits(
     return {name: np.asarray(c, np.float32) for name, c in edits.items()}
 
 
-def main(argv=None) -> int:
+def _parse_args(argv) -> argparse.Namespace:
+    """The command line's flags."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--flagfile", required=True, help="the run's flagfile")
     p.add_argument("--workdir", required=True, help="the run's folder")
@@ -303,7 +304,61 @@ def main(argv=None) -> int:
         default="clustering",
         help="the probe's features: the clustering extractor's, or dlib's face descriptors",
     )
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def _check_neighbors(args: argparse.Namespace, analogs: list[int], num_clusters: int) -> None:
+    """Raises SystemExit when --contrast_neighbors or --analog_neighbors asks for more
+    clusters than the run has."""
+    if args.contrast_neighbors >= num_clusters:
+        raise SystemExit(
+            f"--contrast_neighbors={args.contrast_neighbors}: expected fewer than the run's "
+            f"{num_clusters} clusters"
+        )
+    if any(not 1 <= m < num_clusters for m in analogs):
+        raise SystemExit(
+            f"--analog_neighbors={args.analog_neighbors}: expected each from 1 to "
+            f"{num_clusters - 1} (fewer than the run's {num_clusters} clusters)"
+        )
+
+
+def _print_judge(s: Setup, before: np.ndarray, keep_name: str, kept: list[int], judge: str) -> None:
+    """The inputs, the kept clusters and the judge's balanced accuracy on the real inputs."""
+    from xplore_tf.evaluation import transfer
+
+    has = before[:, 0]
+    print(
+        f"{len(s.x)} held-out images; keep {keep_name} (clusters {kept}); "
+        f"{int(has.sum())} judged {keep_name}; {judge} judge's balanced accuracy "
+        + ", ".join(
+            f"{a} {transfer.balanced_accuracy(before[:, i], s.truth[:, i]):.2f}"
+            for i, a in enumerate(s.attrs)
+        )
+    )
+
+
+def _print_target_rows(
+    s: Setup, generate, before: np.ndarray, name: str, edits: dict[str, np.ndarray]
+) -> None:
+    """One table row per edit toward the target attribute `name`: its gain, the kept
+    attribute's flips and stays, and the mean L1 change."""
+    has = before[:, 0]
+    j = s.attrs.index(name)
+    lacking = ~before[:, j]
+    for edit, condition in edits.items():
+        y = generate(s.x, condition)
+        after = s.judge(y)
+        gain = after[lacking, j].mean() - before[lacking, j].mean()
+        l1 = np.abs(y.astype(np.float32) - s.x).mean() / 255.0
+        print(
+            f"{name:<14} {edit:<12} {gain:+7.3f} {np.mean(after[:, 0] != has):14.3f} "
+            f"{after[has, 0].mean():12.3f} {(~after[~has, 0]).mean():16.3f} {l1:6.3f}",
+            flush=True,
+        )
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
     (keep_name, keep_cluster), targets = next(iter(_pairs(args.keep).items())), _pairs(args.targets)
     kept = [keep_cluster, *_whole_numbers(args.keep_also, "keep_also")]
     strengths = (
@@ -312,49 +367,21 @@ def main(argv=None) -> int:
     )
     analogs = _whole_numbers(args.analog_neighbors, "analog_neighbors")
     s = _setup(args, [keep_name, *targets])
-    if args.contrast_neighbors >= s.stats.num_clusters:
-        raise SystemExit(
-            f"--contrast_neighbors={args.contrast_neighbors}: expected fewer than the run's "
-            f"{s.stats.num_clusters} clusters"
-        )
-    if any(not 1 <= m < s.stats.num_clusters for m in analogs):
-        raise SystemExit(
-            f"--analog_neighbors={args.analog_neighbors}: expected each from 1 to "
-            f"{s.stats.num_clusters - 1} (fewer than the run's {s.stats.num_clusters} clusters)"
-        )
+    _check_neighbors(args, analogs, s.stats.num_clusters)
 
-    from xplore_tf.evaluation import pipeline, transfer
+    from xplore_tf.evaluation import pipeline
 
     generate = pipeline.checkpoint_generator_fns(s.config, None).condition
     before = s.judge(s.x)
-    has = before[:, 0]
-    print(
-        f"{len(s.x)} held-out images; keep {keep_name} (clusters {kept}); "
-        f"{int(has.sum())} judged {keep_name}; {args.judge} judge's balanced accuracy "
-        + ", ".join(
-            f"{a} {transfer.balanced_accuracy(before[:, i], s.truth[:, i]):.2f}"
-            for i, a in enumerate(s.attrs)
-        )
-    )
+    _print_judge(s, before, keep_name, kept, args.judge)
     print(
         f"{'target':<14} {'edit':<12} {'gain':>7} {keep_name + ' changed':>14} "
         f"{keep_name + ' kept':>12} {'not ' + keep_name + ' kept':>16} {'L1':>6}"
     )
     for name, target in targets.items():
-        j = s.attrs.index(name)
-        lacking = ~before[:, j]
         group = _group_condition(s, name, args.reference_group) if args.reference_group else None
         edits = _edits(s, kept, target, group, strengths, args.contrast_neighbors, analogs)
-        for edit, condition in edits.items():
-            y = generate(s.x, condition)
-            after = s.judge(y)
-            gain = after[lacking, j].mean() - before[lacking, j].mean()
-            l1 = np.abs(y.astype(np.float32) - s.x).mean() / 255.0
-            print(
-                f"{name:<14} {edit:<12} {gain:+7.3f} {np.mean(after[:, 0] != has):14.3f} "
-                f"{after[has, 0].mean():12.3f} {(~after[~has, 0]).mean():16.3f} {l1:6.3f}",
-                flush=True,
-            )
+        _print_target_rows(s, generate, before, name, edits)
     return 0
 
 

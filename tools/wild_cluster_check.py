@@ -82,7 +82,8 @@ def best_precisions(workdir: str, labels_csv: str, min_cluster_size: int) -> dic
     return {r.attribute: r.best_precision for r in rows}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line's flags."""
     p = argparse.ArgumentParser(prog="python -m tools.wild_cluster_check", description=__doc__)
     p.add_argument("--out", required=True, help="folder for every artifact")
     p.add_argument(
@@ -113,35 +114,97 @@ def main(argv: list[str] | None = None) -> int:
         help="prepare the original crops themselves, no wild photos: isolates the template's "
         "framing from what pasting into a photo does",
     )
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def link_originals(names: list[str], original: str) -> None:
+    """Links each of the celeba10k faces `names` into the folder `original`."""
+    os.makedirs(original, exist_ok=True)
+    for name in names:
+        link = os.path.join(original, name)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join(FACES, name), link)
+
+
+def photos_to_prepare(
+    args: argparse.Namespace, names: list[str], wild: str, original: str
+) -> tuple[str, dict[str, str]]:
+    """The folder of photos to prepare and each photo's source face, writing the wild
+    photos first unless they are there or --crops_as_photos."""
+    from tools import wild_faces
+
+    if args.crops_as_photos:
+        return original, {name: name for name in names}
+    if not os.path.exists(os.path.join(wild, wild_faces.TRUTH_CSV)):
+        print(f"wild photos -> {wild}", flush=True)
+        wild_faces.write_set(
+            FACES,
+            wild,
+            num=args.num,
+            seed=0,
+            scene=args.scene,
+            scale_range=(args.min_scale, 1.5),
+        )
+    with open(os.path.join(wild, wild_faces.TRUTH_CSV), newline="") as f:
+        source_of = {row["photo"]: row["source"] for row in csv.DictReader(f)}
+    return wild, source_of
+
+
+def cluster_both(
+    args: argparse.Namespace, seed: int, out: str, kinds: tuple
+) -> dict[str, dict[str, float]]:
+    """Clusters each of `kinds` ((kind, images folder, labels csv), ...) with k-means seed
+    `seed`; returns each kind's best-cluster precisions and prints them."""
+    row = {}
+    for kind, images, labels_csv in kinds:
+        workdir = os.path.join(out, f"run_{kind}")  # seeds reuse its feature cache
+        print(f"cluster {kind}, seed {seed} -> {workdir}", flush=True)
+        _run(
+            "xplore_tf.cluster",
+            f"--flagfile={CONFIG}",
+            f"--workdir={workdir}",
+            f"--images_dir={images}",
+            f"--labels_csv={labels_csv}",
+            f"--num_clusters={args.num_clusters}",
+            f"--seed={seed}",
+        )
+        row[kind] = best_precisions(workdir, labels_csv, args.min_cluster_size)
+    print(
+        f"seed {seed}: "
+        + "  ".join(
+            f"{a} {row['prepared'][a]:.3f} vs {row['original'][a]:.3f}" for a in ATTRIBUTES
+        ),
+        flush=True,
+    )
+    return row
+
+
+def write_summary(results: dict, out: str) -> None:
+    """Adds the mean over seeds to `results`, writes OUT/check.json and prints the means."""
+    seeds = list(results["seeds"].values())
+    results["mean"] = {
+        kind: {a: sum(r[kind][a] for r in seeds) / len(seeds) for a in ATTRIBUTES}
+        for kind in ("prepared", "original")
+    }
+    with open(os.path.join(out, "check.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"faces prepared: {results['faces_prepared']}/{results['num']}")
+    for a in ATTRIBUTES:
+        pm, om = results["mean"]["prepared"][a], results["mean"]["original"][a]
+        print(f"{a:<12} prepared {pm:.3f}  original {om:.3f}  (difference {pm - om:+.3f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not os.path.isdir(FACES):
         raise SystemExit(f"{FACES} not found: this check needs ../shared beside the project")
     from tools import wild_faces
 
     out = os.path.abspath(args.out)
     wild, aligned, original = (os.path.join(out, n) for n in ("wild", "aligned", "original"))
-    os.makedirs(original, exist_ok=True)
     names = wild_faces.list_faces(FACES)[: args.num]
-    for name in names:
-        link = os.path.join(original, name)
-        if not os.path.lexists(link):
-            os.symlink(os.path.join(FACES, name), link)
-    if args.crops_as_photos:
-        photos, source_of = original, {name: name for name in names}
-    else:
-        photos = wild
-        if not os.path.exists(os.path.join(wild, wild_faces.TRUTH_CSV)):
-            print(f"wild photos -> {wild}", flush=True)
-            wild_faces.write_set(
-                FACES,
-                wild,
-                num=args.num,
-                seed=0,
-                scene=args.scene,
-                scale_range=(args.min_scale, 1.5),
-            )
-        with open(os.path.join(wild, wild_faces.TRUTH_CSV), newline="") as f:
-            source_of = {row["photo"]: row["source"] for row in csv.DictReader(f)}
+    link_originals(names, original)
+    photos, source_of = photos_to_prepare(args, names, wild, original)
     if not os.path.exists(os.path.join(aligned, "faces.csv")):
         print(f"prepare -> {aligned}", flush=True)
         _run("xplore_tf.prepare", f"--images_dir={photos}", f"--out={aligned}")
@@ -156,43 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         "crops_as_photos": args.crops_as_photos,
         "seeds": {},
     }
+    kinds = (("prepared", aligned, labels), ("original", original, LABELS))
     for seed in [int(s) for s in args.seeds.split(",")]:
-        row = {}
-        for kind, images, labels_csv in (
-            ("prepared", aligned, labels),
-            ("original", original, LABELS),
-        ):
-            workdir = os.path.join(out, f"run_{kind}")  # seeds reuse its feature cache
-            print(f"cluster {kind}, seed {seed} -> {workdir}", flush=True)
-            _run(
-                "xplore_tf.cluster",
-                f"--flagfile={CONFIG}",
-                f"--workdir={workdir}",
-                f"--images_dir={images}",
-                f"--labels_csv={labels_csv}",
-                f"--num_clusters={args.num_clusters}",
-                f"--seed={seed}",
-            )
-            row[kind] = best_precisions(workdir, labels_csv, args.min_cluster_size)
-        results["seeds"][seed] = row
-        print(
-            f"seed {seed}: "
-            + "  ".join(
-                f"{a} {row['prepared'][a]:.3f} vs {row['original'][a]:.3f}" for a in ATTRIBUTES
-            ),
-            flush=True,
-        )
-    seeds = list(results["seeds"].values())
-    results["mean"] = {
-        kind: {a: sum(r[kind][a] for r in seeds) / len(seeds) for a in ATTRIBUTES}
-        for kind in ("prepared", "original")
-    }
-    with open(os.path.join(out, "check.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"faces prepared: {found}/{args.num}")
-    for a in ATTRIBUTES:
-        pm, om = results["mean"]["prepared"][a], results["mean"]["original"][a]
-        print(f"{a:<12} prepared {pm:.3f}  original {om:.3f}  (difference {pm - om:+.3f})")
+        results["seeds"][seed] = cluster_both(args, seed, out, kinds)
+    write_summary(results, out)
     return 0
 
 
